@@ -435,7 +435,7 @@ public final class GgufFile implements WeightSource {
                 throw new ModelFormatException(path, "unknown GGUF array element type " + Integer.toUnsignedString(et) + " in " + context);
             }
             if (n < 0 || n > remaining() / es || n > Integer.MAX_VALUE - 8) {
-                throw new ModelFormatException(path, "array length " + Long.toUnsignedString(n) + " in " + context
+                throw new ModelFormatException(path, "truncated or corrupt: array length " + Long.toUnsignedString(n) + " in " + context
                         + " goes beyond the end of the file (" + remaining() + " bytes left at offset " + pos + ")");
             }
             int len = (int) n;
