@@ -96,7 +96,7 @@ public final class GgufFile implements WeightSource {
                 throw new ModelFormatException(path, "duplicate metadata key " + key);
             }
             metadata.put(key, value);
-            types.put(key, type);
+            types.put(key, type == ARRAY ? ARRAY | r.topArrayElemType << 8 : type);
         }
         int alignment = DEFAULT_ALIGNMENT;
         Object a = metadata.get("general.alignment");
@@ -211,10 +211,16 @@ public final class GgufFile implements WeightSource {
         return metadata;
     }
 
-    /** The GGUF value type id ({@link #UINT32}, …) of metadata {@code key}, or -1 when absent. */
+    /** The GGUF value type id ({@link #UINT32}, …, {@link #ARRAY}) of metadata {@code key}, or -1 when absent. */
     public int valueType(String key) {
         Integer t = valueTypes.get(key);
-        return t == null ? -1 : t;
+        return t == null ? -1 : t & 0xff;
+    }
+
+    /** For an array key, the GGUF type of its elements (e.g. {@link #UINT32} vs {@link #INT32} for an int[]); else -1. */
+    public int arrayElementType(String key) {
+        Integer t = valueTypes.get(key);
+        return t == null || (t & 0xff) != ARRAY ? -1 : t >>> 8;
     }
 
     @Override
@@ -319,6 +325,7 @@ public final class GgufFile implements WeightSource {
         final MemorySegment seg;
         long pos;
         String context = "";
+        int topArrayElemType; // element type of the last outermost array read
 
         Reader(Path path, MemorySegment seg) {
             this.path = path;
@@ -429,6 +436,9 @@ public final class GgufFile implements WeightSource {
 
         private Object array(int depth) {
             int et = i32();
+            if (depth == 0) {
+                topArrayElemType = et;
+            }
             long n = i64();
             int es = elemSize(et);
             if (es < 0) {

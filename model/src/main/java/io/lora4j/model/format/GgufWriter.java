@@ -114,11 +114,27 @@ public final class GgufWriter {
         return raw(key, type, value instanceof Integer i ? (long) i : value);
     }
 
+    /**
+     * Adds an array {@code value} (a Java array as the reader returns it) with elements of GGUF type
+     * {@code elemType}, e.g. u32 for an int[]. Nested arrays ({@link GgufFile#ARRAY}) infer inner types.
+     */
+    public GgufWriter putArray(String key, int elemType, Object value) {
+        if (elemType == GgufFile.ARRAY || elemType < 0) {
+            return raw(key, GgufFile.ARRAY, inferValue(value));
+        }
+        return raw(key, GgufFile.ARRAY, new TypedArray(elemType, value));
+    }
+
     /** Copies every metadata key of {@code src} whose name starts with {@code prefix}, with its exact type. */
     public GgufWriter copyMetadata(GgufFile src, String prefix) {
         for (Map.Entry<String, Object> e : src.metadata().entrySet()) {
-            if (e.getKey().startsWith(prefix)) {
-                put(e.getKey(), src.valueType(e.getKey()), e.getValue());
+            String k = e.getKey();
+            if (k.startsWith(prefix)) {
+                if (src.valueType(k) == GgufFile.ARRAY) {
+                    putArray(k, src.arrayElementType(k), e.getValue());
+                } else {
+                    put(k, src.valueType(k), e.getValue());
+                }
             }
         }
         return this;
@@ -258,7 +274,7 @@ public final class GgufWriter {
                     j++;
                     end = offsets[j] + tensors.get(j).bytes;
                 }
-                try (Arena arena = Arena.ofConfined()) {
+                try (Arena arena = Arena.ofShared()) { // shared: a fill may write from several threads
                     MemorySegment m = ch.map(FileChannel.MapMode.READ_WRITE, dataStart + start, end - start, arena);
                     for (int k = i; k <= j; k++) {
                         Pending p = tensors.get(k);

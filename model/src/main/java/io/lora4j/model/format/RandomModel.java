@@ -13,7 +13,9 @@ import java.util.stream.IntStream;
 /**
  * Writes a random-weight Llama GGUF for benchmarks and tests: matrices N(0, 0.02) (Box-Muller over
  * a per-row SplittableRandom, so the output depends only on the seed), norms 1.0 and always F32,
- * token_embd and output in the chosen type (as llama.cpp quantizes them), untied output. Rows are
+ * token_embd and output in the chosen type (as llama.cpp quantizes them), untied output. A matrix
+ * whose rows (ne0) are not a multiple of the type's block size (tiny's ffn_down, ne0 = 172) is
+ * written as F16 instead, as llama.cpp's quantizer falls back to a compatible type. Rows are
  * generated in parallel straight into the mapped output file.
  */
 public final class RandomModel {
@@ -130,7 +132,8 @@ public final class RandomModel {
     }
 
     /** A [cols, rows] (ggml order) matrix; row r is N(0, STD) from SplittableRandom(mix(seed, salt, r)). */
-    private static void matrix(GgufWriter w, String name, GgmlType type, long cols, long rows, long seed, long salt) {
+    private static void matrix(GgufWriter w, String name, GgmlType wanted, long cols, long rows, long seed, long salt) {
+        GgmlType type = cols % wanted.blockSize == 0 ? wanted : GgmlType.F16; // e.g. tiny's ffn_down (ne0 = 172)
         long rowBytes = type.byteSize(cols);
         w.addTensor(name, type, new long[]{cols, rows}, dst -> IntStream.range(0, (int) rows).parallel().forEach(r -> {
             float[] row = new float[(int) cols]; // (cols,) one row, allocated per row outside the element loop

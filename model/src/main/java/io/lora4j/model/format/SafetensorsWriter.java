@@ -105,7 +105,7 @@ public final class SafetensorsWriter {
             long pos = 0;
             for (Pending p : tensors) {
                 if (p.bytes > 0) {
-                    try (Arena arena = Arena.ofConfined()) {
+                    try (Arena arena = Arena.ofShared()) { // shared: a fill may write from several threads
                         MemorySegment m = ch.map(FileChannel.MapMode.READ_WRITE, dataStart + pos, p.bytes, arena);
                         p.fill.fill(m);
                         m.force();

@@ -122,6 +122,12 @@ class GgufWriterTest {
                     assertEquals(f.valueType(k), g.valueType(k), k);
                 }
                 assertArrayEquals(new int[]{-1, 7}, (int[]) g.metadata().get("t.au32"));
+                for (String k : m.keySet()) {
+                    assertEquals(f.arrayElementType(k), g.arrayElementType(k), k);
+                }
+                assertEquals(GgufFile.UINT32, g.arrayElementType("t.au32"));
+                assertEquals(GgufFile.INT8, g.arrayElementType("t.ai8"));
+                assertEquals(GgufFile.ARRAY, g.arrayElementType("t.nested"));
                 assertEquals(GgufFile.ARRAY, g.valueType("t.nested"));
             }
         }
