@@ -78,10 +78,10 @@ public final class GgufFile implements WeightSource {
         long tensorCount = r.i64();
         long kvCount = r.i64();
         // a KV needs >= 8+1 (key) + 4 (type) + 1 bytes; a tensor info >= 8+1 + 4 + 4 + 8
-        if (kvCount < 0 || kvCount > r.remaining() / 13) {
+        if (kvCount < 0 || kvCount > r.remaining() / 13 || kvCount > 10_000_000) {
             throw new ModelFormatException(path, "absurd metadata kv_count " + Long.toUnsignedString(kvCount) + " for a file of " + seg.byteSize() + " bytes");
         }
-        if (tensorCount < 0 || tensorCount > r.remaining() / 25) {
+        if (tensorCount < 0 || tensorCount > r.remaining() / 25 || tensorCount > 10_000_000) {
             throw new ModelFormatException(path, "absurd tensor_count " + Long.toUnsignedString(tensorCount) + " for a file of " + seg.byteSize() + " bytes");
         }
         Map<String, Object> metadata = new LinkedHashMap<>();

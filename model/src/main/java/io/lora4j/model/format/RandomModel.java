@@ -67,6 +67,21 @@ public final class RandomModel {
         }
     }
 
+    /**
+     * The default tokenizer GGUF: under the directory named by system property {@code lora4j.shared}
+     * when set, else {@code ../shared} relative to the working directory.
+     */
+    public static Path defaultTokenizerGguf() {
+        String shared = System.getProperty("lora4j.shared");
+        return defaultTokenizerGguf(Path.of(shared != null ? shared : "../shared"));
+    }
+
+    /** As {@link #write(Path, Preset, GgmlType, long, Map)} with the Llama 2 vocabulary of {@link #defaultTokenizerGguf()}. */
+    public static void write(Path out, Preset preset, GgmlType type, long seed) throws IOException {
+        write(out, preset.config, type, seed, tokenizerMetadata(defaultTokenizerGguf()));
+    }
+
+    /** Writes {@code preset} with {@code tokenizerMetadata} (e.g. {@link #tokenizerMetadata(Path)}; empty or null for none). */
     public static void write(Path out, Preset preset, GgmlType type, long seed, Map<String, Object> tokenizerMetadata) throws IOException {
         write(out, preset.config, type, seed, tokenizerMetadata);
     }

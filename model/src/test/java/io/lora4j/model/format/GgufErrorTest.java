@@ -85,6 +85,18 @@ class GgufErrorTest {
     }
 
     @Test
+    void version2IsAccepted() throws IOException {
+        byte[] b = good.clone();
+        TestFiles.putI32(b, 4, 2); // v2 has the same layout as v3
+        Path p = TestFiles.write(tmp, "v2.gguf", b);
+        try (GgufFile f = GgufFile.open(p)) {
+            assertEquals(2, f.version());
+            assertEquals(48, f.tensors().size());
+            assertEquals(64, f.config().dim());
+        }
+    }
+
+    @Test
     void absurdCounts() throws IOException {
         byte[] b = good.clone();
         TestFiles.putI64(b, 8, 1L << 50);
