@@ -11,7 +11,6 @@ import java.lang.foreign.MemorySegment;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.channels.FileChannel;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
@@ -61,7 +60,12 @@ public final class SafetensorsWriter {
     }
 
     public SafetensorsWriter add(String name, GgmlType type, long[] shape, MemorySegment src) {
-        return add(name, type, shape, dst -> dst.copyFrom(src));
+        return add(name, type, shape, dst -> {
+            if (dst.byteSize() != src.byteSize()) {
+                throw new IllegalArgumentException(name + ": source has " + src.byteSize() + " bytes, need " + dst.byteSize());
+            }
+            dst.copyFrom(src);
+        });
     }
 
     /** Adds an F32 tensor from {@code values} (row-major in {@code shape}). */
@@ -120,9 +124,5 @@ public final class SafetensorsWriter {
             }
         }
         Files.move(tmp, target, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
-    }
-
-    static byte[] utf8(String s) {
-        return s.getBytes(StandardCharsets.UTF_8);
     }
 }
