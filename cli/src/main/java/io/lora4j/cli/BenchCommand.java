@@ -1,0 +1,104 @@
+package io.lora4j.cli;
+
+import io.lora4j.kernels.Threads;
+import io.lora4j.model.Backend;
+import io.lora4j.model.Llama;
+import io.lora4j.model.LoadedModel;
+import io.lora4j.model.State;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+
+import java.util.Arrays;
+import java.util.List;
+import java.util.SplittableRandom;
+import java.util.concurrent.Callable;
+
+/**
+ * {@code lora4j bench}, after llama-bench: prompt processing ({@code ppN}: N random tokens in one
+ * batched forward from an empty cache) and generation ({@code tgN}: N single-token steps), each
+ * repeated and reported as mean ± sd tokens/s after one untimed warm-up run.
+ */
+@Command(name = "bench", mixinStandardHelpOptions = true,
+        description = "Measure prompt-processing and generation speed (tokens/s, mean ± sd), like llama-bench.")
+final class BenchCommand implements Callable<Integer> {
+    @Mixin
+    ModelOptions modelOptions;
+    @Mixin
+    InferenceOptions inference;
+
+    @Option(names = {"-p", "--n-prompt"}, split = ",", defaultValue = "512", description = "Prompt sizes (default ${DEFAULT-VALUE}; 0 skips).")
+    List<Integer> nPrompt;
+
+    @Option(names = {"-n", "--n-gen"}, split = ",", defaultValue = "128", description = "Generation lengths (default ${DEFAULT-VALUE}; 0 skips).")
+    List<Integer> nGen;
+
+    @Option(names = {"-r", "--repetitions"}, defaultValue = "5", description = "Timed repetitions (default ${DEFAULT-VALUE}).")
+    int reps;
+
+    @Override
+    public Integer call() {
+        inference.validate();
+        if (reps < 1) {
+            throw new IllegalArgumentException("--repetitions must be >= 1");
+        }
+        try (LoadedModel lm = modelOptions.open(); Backend backend = modelOptions.backend()) {
+            Llama m = lm.llama();
+            long bytes = lm.source().tensors().values().stream().mapToLong(t -> t.data().byteSize()).sum();
+            String name = modelOptions.modelPath().getFileName().toString();
+            System.out.println("| model | size | params | backend | threads | test | t/s |");
+            System.out.println("| --- | ---: | ---: | --- | ---: | --- | ---: |");
+            String prefix = String.format("| %s | %.2f MiB | %.2f M | %s | %d |", name, bytes / 1048576.0,
+                    m.parameterCount() / 1e6, backend.name(), Threads.threadCount());
+            int maxCtx = 1;
+            for (int p : nPrompt) {
+                maxCtx = Math.max(maxCtx, p);
+            }
+            for (int n : nGen) {
+                maxCtx = Math.max(maxCtx, n);
+            }
+            if (maxCtx > m.config().contextLength()) {
+                throw new IllegalArgumentException("test size " + maxCtx + " exceeds the model's context "
+                        + m.config().contextLength());
+            }
+            State s = new State(m.config(), inference.batchSize, maxCtx, 1);
+            SplittableRandom rnd = new SplittableRandom(42);
+            for (int p : nPrompt) {
+                if (p > 0) {
+                    int[] toks = rnd.ints(p, 0, m.config().vocabSize()).toArray();
+                    double[] tps = measure(() -> m.forward(backend, s, toks, 0, p, 0), p);
+                    System.out.println(prefix + " pp" + p + " | " + stats(tps) + " |");
+                }
+            }
+            for (int n : nGen) {
+                if (n > 0) {
+                    int[] toks = rnd.ints(n, 0, m.config().vocabSize()).toArray();
+                    double[] tps = measure(() -> {
+                        for (int i = 0; i < n; i++) {
+                            m.forward(backend, s, toks, i, 1, i);
+                        }
+                    }, n);
+                    System.out.println(prefix + " tg" + n + " | " + stats(tps) + " |");
+                }
+            }
+        }
+        return 0;
+    }
+
+    private double[] measure(Runnable run, int tokens) {
+        run.run(); // warm-up: JIT compilation and page-in of the mapped weights
+        double[] tps = new double[reps];
+        for (int i = 0; i < reps; i++) {
+            long t0 = System.nanoTime();
+            run.run();
+            tps[i] = tokens * 1e9 / (System.nanoTime() - t0);
+        }
+        return tps;
+    }
+
+    private static String stats(double[] v) {
+        double mean = Arrays.stream(v).average().orElse(0);
+        double var = Arrays.stream(v).map(x -> (x - mean) * (x - mean)).sum() / Math.max(1, v.length - 1);
+        return String.format("%.2f ± %.2f", mean, Math.sqrt(var));
+    }
+}

@@ -1,0 +1,62 @@
+package io.lora4j.cli;
+
+import io.lora4j.model.Backend;
+import io.lora4j.model.LoadedModel;
+import picocli.CommandLine.Option;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+
+/** Options shared by every command that loads a model. */
+public final class ModelOptions {
+
+    @Option(names = {"-m", "--model"}, paramLabel = "PATH",
+            description = "GGUF file, HF model directory (config.json + safetensors) or llama2.c .bin "
+                    + "(default: the embedded stories260K from ../shared/models).")
+    Path model;
+
+    @Option(names = "--tokenizer", paramLabel = "PATH",
+            description = "tokenizer.model (SentencePiece or tiktoken), tokenizer.json or llama2.c tokenizer.bin; "
+                    + "default: the model's own.")
+    Path tokenizer;
+
+    @Option(names = "--backend", defaultValue = "jvm", paramLabel = "NAME",
+            description = "Where the kernels run: jvm (default).")
+    String backend;
+
+    @Option(names = {"-t", "--threads"}, paramLabel = "N",
+            description = "Worker threads (default: all cores).")
+    Integer threads;
+
+    /** The model path, or the default model when none was given. */
+    Path modelPath() {
+        if (model != null) {
+            return model;
+        }
+        String home = System.getProperty("lora4j.home", ".");
+        Path p = Path.of(home).resolve("../shared/models/stories260K/stories260K.gguf").normalize();
+        if (!Files.exists(p)) {
+            throw new IllegalArgumentException("no --model given and the default model " + p + " does not exist");
+        }
+        return p;
+    }
+
+    /** Applies --threads (must run before the first kernel call) and opens the model. */
+    LoadedModel open() {
+        applyThreads();
+        return LoadedModel.open(modelPath(), tokenizer);
+    }
+
+    void applyThreads() {
+        if (threads != null) {
+            if (threads < 1) {
+                throw new IllegalArgumentException("--threads must be >= 1");
+            }
+            System.setProperty("lora4j.threads", Integer.toString(threads));
+        }
+    }
+
+    Backend backend() {
+        return Backend.named(backend);
+    }
+}

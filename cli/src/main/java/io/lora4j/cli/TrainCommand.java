@@ -1,0 +1,138 @@
+package io.lora4j.cli;
+
+import io.lora4j.model.LoadedModel;
+import io.lora4j.model.lora.LoraAdapter;
+import io.lora4j.model.lora.PeftAdapters;
+import io.lora4j.model.train.Datasets;
+import io.lora4j.model.train.Example;
+import io.lora4j.model.train.TrainConfig;
+import io.lora4j.model.train.Trainer;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.util.List;
+import java.util.Locale;
+import java.util.concurrent.Callable;
+
+/**
+ * {@code lora4j train}: LoRA fine-tuning. Writes the adapter (PEFT format), metrics.csv,
+ * metrics.jsonl and loss.png into the output directory.
+ */
+@Command(name = "train", mixinStandardHelpOptions = true,
+        description = "Fine-tune a LoRA adapter on a text or JSONL file.")
+final class TrainCommand implements Callable<Integer> {
+    @Mixin
+    ModelOptions modelOptions;
+    @Mixin
+    LoraOptions lora;
+    @Mixin
+    TrainingOptions training;
+
+    @Option(names = "--data", paramLabel = "FILE", description = "Training data: plain text (documents separated by blank "
+            + "lines) or JSONL with {\"text\"}, {\"prompt\",\"completion\"} or {\"messages\"} records. "
+            + "Default: the built-in demo stories.")
+    Path data;
+
+    @Option(names = "--eval-data", paramLabel = "FILE", description = "Held-out data (same formats); default: a split of --data.")
+    Path evalData;
+
+    @Option(names = "--eval-split", defaultValue = "0.1", description = "Fraction held out when no --eval-data (default ${DEFAULT-VALUE}).")
+    double evalSplit;
+
+    @Option(names = {"-o", "--output"}, defaultValue = "lora-out", paramLabel = "DIR",
+            description = "Where the adapter and metrics go (default ${DEFAULT-VALUE}).")
+    Path output;
+
+    @Option(names = "--adapter", paramLabel = "DIR",
+            description = "Continue training this existing adapter (its LoRA config is used; a fresh optimizer starts).")
+    Path init;
+
+    @Override
+    public Integer call() throws IOException {
+        TrainConfig tc = training.config();
+        try (LoadedModel lm = modelOptions.open()) {
+            Path dataFile = data != null ? data : demoData();
+            Datasets.Loaded loaded = Datasets.load(dataFile, lm.tokenizer(), tc.seqLen());
+            List<Example> train = loaded.examples();
+            List<Example> eval;
+            if (evalData != null) {
+                eval = Datasets.load(evalData, lm.tokenizer(), tc.seqLen()).examples();
+            } else {
+                Datasets.Split split = Datasets.split(train, evalSplit, tc.seed());
+                train = split.train();
+                eval = split.eval();
+            }
+            LoraAdapter adapter = init != null
+                    ? PeftAdapters.load(init, lm.llama(), "default")
+                    : new LoraAdapter("default", lora.config(), lm.llama(), tc.seed());
+            System.err.printf("data: %s, %d records, %d train + %d eval sequences%s%n", dataFile, loaded.records(),
+                    train.size(), eval.size(), loaded.truncated() > 0 ? ", " + loaded.truncated() + " truncated to --seq-len" : "");
+            System.err.println(adapter.trainableParametersLine(lm.llama().parameterCount()));
+            Trainer trainer = new Trainer(lm.llama(), adapter, tc, train, eval);
+            memoryReport(lm, trainer);
+            Files.createDirectories(output);
+            ProgressBar bar = new ProgressBar(System.err, tc.steps());
+            double before = eval.isEmpty() ? Double.NaN : trainer.evalLoss();
+            if (!eval.isEmpty()) {
+                System.err.printf(Locale.ROOT, "eval before training: loss %.4f, perplexity %.3f%n", before, Math.exp(before));
+            }
+            try (Metrics metrics = new Metrics(output)) {
+                if (!eval.isEmpty()) {
+                    metrics.eval(0, before);
+                }
+                trainer.run(new Trainer.Listener() {
+                    @Override
+                    public void step(Trainer.StepStats s) {
+                        bar.step(s);
+                        metrics.step(s);
+                    }
+
+                    @Override
+                    public void eval(int step, double loss) {
+                        bar.eval(step, loss);
+                        metrics.eval(step, loss);
+                    }
+                });
+                String problem = metrics.plot();
+                if (problem != null) {
+                    System.err.println("warning: loss.png not written: " + problem);
+                }
+            }
+            PeftAdapters.save(adapter, lm.llama(), output);
+            System.err.println("adapter saved to " + output + " (adapter_config.json, adapter_model.safetensors); "
+                    + "metrics in metrics.csv, metrics.jsonl, loss.png");
+        }
+        return 0;
+    }
+
+    private static void memoryReport(LoadedModel lm, Trainer t) {
+        long weights = lm.source().tensors().values().stream().mapToLong(x -> x.data().byteSize()).sum();
+        System.err.printf(Locale.ROOT, "memory: static  weights %s (memory-mapped, read-only) + adapter & grads %s + optimizer %s%n",
+                mib(weights), mib(t.adapterBytes()), mib(t.optimizerBytes()));
+        System.err.printf(Locale.ROOT, "        dynamic activations %s + backward scratch %s%s%n", mib(t.graph().activationBytes()),
+                mib(t.graph().scratchBytes()), t.graph().checkpointing() ? " (gradient checkpointing)" : "");
+    }
+
+    static String mib(long bytes) {
+        return String.format(Locale.ROOT, "%.2f MiB", bytes / 1048576.0);
+    }
+
+    /** The built-in demo stories, copied to a temp file. */
+    static Path demoData() throws IOException {
+        Path p = Files.createTempFile("lora4j-demo-stories", ".txt");
+        p.toFile().deleteOnExit();
+        try (InputStream in = TrainCommand.class.getResourceAsStream("demo-stories.txt")) {
+            if (in == null) {
+                throw new IllegalStateException("built-in demo data missing from the jar");
+            }
+            Files.copy(in, p, StandardCopyOption.REPLACE_EXISTING);
+        }
+        return p;
+    }
+}

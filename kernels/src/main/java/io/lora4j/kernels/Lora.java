@@ -1,0 +1,162 @@
+package io.lora4j.kernels;
+
+/**
+ * The low-rank branch of a LoRA linear: {@code y += s · B (A x)}, never forming W + s·BA.
+ * Glossary: T tokens, IN input width, OUT output width, r rank, s scaling (alpha / r or alpha / sqrt r).
+ * {@code ax = A x} (T, r) is kept for the backward pass.
+ */
+public final class Lora {
+    private Lora() {
+    }
+
+    /**
+     * Naive oracle: {@code ax[t] = A x[t]}, then {@code y[t] += s · B ax[t]} (accumulated onto the base output).
+     *
+     * @param y  (T, OUT) accumulated
+     * @param ax (T, r) out
+     * @param x  (T, IN) the (dropped-out) input
+     * @param a  (r, IN)
+     * @param b  (OUT, r)
+     */
+    public static void forwardNaive(float[] y, float[] ax, float[] x, float[] a, float[] b, float s,
+                                    int T, int IN, int OUT, int r) {
+        for (@Parallel int t = 0; t < T; t++) {
+            for (int j = 0; j < r; j++) {
+                float acc = 0f;
+                for (int c = 0; c < IN; c++) {
+                    acc += a[j * IN + c] * x[t * IN + c];
+                }
+                ax[t * r + j] = acc;
+            }
+            for (int o = 0; o < OUT; o++) {
+                float acc = 0f;
+                for (int j = 0; j < r; j++) {
+                    acc += b[o * r + j] * ax[t * r + j];
+                }
+                y[t * OUT + o] += s * acc;
+            }
+        }
+    }
+
+    /** Fast twin of {@link #forwardNaive}, parallel over tokens (the JIT vectorises the inner dots). */
+    public static void forward(float[] y, float[] ax, float[] x, float[] a, float[] b, float s,
+                               int T, int IN, int OUT, int r) {
+        Threads.parallelFor(T, (long) r * (IN + OUT) * 2, (from, to) -> {
+            for (int t = from; t < to; t++) {
+                int xo = t * IN;
+                for (int j = 0; j < r; j++) {
+                    float acc = 0f;
+                    int ao = j * IN;
+                    for (int c = 0; c < IN; c++) {
+                        acc += a[ao + c] * x[xo + c];
+                    }
+                    ax[t * r + j] = acc;
+                }
+                int yo = t * OUT;
+                for (int o = 0; o < OUT; o++) {
+                    float acc = 0f;
+                    for (int j = 0; j < r; j++) {
+                        acc += b[o * r + j] * ax[t * r + j];
+                    }
+                    y[yo + o] += s * acc;
+                }
+            }
+        });
+    }
+
+    /**
+     * Backward (naive oracle), three race-free passes:
+     * {@code dax = s · Bᵀ dy} (assigned), {@code dB += s · dyᵀ ax}, {@code dA += daxᵀ x},
+     * {@code dx += Aᵀ dax} (accumulated onto the base path's input gradient).
+     *
+     * @param dx  (T, IN) accumulated
+     * @param dA  (r, IN) accumulated
+     * @param dB  (OUT, r) accumulated
+     * @param dax (T, r) scratch out
+     * @param dy  (T, OUT)
+     */
+    public static void backwardNaive(float[] dx, float[] dA, float[] dB, float[] dax, float[] dy, float[] ax,
+                                     float[] x, float[] a, float[] b, float s, int T, int IN, int OUT, int r) {
+        for (@Parallel int t = 0; t < T; t++) {
+            for (int j = 0; j < r; j++) {
+                float acc = 0f;
+                for (int o = 0; o < OUT; o++) {
+                    acc += b[o * r + j] * dy[t * OUT + o];
+                }
+                dax[t * r + j] = s * acc;
+            }
+            for (int c = 0; c < IN; c++) {
+                float acc = 0f;
+                for (int j = 0; j < r; j++) {
+                    acc += a[j * IN + c] * dax[t * r + j];
+                }
+                dx[t * IN + c] += acc;
+            }
+        }
+        for (@Parallel int o = 0; o < OUT; o++) {
+            for (int j = 0; j < r; j++) {
+                float acc = 0f;
+                for (int t = 0; t < T; t++) {
+                    acc += dy[t * OUT + o] * ax[t * r + j];
+                }
+                dB[o * r + j] += s * acc;
+            }
+        }
+        for (@Parallel int j = 0; j < r; j++) {
+            for (int c = 0; c < IN; c++) {
+                float acc = 0f;
+                for (int t = 0; t < T; t++) {
+                    acc += dax[t * r + j] * x[t * IN + c];
+                }
+                dA[j * IN + c] += acc;
+            }
+        }
+    }
+
+    /** Fast twin of {@link #backwardNaive}: the same passes, each parallel; dA is accumulated row-wise as axpys. */
+    public static void backward(float[] dx, float[] dA, float[] dB, float[] dax, float[] dy, float[] ax,
+                                float[] x, float[] a, float[] b, float s, int T, int IN, int OUT, int r) {
+        Threads.parallelFor(T, (long) r * (IN + OUT) * 2, (from, to) -> {
+            for (int t = from; t < to; t++) {
+                int yo = t * OUT;
+                for (int j = 0; j < r; j++) {
+                    float acc = 0f;
+                    for (int o = 0; o < OUT; o++) {
+                        acc += b[o * r + j] * dy[yo + o];
+                    }
+                    dax[t * r + j] = s * acc;
+                }
+                int xo = t * IN;
+                for (int j = 0; j < r; j++) {
+                    float d = dax[t * r + j];
+                    int ao = j * IN;
+                    for (int c = 0; c < IN; c++) {
+                        dx[xo + c] += a[ao + c] * d;
+                    }
+                }
+            }
+        });
+        Threads.parallelFor(OUT, (long) T * r * 2, (from, to) -> {
+            for (int o = from; o < to; o++) {
+                for (int t = 0; t < T; t++) {
+                    float d = s * dy[t * OUT + o];
+                    for (int j = 0; j < r; j++) {
+                        dB[o * r + j] += d * ax[t * r + j];
+                    }
+                }
+            }
+        });
+        Threads.parallelFor(r, (long) T * IN * 2, (from, to) -> {
+            for (int j = from; j < to; j++) {
+                int ao = j * IN;
+                for (int t = 0; t < T; t++) {
+                    float d = dax[t * r + j];
+                    int xo = t * IN;
+                    for (int c = 0; c < IN; c++) {
+                        dA[ao + c] += d * x[xo + c];
+                    }
+                }
+            }
+        });
+    }
+}

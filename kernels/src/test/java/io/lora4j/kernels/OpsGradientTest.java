@@ -1,0 +1,179 @@
+package io.lora4j.kernels;
+
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+
+import java.util.SplittableRandom;
+
+import static io.lora4j.kernels.OpsParityTest.assertClose;
+import static io.lora4j.kernels.OpsParityTest.random;
+
+/** Gradient checks of every backward kernel (naive oracle) and parity of the fast twins. */
+class OpsGradientTest {
+
+    @Test
+    void rmsNorm() {
+        int T = 3, C = 13;
+        SplittableRandom r = new SplittableRandom(1);
+        float[] x = random(r, T * C), w = random(r, C), g = random(r, T * C);
+        float[] out = new float[T * C], rstd = new float[T];
+        float[] dx = new float[T * C], dw = new float[C];
+        RmsNorm.forwardNaive(out, rstd, x, w, T, C, 1e-5f);
+        RmsNorm.backwardNaive(dx, dw, g, x, w, rstd, T, C);
+        Runnable fwd = () -> RmsNorm.forwardNaive(out, rstd, x, w, T, C, 1e-5f);
+        GradCheck.check("x", x, dx, () -> GradCheck.loss(fwd, out, g), 1e-2);
+        GradCheck.check("w", w, dw, () -> GradCheck.loss(fwd, out, g), 1e-2);
+        float[] dx2 = new float[T * C], dw2 = new float[C];
+        RmsNorm.forwardNaive(out, rstd, x, w, T, C, 1e-5f);
+        RmsNorm.backward(dx2, dw2, g, x, w, rstd, T, C);
+        assertClose("rmsnorm dx fast", dx, dx2, 1e-5);
+        assertClose("rmsnorm dw fast", dw, dw2, 1e-5);
+    }
+
+    @Test
+    void swiglu() {
+        int N = 29;
+        SplittableRandom r = new SplittableRandom(2);
+        float[] gate = random(r, N), up = random(r, N), g = random(r, N);
+        for (int i = 0; i < N; i++) {
+            gate[i] *= 4; // cover the non-linear range of silu
+        }
+        float[] out = new float[N], dgate = new float[N], dup = new float[N];
+        SwiGlu.backwardNaive(dgate, dup, g, gate, up, N);
+        Runnable fwd = () -> SwiGlu.forwardNaive(out, gate, up, N);
+        GradCheck.check("gate", gate, dgate, () -> GradCheck.loss(fwd, out, g), 1e-2);
+        GradCheck.check("up", up, dup, () -> GradCheck.loss(fwd, out, g), 1e-2);
+        float[] dgate2 = new float[N], dup2 = new float[N];
+        SwiGlu.backward(dgate2, dup2, g, gate, up, N);
+        assertClose("swiglu dgate fast", dgate, dgate2, 0);
+        assertClose("swiglu dup fast", dup, dup2, 0);
+    }
+
+    @ParameterizedTest
+    @CsvSource({"false", "true"})
+    void rope(boolean halves) {
+        int T = 4, NH = 3, HS = 8, pos0 = 5;
+        SplittableRandom r = new SplittableRandom(3);
+        float[] x = random(r, T * NH * HS), g = random(r, T * NH * HS);
+        float[] freqs = Rope.frequencies(HS, 100f);
+        float[] dx = g.clone();
+        Rope.backwardNaive(dx, freqs, T, NH, HS, pos0, halves);
+        float[] out = new float[x.length];
+        Runnable fwd = () -> {
+            System.arraycopy(x, 0, out, 0, x.length);
+            Rope.forwardNaive(out, freqs, T, NH, HS, pos0, halves);
+        };
+        GradCheck.check("x", x, dx, () -> GradCheck.loss(fwd, out, g), 1e-2);
+        float[] dx2 = g.clone();
+        Rope.backward(dx2, freqs, T, NH, HS, pos0, halves);
+        assertClose("rope backward fast", dx, dx2, 1e-6);
+    }
+
+    @ParameterizedTest
+    @CsvSource({"5,4,2,4", "4,2,2,8", "3,3,1,2"})
+    void attention(int T, int NH, int NKV, int HS) {
+        SplittableRandom r = new SplittableRandom(4 + T);
+        float[] q = random(r, T * NH * HS), k = random(r, T * NKV * HS), v = random(r, T * NKV * HS);
+        float[] g = random(r, T * NH * HS);
+        for (int i = 0; i < q.length; i++) {
+            q[i] *= 2; // sharper attention than uniform
+        }
+        float[] out = new float[T * NH * HS], att = new float[T * NH * T];
+        float[] dq = new float[q.length], dk = new float[k.length], dv = new float[v.length], dAtt = new float[T * NH * T];
+        Attention.forwardNaive(out, att, q, k, v, T, 0, NH, NKV, HS, T);
+        Attention.backwardNaive(dq, dk, dv, dAtt, g, att, q, k, v, T, NH, NKV, HS);
+        float[] scratch = new float[T * NH * T];
+        Runnable fwd = () -> Attention.forwardNaive(out, scratch, q, k, v, T, 0, NH, NKV, HS, T);
+        GradCheck.check("q", q, dq, () -> GradCheck.loss(fwd, out, g), 1e-2);
+        GradCheck.check("k", k, dk, () -> GradCheck.loss(fwd, out, g), 1e-2);
+        GradCheck.check("v", v, dv, () -> GradCheck.loss(fwd, out, g), 1e-2);
+        float[] dq2 = new float[q.length], dk2 = new float[k.length], dv2 = new float[v.length];
+        Attention.backward(dq2, dk2, dv2, new float[T * NH * T], g, att, q, k, v, T, NH, NKV, HS);
+        assertClose("attention dq fast", dq, dq2, 1e-5);
+        assertClose("attention dk fast", dk, dk2, 1e-5);
+        assertClose("attention dv fast", dv, dv2, 1e-5);
+    }
+
+    @Test
+    void crossEntropy() {
+        int T = 4, V = 11;
+        SplittableRandom r = new SplittableRandom(5);
+        float[] logits = random(r, T * V);
+        int[] targets = {3, -1, 0, 10};
+        float[] dl = {0.25f, 0.25f, 0.5f, 1f};
+        float[] losses = new float[T], probs = new float[T * V], dlogits = new float[T * V];
+        CrossEntropy.forwardNaive(losses, probs, logits, targets, T, V);
+        CrossEntropy.backwardNaive(dlogits, probs, targets, dl, T, V);
+        float[] p2 = new float[T * V];
+        Runnable fwd = () -> CrossEntropy.forwardNaive(losses, p2, logits, targets, T, V);
+        GradCheck.check("logits", logits, dlogits, () -> GradCheck.loss(fwd, losses, dl), 1e-2);
+        CrossEntropy.forwardNaive(losses, probs, logits, targets, T, V); // the checks left losses perturbed
+        float[] losses2 = new float[T], probs2 = new float[T * V], dlogits2 = new float[T * V];
+        CrossEntropy.forward(losses2, probs2, logits, targets, T, V);
+        CrossEntropy.backward(dlogits2, probs2, targets, dl, T, V);
+        assertClose("ce loss fast", losses, losses2, 1e-5);
+        assertClose("ce dlogits fast", dlogits, dlogits2, 1e-5);
+        for (int v = 0; v < V; v++) {
+            if (dlogits[V + v] != 0f) {
+                throw new AssertionError("ignored position has a gradient");
+            }
+        }
+    }
+
+    @ParameterizedTest
+    @CsvSource({"3,7,5,2", "4,16,9,4"})
+    void lora(int T, int IN, int OUT, int r) {
+        SplittableRandom rnd = new SplittableRandom(6 + IN);
+        float[] x = random(rnd, T * IN), a = random(rnd, r * IN), b = random(rnd, OUT * r), g = random(rnd, T * OUT);
+        float[] base = random(rnd, T * OUT);
+        float s = 2.0f;
+        float[] y = new float[T * OUT], ax = new float[T * r];
+        Runnable fwd = () -> {
+            System.arraycopy(base, 0, y, 0, y.length);
+            Lora.forwardNaive(y, ax, x, a, b, s, T, IN, OUT, r);
+        };
+        fwd.run();
+        float[] dx = new float[T * IN], dA = new float[r * IN], dB = new float[OUT * r], dax = new float[T * r];
+        Lora.backwardNaive(dx, dA, dB, dax, g, ax.clone(), x, a, b, s, T, IN, OUT, r);
+        GradCheck.check("x", x, dx, () -> GradCheck.loss(fwd, y, g), 1e-2);
+        GradCheck.check("A", a, dA, () -> GradCheck.loss(fwd, y, g), 1e-2);
+        GradCheck.check("B", b, dB, () -> GradCheck.loss(fwd, y, g), 1e-2);
+        fwd.run();
+        float[] y2 = base.clone(), ax2 = new float[T * r];
+        Lora.forward(y2, ax2, x, a, b, s, T, IN, OUT, r);
+        assertClose("lora y fast", y, y2, 1e-5);
+        float[] dx2 = new float[T * IN], dA2 = new float[r * IN], dB2 = new float[OUT * r];
+        Lora.backward(dx2, dA2, dB2, new float[T * r], g, ax2, x, a, b, s, T, IN, OUT, r);
+        assertClose("lora dx fast", dx, dx2, 1e-5);
+        assertClose("lora dA fast", dA, dA2, 1e-5);
+        assertClose("lora dB fast", dB, dB2, 1e-5);
+    }
+
+    @Test
+    void adamwMatchesTheFormulaInDoubleAndTheFastTwinBitwise() {
+        int N = 37;
+        SplittableRandom rnd = new SplittableRandom(7);
+        float[] p = random(rnd, N), m = new float[N], v = new float[N];
+        float[] p2 = p.clone(), m2 = new float[N], v2 = new float[N];
+        double[] pd = new double[N], md = new double[N], vd = new double[N];
+        for (int i = 0; i < N; i++) {
+            pd[i] = p[i];
+        }
+        for (int t = 1; t <= 3; t++) {
+            float[] g = random(rnd, N);
+            AdamW.updateNaive(p, g, m, v, 1e-2f, 0.9f, 0.999f, 1e-8f, 0.01f, t, N);
+            AdamW.update(p2, g, m2, v2, 1e-2f, 0.9f, 0.999f, 1e-8f, 0.01f, t, N);
+            for (int i = 0; i < N; i++) {
+                md[i] = 0.9 * md[i] + 0.1 * g[i];
+                vd[i] = 0.999 * vd[i] + 0.001 * g[i] * (double) g[i];
+                double mh = md[i] / (1 - Math.pow(0.9, t)), vh = vd[i] / (1 - Math.pow(0.999, t));
+                pd[i] -= 1e-2 * (mh / (Math.sqrt(vh) + 1e-8) + 0.01 * pd[i]);
+            }
+        }
+        for (int i = 0; i < N; i++) {
+            org.junit.jupiter.api.Assertions.assertEquals(pd[i], p[i], 1e-5, "param " + i);
+        }
+        assertClose("adamw fast", p, p2, 0);
+    }
+}

@@ -1,0 +1,196 @@
+package io.lora4j.model;
+
+import io.lora4j.kernels.Dequant;
+import io.lora4j.kernels.GgmlType;
+import io.lora4j.kernels.Rope;
+import io.lora4j.kernels.Weight;
+import io.lora4j.model.format.ModelFormatException;
+import io.lora4j.model.format.TensorInfo;
+import io.lora4j.model.format.WeightSource;
+import io.lora4j.model.lora.LoraAdapter;
+
+import java.lang.foreign.MemorySegment;
+
+import java.util.Arrays;
+
+/**
+ * A Llama 2/3 model: orchestration only. Weight matrices stay in the memory-mapped file
+ * ({@link Weight} views); only the tiny norm vectors and RoPE frequencies are decoded to float
+ * arrays. The math runs in a {@link Backend}, one plan per layer.
+ * Glossary: C = dim, V vocab, T tokens in a chunk, L layers.
+ */
+public final class Llama {
+
+    /** The weights of one transformer block. */
+    public record Layer(float[] attnNorm, Weight wq, Weight wk, Weight wv, Weight wo,
+                        float[] ffnNorm, Weight gate, Weight up, Weight down) {
+    }
+
+    private final WeightSource source;
+    private final LlamaConfig config;
+    private final Weight tokenEmbd;
+    private final Layer[] layers;
+    private final float[] outputNorm;
+    private final Weight output;
+    private final float[] ropeFreqs;
+    private LoraAdapter adapter;
+    private Weight adapterHead;
+
+    public Llama(WeightSource source) {
+        this.source = source;
+        this.config = source.config();
+        LlamaConfig c = config;
+        int C = c.dim();
+        tokenEmbd = matrix("token_embd.weight", c.vocabSize(), C);
+        layers = new Layer[c.nLayers()];
+        for (int l = 0; l < c.nLayers(); l++) {
+            String p = "blk." + l + ".";
+            layers[l] = new Layer(
+                    vector(p + "attn_norm.weight", C),
+                    matrix(p + "attn_q.weight", c.qDim(), C),
+                    matrix(p + "attn_k.weight", c.kvDim(), C),
+                    matrix(p + "attn_v.weight", c.kvDim(), C),
+                    matrix(p + "attn_output.weight", C, c.qDim()),
+                    vector(p + "ffn_norm.weight", C),
+                    matrix(p + "ffn_gate.weight", c.hiddenDim(), C),
+                    matrix(p + "ffn_up.weight", c.hiddenDim(), C),
+                    matrix(p + "ffn_down.weight", C, c.hiddenDim()));
+        }
+        outputNorm = vector("output_norm.weight", C);
+        output = source.tensors().containsKey("output.weight") ? matrix("output.weight", c.vocabSize(), C) : tokenEmbd;
+        ropeFreqs = Rope.frequencies(c.headSize(), c.ropeTheta());
+        if (c.ropeScaling() != null) {
+            LlamaConfig.RopeScaling r = c.ropeScaling();
+            Rope.applyLlama3Scaling(ropeFreqs, r.factor(), r.lowFreqFactor(), r.highFreqFactor(), r.originalContextLength());
+        }
+        if (source.tensors().containsKey("rope_freqs.weight")) {
+            // llama.cpp's Llama-3 GGUFs carry the scaling as per-pair divisors of the frequency.
+            float[] factors = vector("rope_freqs.weight", c.headSize() / 2);
+            for (int i = 0; i < ropeFreqs.length; i++) {
+                ropeFreqs[i] /= factors[i];
+            }
+        }
+    }
+
+    private Weight matrix(String name, int rows, int cols) {
+        TensorInfo t = source.tensor(name);
+        Weight w = t.asWeight();
+        if (w.rows() != rows || w.cols() != cols) {
+            throw new ModelFormatException(source.path(), "tensor " + name + " has shape " + Arrays.toString(t.shape())
+                    + ", expected [" + cols + ", " + rows + "] (ggml order)");
+        }
+        return w;
+    }
+
+    private float[] vector(String name, int n) {
+        TensorInfo t = source.tensor(name);
+        if (t.elementCount() != n) {
+            throw new ModelFormatException(source.path(), "tensor " + name + " has shape " + Arrays.toString(t.shape())
+                    + ", expected [" + n + "]");
+        }
+        float[] v = new float[n];
+        Dequant.row(new Weight(name, t.type(), t.data(), 1, n), 0, v, 0);
+        return v;
+    }
+
+    public LlamaConfig config() {
+        return config;
+    }
+
+    public WeightSource source() {
+        return source;
+    }
+
+    public Layer layer(int l) {
+        return layers[l];
+    }
+
+    public Weight tokenEmbedding() {
+        return tokenEmbd;
+    }
+
+    public float[] outputNorm() {
+        return outputNorm;
+    }
+
+    /** The output projection in use: the adapter's trained lm_head when it has one, else the base. */
+    public Weight output() {
+        return adapterHead != null ? adapterHead : output;
+    }
+
+    /** The base model's output projection (the token embedding when tied). */
+    public Weight baseOutput() {
+        return output;
+    }
+
+    /**
+     * Applies {@code a} (unmerged: y = W x + s·B A x) to every following forward, or none with
+     * null (the base model exactly). The base weights are never touched.
+     */
+    public void setAdapter(LoraAdapter a) {
+        adapter = a;
+        adapterHead = a != null && a.lmHead != null
+                ? new Weight("lm_head", GgmlType.F32, MemorySegment.ofArray(a.lmHead), config.vocabSize(), config.dim())
+                : null;
+    }
+
+    /** The active adapter, or null. */
+    public LoraAdapter adapter() {
+        return adapter;
+    }
+
+    public float[] ropeFreqs() {
+        return ropeFreqs;
+    }
+
+    /** Parameter count (elements of every tensor; a tied output counted once). */
+    public long parameterCount() {
+        long n = 0;
+        for (TensorInfo t : source.tensors().values()) {
+            n += t.elementCount();
+        }
+        return n;
+    }
+
+    public State newState(int maxT, int contextLength) {
+        return new State(config, maxT, Math.min(contextLength, config.contextLength()), 1);
+    }
+
+    /**
+     * Runs {@code n} tokens at positions {@code pos..pos+n-1} through the model in chunks of
+     * {@link State#maxT} (batched prefill: each chunk is matrix–matrix products) and leaves the
+     * logits of the last token in {@code s.logits[0..V)}. Returns them.
+     */
+    public float[] forward(Backend b, State s, int[] tokens, int off, int n, int pos) {
+        if (n < 1) {
+            throw new IllegalArgumentException("no tokens to process");
+        }
+        if (pos + n > s.contextLength) {
+            throw new IllegalArgumentException("context full: " + (pos + n) + " positions > context length " + s.contextLength);
+        }
+        int C = config.dim();
+        int done = 0;
+        while (done < n) {
+            int T = Math.min(s.maxT, n - done);
+            for (int t = 0; t < T; t++) {
+                int tok = tokens[off + done + t];
+                if (tok < 0 || tok >= config.vocabSize()) {
+                    throw new IllegalArgumentException("token id " + tok + " outside the vocabulary [0, " + config.vocabSize() + ")");
+                }
+                if (adapter != null && adapter.embedTokens != null) {
+                    System.arraycopy(adapter.embedTokens, tok * C, s.x, t * C, C);
+                } else {
+                    Dequant.row(tokenEmbd, tok, s.x, t * C);
+                }
+            }
+            for (int l = 0; l < config.nLayers(); l++) {
+                b.layer(this, s, l, T, pos + done);
+            }
+            done += T;
+            if (done == n) {
+                b.logits(this, s, T - 1, 1);
+            }
+        }
+        return s.logits;
+    }
+}

@@ -1,0 +1,139 @@
+package io.lora4j.model.lora;
+
+import java.util.Collections;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import java.util.regex.PatternSyntaxException;
+
+/**
+ * PEFT's {@code LoraConfig}, with its vocabulary and matching rules (peft/tuners/lora/config.py,
+ * peft/tuners/tuners_utils.py {@code check_target_module_exists}, peft/utils/other.py
+ * {@code get_pattern_key}).
+ *
+ * @param r                 default rank
+ * @param loraAlpha         default alpha; scaling = alpha / r, or alpha / sqrt(r) with rsLoRA
+ * @param loraDropout       dropout probability on the LoRA branch's input
+ * @param targetModules     names matched as suffixes ({@code q_proj} matches {@code model.layers.0.self_attn.q_proj}),
+ *                          or the single entry {@code all-linear}; ignored when {@code targetRegex} is set
+ * @param targetRegex       a regular expression that must match the whole module path, or null
+ * @param bias              "none", "all" or "lora_only" (Llama's projections have no bias, so "all" adds nothing;
+ *                          "lora_only" gives lora_B a trainable bias)
+ * @param useRslora         rank-stabilised scaling
+ * @param initLoraWeights   "true" (kaiming-uniform A, B = 0), "gaussian" (A ~ N(0, 1/r), B = 0) or "false" (B random too)
+ * @param layersToTransform layer indices to adapt, or empty for all
+ * @param rankPattern       module-path regex → rank
+ * @param alphaPattern      module-path regex → alpha
+ * @param modulesToSave     modules trained in full and saved whole: {@code lm_head}, {@code embed_tokens}
+ */
+public record LoraConfig(int r, float loraAlpha, float loraDropout, List<String> targetModules, String targetRegex,
+                         String bias, boolean useRslora, String initLoraWeights, List<Integer> layersToTransform,
+                         Map<String, Integer> rankPattern, Map<String, Float> alphaPattern,
+                         List<String> modulesToSave) {
+
+    public static final List<String> ALL_LINEAR = List.of("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj");
+    private static final Pattern LAYER_INDEX = Pattern.compile(".*\\.layers\\.(\\d+)\\..*");
+
+    public LoraConfig {
+        if (r < 1) {
+            throw new IllegalArgumentException("r must be >= 1, got " + r);
+        }
+        if (!(loraDropout >= 0 && loraDropout < 1)) {
+            throw new IllegalArgumentException("lora_dropout must be in [0, 1), got " + loraDropout);
+        }
+        if (!List.of("none", "all", "lora_only").contains(bias)) {
+            throw new IllegalArgumentException("bias must be none, all or lora_only, got '" + bias + "'");
+        }
+        if (!List.of("true", "gaussian", "false").contains(initLoraWeights)) {
+            throw new IllegalArgumentException("init_lora_weights must be true, gaussian or false, got '" + initLoraWeights + "'");
+        }
+        targetModules = List.copyOf(targetModules);
+        layersToTransform = List.copyOf(layersToTransform);
+        rankPattern = Collections.unmodifiableMap(new LinkedHashMap<>(rankPattern)); // PEFT tries keys in order
+        alphaPattern = Collections.unmodifiableMap(new LinkedHashMap<>(alphaPattern));
+        modulesToSave = List.copyOf(modulesToSave);
+        if (targetRegex != null) {
+            try {
+                Pattern.compile(targetRegex);
+            } catch (PatternSyntaxException e) {
+                throw new IllegalArgumentException("target_modules regex is invalid: " + e.getDescription());
+            }
+        } else {
+            if (targetModules.isEmpty()) {
+                throw new IllegalArgumentException("target_modules is empty");
+            }
+            for (String t : targetModules) {
+                if (!t.equals("all-linear") && ALL_LINEAR.stream().noneMatch(m -> t.equals(m) || t.endsWith("." + m))) {
+                    throw new IllegalArgumentException("target module '" + t + "' names no Llama projection (use "
+                            + String.join(", ", ALL_LINEAR) + " or all-linear)");
+                }
+            }
+        }
+        for (String m : modulesToSave) {
+            if (!m.equals("lm_head") && !m.equals("embed_tokens")) {
+                throw new IllegalArgumentException("modules_to_save supports lm_head and embed_tokens, got '" + m + "'");
+            }
+        }
+        for (var e : rankPattern.entrySet()) {
+            if (e.getValue() < 1) {
+                throw new IllegalArgumentException("rank_pattern " + e.getKey() + " must be >= 1");
+            }
+        }
+    }
+
+    /** A config with PEFT's defaults for everything but rank, alpha and targets. */
+    public static LoraConfig of(int r, float alpha, List<String> targets) {
+        return new LoraConfig(r, alpha, 0f, targets, null, "none", false, "true", List.of(), Map.of(), Map.of(), List.of());
+    }
+
+    /** Whether the module at {@code path} (e.g. {@code model.layers.3.self_attn.q_proj}) gets an adapter. */
+    public boolean targets(String path) {
+        boolean hit;
+        if (targetRegex != null) {
+            hit = Pattern.matches(targetRegex, path);
+        } else if (targetModules.contains("all-linear")) {
+            hit = true;
+        } else {
+            hit = false;
+            for (String t : targetModules) {
+                hit |= path.equals(t) || path.endsWith("." + t);
+            }
+        }
+        if (hit && !layersToTransform.isEmpty()) {
+            Matcher m = LAYER_INDEX.matcher(path);
+            hit = m.matches() && layersToTransform.contains(Integer.parseInt(m.group(1)));
+        }
+        return hit;
+    }
+
+    /** The rank of the module at {@code path}: the first matching {@code rank_pattern} key, else r. */
+    public int rankFor(String path) {
+        String key = patternKey(rankPattern.keySet(), path);
+        return key == null ? r : rankPattern.get(key);
+    }
+
+    /** The alpha of the module at {@code path}: the first matching {@code alpha_pattern} key, else lora_alpha. */
+    public float alphaFor(String path) {
+        String key = patternKey(alphaPattern.keySet(), path);
+        return key == null ? loraAlpha : alphaPattern.get(key);
+    }
+
+    /** LoRA scaling s of the module at {@code path}. */
+    public float scalingFor(String path) {
+        int rank = rankFor(path);
+        float alpha = alphaFor(path);
+        return useRslora ? (float) (alpha / Math.sqrt(rank)) : alpha / rank;
+    }
+
+    /** PEFT's get_pattern_key: the first key k with {@code re.match(rf"(.*\.)?({k})$", path)}. */
+    private static String patternKey(Iterable<String> keys, String path) {
+        for (String k : keys) {
+            if (Pattern.compile("(.*\\.)?(" + k + ")$").matcher(path).lookingAt()) {
+                return k;
+            }
+        }
+        return null;
+    }
+}

@@ -1,0 +1,217 @@
+package io.lora4j.model.train;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.lora4j.model.format.ModelFormatException;
+import io.lora4j.model.tokenizer.ChatTemplate;
+import io.lora4j.model.tokenizer.Tokenizer;
+
+import java.io.IOException;
+import java.nio.charset.CharacterCodingException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.SplittableRandom;
+
+/**
+ * Training data from files, as sequences of at most {@code seqLen} positions:
+ * <ul>
+ *   <li>plain text: documents separated by blank lines, each {@code BOS doc EOS}, concatenated and
+ *       packed into windows (every position has a target);</li>
+ *   <li>JSONL {@code {"text": …}}: documents, packed the same way;</li>
+ *   <li>JSONL {@code {"prompt": …, "completion": …}}: one sequence each, loss on the completion only;</li>
+ *   <li>JSONL {@code {"messages": [{"role","content"}…]}}: the chat template, loss on assistant turns only.</li>
+ * </ul>
+ * Records longer than a window are truncated (counted in {@link Loaded#truncated}).
+ */
+public final class Datasets {
+    private Datasets() {
+    }
+
+    /** Examples and how many records had to be cut to fit. */
+    public record Loaded(List<Example> examples, int truncated, int records) {
+    }
+
+    /** Train and held-out examples. */
+    public record Split(List<Example> train, List<Example> eval) {
+    }
+
+    public static Loaded load(Path file, Tokenizer tok, int seqLen) {
+        String text;
+        try {
+            text = StandardCharsets.UTF_8.newDecoder().decode(java.nio.ByteBuffer.wrap(Files.readAllBytes(file))).toString();
+        } catch (CharacterCodingException e) {
+            throw new ModelFormatException(file, "not UTF-8 text");
+        } catch (IOException e) {
+            throw new ModelFormatException(file, "cannot read: " + e.getMessage());
+        }
+        String name = file.getFileName().toString().toLowerCase();
+        if (name.endsWith(".jsonl") || name.endsWith(".json")) {
+            return jsonl(file, text, tok, seqLen);
+        }
+        List<int[]> docs = new ArrayList<>();
+        for (String doc : text.split("\\r?\\n\\s*\\r?\\n")) {
+            if (!doc.isBlank()) {
+                docs.add(document(tok, doc.strip()));
+            }
+        }
+        if (docs.isEmpty()) {
+            throw new ModelFormatException(file, "no text");
+        }
+        return new Loaded(pack(docs, seqLen), 0, docs.size());
+    }
+
+    private static Loaded jsonl(Path file, String text, Tokenizer tok, int seqLen) {
+        ObjectMapper json = new ObjectMapper();
+        List<int[]> docs = new ArrayList<>();
+        List<Example> single = new ArrayList<>();
+        int truncated = 0;
+        int records = 0;
+        String[] lines = text.split("\\r?\\n");
+        for (int ln = 0; ln < lines.length; ln++) {
+            String line = lines[ln].strip();
+            if (line.isEmpty()) {
+                continue;
+            }
+            JsonNode n;
+            try {
+                n = json.readTree(line);
+            } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
+                throw new ModelFormatException(file, "line " + (ln + 1) + ": invalid JSON (" + e.getOriginalMessage() + ")");
+            }
+            records++;
+            if (n.hasNonNull("text")) {
+                docs.add(document(tok, n.get("text").asText()));
+            } else if (n.hasNonNull("prompt") && n.hasNonNull("completion")) {
+                int[] p = tok.encode(n.get("prompt").asText());
+                int[] c = tok.encode(n.get("completion").asText());
+                int bos = tok.bos() >= 0 && tok.addBos() ? 1 : 0;
+                int eos = tok.eos() >= 0 ? 1 : 0;
+                int[] ids = new int[bos + p.length + c.length + eos];
+                boolean[] loss = new boolean[ids.length];
+                int k = 0;
+                if (bos == 1) {
+                    ids[k++] = tok.bos();
+                }
+                for (int id : p) {
+                    ids[k++] = id;
+                }
+                for (int id : c) {
+                    loss[k] = true;
+                    ids[k++] = id;
+                }
+                if (eos == 1) {
+                    loss[k] = true;
+                    ids[k++] = tok.eos();
+                }
+                truncated += addMasked(single, ids, loss, seqLen) ? 1 : 0;
+            } else if (n.has("messages") && n.get("messages").isArray()) {
+                List<ChatTemplate.Message> msgs = new ArrayList<>();
+                for (JsonNode m : n.get("messages")) {
+                    if (!m.hasNonNull("role") || !m.hasNonNull("content")) {
+                        throw new ModelFormatException(file, "line " + (ln + 1) + ": every message needs role and content");
+                    }
+                    msgs.add(new ChatTemplate.Message(m.get("role").asText(), m.get("content").asText()));
+                }
+                ChatTemplate.Encoded e = ChatTemplate.forTokenizer(tok).encode(msgs, false);
+                truncated += addMasked(single, e.ids(), e.assistantMask(), seqLen) ? 1 : 0;
+            } else {
+                throw new ModelFormatException(file, "line " + (ln + 1)
+                        + ": expected a \"text\", \"prompt\"+\"completion\" or \"messages\" field");
+            }
+        }
+        if (records == 0) {
+            throw new ModelFormatException(file, "no records");
+        }
+        List<Example> all = new ArrayList<>(pack(docs, seqLen));
+        all.addAll(single);
+        if (all.isEmpty()) {
+            throw new ModelFormatException(file, "no record has anything to learn (every target is masked)");
+        }
+        return new Loaded(all, truncated, records);
+    }
+
+    private static int[] document(Tokenizer tok, String text) {
+        int[] body = tok.encode(text);
+        int bos = tok.bos() >= 0 && tok.addBos() ? 1 : 0;
+        int eos = tok.eos() >= 0 ? 1 : 0;
+        int[] ids = new int[bos + body.length + eos];
+        if (bos == 1) {
+            ids[0] = tok.bos();
+        }
+        System.arraycopy(body, 0, ids, bos, body.length);
+        if (eos == 1) {
+            ids[ids.length - 1] = tok.eos();
+        }
+        return ids;
+    }
+
+    /** Concatenates documents and cuts windows of seqLen+1 tokens (stride seqLen): inputs and next-token targets. */
+    static List<Example> pack(List<int[]> docs, int seqLen) {
+        int total = 0;
+        for (int[] d : docs) {
+            total += d.length;
+        }
+        int[] stream = new int[total];
+        int k = 0;
+        for (int[] d : docs) {
+            System.arraycopy(d, 0, stream, k, d.length);
+            k += d.length;
+        }
+        List<Example> out = new ArrayList<>();
+        for (int start = 0; start + 1 < total; start += seqLen) {
+            int T = Math.min(seqLen, total - 1 - start);
+            int[] in = new int[T];
+            int[] tg = new int[T];
+            System.arraycopy(stream, start, in, 0, T);
+            System.arraycopy(stream, start + 1, tg, 0, T);
+            out.add(new Example(in, tg));
+        }
+        return out;
+    }
+
+    /**
+     * Adds ids as one example whose target at position t is ids[t+1] where loss[t+1] holds, else −1.
+     * Returns whether it had to be truncated.
+     */
+    private static boolean addMasked(List<Example> out, int[] ids, boolean[] loss, int seqLen) {
+        int T = Math.min(ids.length - 1, seqLen);
+        if (T < 1) {
+            return false;
+        }
+        int[] in = new int[T];
+        int[] tg = new int[T];
+        boolean any = false;
+        for (int t = 0; t < T; t++) {
+            in[t] = ids[t];
+            tg[t] = loss[t + 1] ? ids[t + 1] : -1;
+            any |= loss[t + 1];
+        }
+        if (any) {
+            out.add(new Example(in, tg));
+        }
+        return ids.length - 1 > seqLen;
+    }
+
+    /** A seeded held-out split: {@code fraction} of the examples (at least one when there are two or more). */
+    public static Split split(List<Example> all, double fraction, long seed) {
+        if (fraction <= 0 || all.size() < 2) {
+            return new Split(all, List.of());
+        }
+        if (fraction >= 1) {
+            throw new IllegalArgumentException("eval fraction must be < 1");
+        }
+        List<Example> shuffled = new ArrayList<>(all);
+        SplittableRandom r = new SplittableRandom(seed ^ 0x5DEECE66DL);
+        for (int i = shuffled.size() - 1; i > 0; i--) {
+            int j = r.nextInt(i + 1);
+            Example t = shuffled.get(i);
+            shuffled.set(i, shuffled.get(j));
+            shuffled.set(j, t);
+        }
+        int nEval = Math.max(1, (int) Math.round(all.size() * fraction));
+        return new Split(List.copyOf(shuffled.subList(nEval, shuffled.size())), List.copyOf(shuffled.subList(0, nEval)));
+    }
+}

@@ -1,0 +1,240 @@
+package io.lora4j.model.train;
+
+import io.lora4j.kernels.AdamW;
+import io.lora4j.kernels.Sgd;
+import io.lora4j.model.Llama;
+import io.lora4j.model.lora.LoraAdapter;
+import io.lora4j.model.lora.LoraLayer;
+
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.SplittableRandom;
+
+/**
+ * Trains a {@link LoraAdapter}: micro-batches of whole sequences through {@link TrainGraph},
+ * gradient accumulation, global-norm clipping, AdamW or SGD with a schedule, periodic evaluation.
+ * Deterministic: the same seed gives the same data order, dropout masks and therefore the same
+ * loss curve, bit for bit. A non-finite loss or gradient stops training with the step named.
+ */
+public final class Trainer {
+
+    /** One trainable tensor with its gradient and optimizer state. */
+    public record Param(String name, float[] value, float[] grad, float[] m, float[] v) {
+    }
+
+    /** What a finished optimizer step reports. */
+    public record StepStats(int step, double loss, float lr, double gradNorm, int tokens, long nanos) {
+    }
+
+    /** Receives progress. */
+    public interface Listener {
+        void step(StepStats s);
+
+        default void eval(int step, double loss) {
+        }
+    }
+
+    private final Llama model;
+    private final LoraAdapter adapter;
+    private final TrainConfig cfg;
+    private final TrainGraph graph;
+    private final List<Param> params = new ArrayList<>();
+    private final List<Example> train;
+    private final List<Example> eval;
+    private int[] order;
+    private int cursor;
+    private int epoch;
+    private int step;
+
+    public Trainer(Llama model, LoraAdapter adapter, TrainConfig cfg, List<Example> train, List<Example> eval) {
+        if (train.isEmpty()) {
+            throw new IllegalArgumentException("no training examples");
+        }
+        this.model = model;
+        this.adapter = adapter;
+        this.cfg = cfg;
+        this.train = train;
+        this.eval = eval;
+        int maxT = 1;
+        for (Example e : train) {
+            maxT = Math.max(maxT, e.tokens().length);
+        }
+        for (Example e : eval) {
+            maxT = Math.max(maxT, e.tokens().length);
+        }
+        if (maxT > model.config().contextLength()) {
+            throw new IllegalArgumentException("sequences of " + maxT + " tokens exceed the model's context "
+                    + model.config().contextLength());
+        }
+        graph = new TrainGraph(model, adapter, maxT, cfg.checkpointing());
+        boolean adam = cfg.optimizer().equals("adamw");
+        boolean momentum = !adam && cfg.beta1() > 0;
+        for (LoraLayer l : adapter.layers()) {
+            addParam(l.path() + ".lora_A", l.a, l.da, adam, momentum);
+            addParam(l.path() + ".lora_B", l.b, l.db, adam, momentum);
+            if (l.bias != null) {
+                addParam(l.path() + ".lora_B.bias", l.bias, l.dbias, adam, momentum);
+            }
+        }
+        if (adapter.lmHead != null) {
+            addParam("lm_head", adapter.lmHead, adapter.dLmHead, adam, momentum);
+        }
+        if (adapter.embedTokens != null) {
+            addParam("embed_tokens", adapter.embedTokens, adapter.dEmbedTokens, adam, momentum);
+        }
+        order = new int[train.size()];
+        for (int i = 0; i < order.length; i++) {
+            order[i] = i;
+        }
+        shuffle();
+    }
+
+    private void addParam(String name, float[] value, float[] grad, boolean adam, boolean momentum) {
+        params.add(new Param(name, value, grad, adam || momentum ? new float[value.length] : null,
+                adam ? new float[value.length] : null));
+    }
+
+    public TrainGraph graph() {
+        return graph;
+    }
+
+    public List<Param> params() {
+        return params;
+    }
+
+    public int step() {
+        return step;
+    }
+
+    /** Optimizer state bytes (moments). */
+    public long optimizerBytes() {
+        long n = 0;
+        for (Param p : params) {
+            n += (p.m == null ? 0 : p.m.length) + (p.v == null ? 0 : p.v.length);
+        }
+        return 4 * n;
+    }
+
+    /** Parameter and gradient bytes of the adapter. */
+    public long adapterBytes() {
+        long n = 0;
+        for (Param p : params) {
+            n += 2L * p.value.length;
+        }
+        return 4 * n;
+    }
+
+    /** Runs the remaining steps. */
+    public void run(Listener listener) {
+        while (step < cfg.steps()) {
+            listener.step(trainStep());
+            if (!eval.isEmpty() && cfg.evalEvery() > 0 && step % cfg.evalEvery() == 0 && step < cfg.steps()) {
+                listener.eval(step, evalLoss());
+            }
+        }
+        if (!eval.isEmpty()) {
+            listener.eval(step, evalLoss());
+        }
+    }
+
+    /** One optimizer step over batchSize × gradAccum sequences. */
+    public StepStats trainStep() {
+        long t0 = System.nanoTime();
+        int n = cfg.batchSize() * cfg.gradAccum();
+        Example[] batch = new Example[n];
+        int counted = 0;
+        int tokens = 0;
+        for (int i = 0; i < n; i++) {
+            batch[i] = next();
+            counted += batch[i].countedTargets();
+            tokens += batch[i].tokens().length;
+        }
+        for (Param p : params) {
+            Arrays.fill(p.grad, 0f);
+        }
+        double lossSum = 0;
+        float scale = counted == 0 ? 0f : 1f / counted;
+        for (int i = 0; i < n; i++) {
+            Example e = batch[i];
+            long seed = cfg.seed() * 1_000_003L + (long) step * n + i;
+            lossSum += graph.forwardBackward(e.tokens(), e.targets(), e.tokens().length, scale, seed);
+        }
+        double loss = counted == 0 ? 0 : lossSum / counted;
+        if (!Double.isFinite(loss)) {
+            throw new TrainingDivergedException("loss is " + loss + " at step " + (step + 1) + "; stopping");
+        }
+        double norm = 0;
+        for (Param p : params) {
+            for (float g : p.grad) {
+                norm += (double) g * g;
+            }
+        }
+        norm = Math.sqrt(norm);
+        if (!Double.isFinite(norm)) {
+            for (Param p : params) {
+                for (float g : p.grad) {
+                    if (!Float.isFinite(g)) {
+                        throw new TrainingDivergedException("gradient of " + p.name + " is " + g + " at step "
+                                + (step + 1) + "; stopping");
+                    }
+                }
+            }
+        }
+        if (cfg.maxGradNorm() > 0 && norm > cfg.maxGradNorm()) {
+            float c = (float) (cfg.maxGradNorm() / (norm + 1e-6));
+            for (Param p : params) {
+                for (int i = 0; i < p.grad.length; i++) {
+                    p.grad[i] *= c;
+                }
+            }
+        }
+        float lr = cfg.lrSchedule().lr(step);
+        for (Param p : params) {
+            if (cfg.optimizer().equals("adamw")) {
+                AdamW.update(p.value, p.grad, p.m, p.v, lr, cfg.beta1(), cfg.beta2(), cfg.eps(), cfg.weightDecay(),
+                        step + 1, p.value.length);
+            } else {
+                Sgd.update(p.value, p.grad, p.m, lr, cfg.beta1(), cfg.weightDecay(), p.value.length);
+            }
+        }
+        step++;
+        return new StepStats(step, loss, lr, norm, tokens, System.nanoTime() - t0);
+    }
+
+    /** Mean loss per counted token over the held-out examples (no dropout, no gradients). */
+    public double evalLoss() {
+        double sum = 0;
+        int counted = 0;
+        for (Example e : eval) {
+            sum += graph.loss(e.tokens(), e.targets(), e.tokens().length);
+            counted += e.countedTargets();
+        }
+        return counted == 0 ? Double.NaN : sum / counted;
+    }
+
+    private Example next() {
+        if (cursor == order.length) {
+            cursor = 0;
+            epoch++;
+            shuffle();
+        }
+        return train.get(order[cursor++]);
+    }
+
+    private void shuffle() {
+        if (!cfg.shuffle()) {
+            return;
+        }
+        for (int i = 0; i < order.length; i++) {
+            order[i] = i;
+        }
+        SplittableRandom r = new SplittableRandom(cfg.seed() + 31L * epoch);
+        for (int i = order.length - 1; i > 0; i--) {
+            int j = r.nextInt(i + 1);
+            int t = order[i];
+            order[i] = order[j];
+            order[j] = t;
+        }
+    }
+}

@@ -1,0 +1,65 @@
+package io.lora4j.tests;
+
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Arrays;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** Bad input gives one clear line naming the file and the problem, never a stack trace. */
+class CliErrorsTest {
+
+    static void assertCleanError(Shared.Run r, int code, String... mustContain) {
+        assertEquals(code, r.code(), "exit code; stderr: " + r.err());
+        for (String s : mustContain) {
+            assertTrue(r.err().contains(s), "stderr should mention '" + s + "': " + r.err());
+        }
+        assertFalse(r.err().contains("\tat "), "no stack trace: " + r.err());
+        assertFalse(r.err().contains("Exception"), "no exception class names: " + r.err());
+    }
+
+    @Test
+    void missingModelFile(@TempDir Path dir) {
+        Path p = dir.resolve("nope.gguf");
+        assertCleanError(Shared.cli("generate", "--model", p.toString(), "--max-tokens", "1"), 1, "nope.gguf");
+    }
+
+    @Test
+    void truncatedGguf(@TempDir Path dir) throws Exception {
+        byte[] all = Files.readAllBytes(Shared.stories());
+        Path p = dir.resolve("cut.gguf");
+        Files.write(p, Arrays.copyOf(all, all.length / 2));
+        assertCleanError(Shared.cli("generate", "--model", p.toString(), "--max-tokens", "1"), 1, "cut.gguf");
+        assertCleanError(Shared.cli("inspect", "--model", p.toString()), 1, "cut.gguf");
+    }
+
+    @Test
+    void notAModel(@TempDir Path dir) throws Exception {
+        Path p = dir.resolve("notes.txt");
+        Files.writeString(p, "hello");
+        assertCleanError(Shared.cli("inspect", "--model", p.toString()), 1, "notes.txt");
+    }
+
+    @Test
+    void unknownBackendAndBadOptions() {
+        assertCleanError(Shared.cli("generate", "--model", Shared.stories().toString(), "--backend", "cuda"), 1,
+                "unknown backend 'cuda'");
+        assertCleanError(Shared.cli("generate", "--model", Shared.stories().toString(), "--temperature", "-1"), 1,
+                "temperature");
+        Shared.Run r = Shared.cli("generate", "--max-tokens", "many");
+        assertEquals(2, r.code());
+        assertTrue(r.err().contains("--max-tokens"), r.err());
+        assertEquals(2, Shared.cli("frobnicate").code());
+    }
+
+    @Test
+    void tokenIdsOutsideTheVocabulary() {
+        assertCleanError(Shared.cli("tokenize", "--model", Shared.stories().toString(), "--decode", "1 99999"), 1,
+                "99999");
+    }
+}
