@@ -1,7 +1,6 @@
 package io.lora4j.kernels;
 
 import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
@@ -109,7 +108,7 @@ public final class Attention {
                 for (; i < upper; i += S.length()) {
                     acc = FloatVector.fromArray(S, q, qOff + i).fma(FloatVector.fromArray(S, kCache, kOff + i), acc);
                 }
-                s = acc.reduceLanes(VectorOperators.ADD);
+                s = Matmul.sum(acc);
             } else {
                 s = 0f;
             }

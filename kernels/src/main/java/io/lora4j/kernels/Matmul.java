@@ -1,34 +1,498 @@
 package io.lora4j.kernels;
+
+import jdk.incubator.vector.ByteVector;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.ShortVector;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorShuffle;
+import jdk.incubator.vector.VectorSpecies;
+
+import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
-// TEMPORARY STUB (replaced by helper's version on merge)
+
+/**
+ * Matrix products with a (possibly quantized) weight W (rows, cols):
+ * {@code out[t][r] = Σ_c W[r][c] · x[t][c]} for T tokens, its input gradient and the weight
+ * gradient of a float matrix. Glossary: T tokens, rows = output width, cols = input width.
+ * <p>
+ * Decode (T = 1) is bound by memory bandwidth: fused decode-and-dot kernels for F32, F16, Q8_0 and
+ * Q4_0 read each weight byte once with the Vector API. Prefill (T &gt; 1) is bound by arithmetic:
+ * four rows are decoded to a per-thread float scratch and multiplied against four tokens at a
+ * time (16 accumulators), so each decoded weight is reused T times.
+ */
 public final class Matmul {
-    public static void forward(float[] out, float[] x, Weight w, int T) {
-        float[] row = new float[w.cols()];
-        for (int r = 0; r < w.rows(); r++) {
-            Dequant.row(w, r, row, 0);
+    private static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
+    private static final int L = F.length();
+    private static final VectorSpecies<Byte> B = L == 16 ? ByteVector.SPECIES_128 : L == 8 ? ByteVector.SPECIES_64 : ByteVector.SPECIES_PREFERRED;
+    private static final VectorSpecies<Short> SH = L == 16 ? ShortVector.SPECIES_256 : L == 8 ? ShortVector.SPECIES_128 : ShortVector.SPECIES_PREFERRED;
+    private static final VectorSpecies<Integer> I = L == 16 ? IntVector.SPECIES_512 : L == 8 ? IntVector.SPECIES_256 : IntVector.SPECIES_PREFERRED;
+    private static final boolean FUSED = (L == 16 || L == 8) && !Boolean.getBoolean("lora4j.noFusedKernels");
+    private static final ValueLayout.OfShort SHORT = ValueLayout.JAVA_SHORT_UNALIGNED;
+    private static final ThreadLocal<float[]> SCRATCH = ThreadLocal.withInitial(() -> new float[0]);
+    private static final ThreadLocal<float[]> LANES = ThreadLocal.withInitial(() -> new float[16 * L]);
+
+    private Matmul() {
+    }
+
+    /**
+     * Naive oracle (TornadoVM kernel subset).
+     *
+     * @param out (T, rows)
+     * @param x   (T, cols)
+     * @param w   (rows, cols)
+     */
+    public static void forwardNaive(float[] out, float[] x, float[] w, int T, int rows, int cols) {
+        for (@Parallel int r = 0; r < rows; r++) {
             for (int t = 0; t < T; t++) {
-                float s = 0; for (int c = 0; c < w.cols(); c++) s += row[c] * x[t * w.cols() + c];
-                out[t * w.rows() + r] = s;
+                float acc = 0f;
+                for (int c = 0; c < cols; c++) {
+                    acc += w[r * cols + c] * x[t * cols + c];
+                }
+                out[t * rows + r] = acc;
             }
         }
     }
 
-    public static void backward(float[] dx, float[] dy, Weight w, int T, boolean accumulate) {
-        float[] row = new float[w.cols()];
-        if (!accumulate) java.util.Arrays.fill(dx, 0, T * w.cols(), 0f);
-        for (int r = 0; r < w.rows(); r++) {
-            Dequant.row(w, r, row, 0);
+    /** Naive oracle over quantized bytes: each row decoded by {@link Dequant#naive} into {@code rowScratch} (cols). */
+    public static void forwardNaive(float[] out, float[] x, byte[] w, GgmlType type, float[] rowScratch, int T, int rows, int cols) {
+        int rowBytes = (int) type.byteSize(cols);
+        for (int r = 0; r < rows; r++) {
+            Dequant.naive(type, w, r * rowBytes, rowScratch, 0, cols);
             for (int t = 0; t < T; t++) {
-                float d = dy[t * w.rows() + r];
-                for (int c = 0; c < w.cols(); c++) dx[t * w.cols() + c] += d * row[c];
+                float acc = 0f;
+                for (int c = 0; c < cols; c++) {
+                    acc += rowScratch[c] * x[t * cols + c];
+                }
+                out[t * rows + r] = acc;
             }
         }
     }
-    public static void backwardWeight(float[] dw, float[] dy, float[] x, int T, int rows, int cols) {
-        for (int r = 0; r < rows; r++) for (int t = 0; t < T; t++) {
-            float d = dy[t * rows + r];
-            for (int c = 0; c < cols; c++) dw[r * cols + c] += d * x[t * cols + c];
+
+    /** Fast twin: {@code out (T, w.rows) = x (T, w.cols) · Wᵀ}, multi-threaded over rows. */
+    public static void forward(float[] out, float[] x, Weight w, int T) {
+        int rows = w.rows();
+        int cols = w.cols();
+        if (T == 1 && FUSED && (w.type() == GgmlType.F32 || w.type() == GgmlType.F16 || w.type() == GgmlType.Q8_0
+                || w.type() == GgmlType.Q4_0) && cols % L == 0) {
+            Threads.parallelFor(rows, 2L * cols, (from, to) -> {
+                for (int r = from; r < to; r++) {
+                    out[r] = dot(w, r, x, cols);
+                }
+            });
+            return;
         }
+        Threads.parallelFor((rows + 3) / 4, 8L * cols * T, (from, to) -> {
+            float[] s = scratch(4 * cols);
+            for (int rb = from; rb < to; rb++) {
+                int r0 = 4 * rb;
+                int n = Math.min(4, rows - r0);
+                for (int k = 0; k < n; k++) {
+                    Dequant.row(w, r0 + k, s, k * cols);
+                }
+                tile(out, x, s, r0, n, T, rows, cols);
+            }
+        });
+    }
+
+    /**
+     * Several products with the same input in one dispatch (e.g. Q, K and V): {@code outs[i] = x · ws[i]ᵀ}.
+     * One barrier instead of one per matrix; the rows of all matrices are shared out together.
+     */
+    public static void forward(float[][] outs, float[] x, Weight[] ws, int T) {
+        boolean fused = T == 1 && FUSED;
+        int total = 0;
+        for (Weight w : ws) {
+            fused &= (w.type() == GgmlType.F32 || w.type() == GgmlType.F16 || w.type() == GgmlType.Q8_0
+                    || w.type() == GgmlType.Q4_0) && w.cols() % L == 0 && w.cols() == ws[0].cols();
+            total += w.rows();
+        }
+        if (!fused) {
+            for (int i = 0; i < ws.length; i++) {
+                forward(outs[i], x, ws[i], T);
+            }
+            return;
+        }
+        int cols = ws[0].cols();
+        Threads.parallelFor(total, 2L * cols, (from, to) -> {
+            int base = 0;
+            for (int i = 0; i < ws.length; i++) {
+                Weight w = ws[i];
+                int lo = Math.max(from - base, 0);
+                int hi = Math.min(to - base, w.rows());
+                float[] out = outs[i];
+                for (int r = lo; r < hi; r++) {
+                    out[r] = dot(w, r, x, cols);
+                }
+                base += w.rows();
+            }
+        });
+    }
+
+    /**
+     * Sum of the lanes in a fixed order. {@code reduceLanes(ADD)} may add in a different order in
+     * interpreted and compiled code, which would make results depend on JIT timing; this does not.
+     */
+    static float sum(FloatVector v) {
+        for (VectorShuffle<Float> fold : FOLDS) {
+            v = v.add(v.rearrange(fold));
+        }
+        return v.lane(0);
+    }
+
+    /** Shuffles that bring lane i + L/2, then i + L/4, … onto lane i: a fixed pairwise reduction tree. */
+    private static final VectorShuffle<Float>[] FOLDS = folds();
+
+    @SuppressWarnings("unchecked")
+    private static VectorShuffle<Float>[] folds() {
+        int n = Integer.numberOfTrailingZeros(L);
+        VectorShuffle<Float>[] f = new VectorShuffle[n];
+        for (int k = 0; k < n; k++) {
+            int half = L >> (k + 1);
+            f[k] = VectorShuffle.fromOp(F, i -> (i + half) % L);
+        }
+        return f;
+    }
+
+    private static float[] scratch(int n) {
+        float[] s = SCRATCH.get();
+        if (s.length < n) {
+            s = new float[n];
+            SCRATCH.set(s);
+        }
+        return s;
+    }
+
+    /** out[t][r0+k] = Σ_c s[k·cols + c] · x[t][c] for k < n rows, all T tokens, 4 tokens at a time. */
+    private static void tile(float[] out, float[] x, float[] s, int r0, int n, int T, int rows, int cols) {
+        int upper = F.loopBound(cols);
+        int t = 0;
+        for (; t + 4 <= T && n == 4; t += 4) {
+            int x0 = t * cols, x1 = x0 + cols, x2 = x1 + cols, x3 = x2 + cols;
+            FloatVector a00 = FloatVector.zero(F), a01 = a00, a02 = a00, a03 = a00;
+            FloatVector a10 = a00, a11 = a00, a12 = a00, a13 = a00;
+            FloatVector a20 = a00, a21 = a00, a22 = a00, a23 = a00;
+            FloatVector a30 = a00, a31 = a00, a32 = a00, a33 = a00;
+            int c = 0;
+            for (; c < upper; c += L) {
+                FloatVector w0 = FloatVector.fromArray(F, s, c);
+                FloatVector w1 = FloatVector.fromArray(F, s, cols + c);
+                FloatVector w2 = FloatVector.fromArray(F, s, 2 * cols + c);
+                FloatVector w3 = FloatVector.fromArray(F, s, 3 * cols + c);
+                FloatVector v = FloatVector.fromArray(F, x, x0 + c);
+                a00 = w0.fma(v, a00);
+                a10 = w1.fma(v, a10);
+                a20 = w2.fma(v, a20);
+                a30 = w3.fma(v, a30);
+                v = FloatVector.fromArray(F, x, x1 + c);
+                a01 = w0.fma(v, a01);
+                a11 = w1.fma(v, a11);
+                a21 = w2.fma(v, a21);
+                a31 = w3.fma(v, a31);
+                v = FloatVector.fromArray(F, x, x2 + c);
+                a02 = w0.fma(v, a02);
+                a12 = w1.fma(v, a12);
+                a22 = w2.fma(v, a22);
+                a32 = w3.fma(v, a32);
+                v = FloatVector.fromArray(F, x, x3 + c);
+                a03 = w0.fma(v, a03);
+                a13 = w1.fma(v, a13);
+                a23 = w2.fma(v, a23);
+                a33 = w3.fma(v, a33);
+            }
+            // lanes summed in a fixed order (see sum): spill the 16 accumulators, add sequentially
+            float[] lanes = LANES.get();
+            a00.intoArray(lanes, 0);
+            a01.intoArray(lanes, L);
+            a02.intoArray(lanes, 2 * L);
+            a03.intoArray(lanes, 3 * L);
+            a10.intoArray(lanes, 4 * L);
+            a11.intoArray(lanes, 5 * L);
+            a12.intoArray(lanes, 6 * L);
+            a13.intoArray(lanes, 7 * L);
+            a20.intoArray(lanes, 8 * L);
+            a21.intoArray(lanes, 9 * L);
+            a22.intoArray(lanes, 10 * L);
+            a23.intoArray(lanes, 11 * L);
+            a30.intoArray(lanes, 12 * L);
+            a31.intoArray(lanes, 13 * L);
+            a32.intoArray(lanes, 14 * L);
+            a33.intoArray(lanes, 15 * L);
+            for (int k = 0; k < 4; k++) {
+                for (int j = 0; j < 4; j++) {
+                    int o = (4 * k + j) * L;
+                    float acc = 0f;
+                    for (int i = 0; i < L; i++) {
+                        acc += lanes[o + i];
+                    }
+                    for (int cc = c; cc < cols; cc++) {
+                        acc += s[k * cols + cc] * x[(t + j) * cols + cc];
+                    }
+                    out[(t + j) * rows + r0 + k] = acc;
+                }
+            }
+        }
+        for (; t < T; t++) {
+            for (int k = 0; k < n; k++) {
+                out[t * rows + r0 + k] = dotArrays(s, k * cols, x, t * cols, cols);
+            }
+        }
+    }
+
+    static float dotArrays(float[] a, int ao, float[] b, int bo, int n) {
+        int upper = F.loopBound(n);
+        FloatVector acc = FloatVector.zero(F);
+        int c = 0;
+        for (; c < upper; c += L) {
+            acc = FloatVector.fromArray(F, a, ao + c).fma(FloatVector.fromArray(F, b, bo + c), acc);
+        }
+        float sum = sum(acc);
+        for (; c < n; c++) {
+            sum += a[ao + c] * b[bo + c];
+        }
+        return sum;
+    }
+
+    /** Fused decode-and-dot of row r with x (cols a multiple of the vector length). */
+    private static float dot(Weight w, int r, float[] x, int cols) {
+        MemorySegment seg = w.data();
+        long base = r * w.rowBytes();
+        return switch (w.type()) {
+            case F32 -> dotF32(seg, base, x, cols);
+            case F16 -> dotF16(seg, base, x, cols);
+            case Q8_0 -> dotQ8(seg, base, x, cols);
+            case Q4_0 -> dotQ4(seg, base, x, cols);
+            default -> throw new IllegalStateException();
+        };
+    }
+
+    private static float dotF32(MemorySegment seg, long base, float[] x, int cols) {
+        FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0;
+        int c = 0;
+        for (; c + 4 * L <= cols; c += 4 * L) {
+            long o = base + 4L * c;
+            a0 = FloatVector.fromMemorySegment(F, seg, o, ByteOrder.LITTLE_ENDIAN).fma(FloatVector.fromArray(F, x, c), a0);
+            a1 = FloatVector.fromMemorySegment(F, seg, o + 4L * L, ByteOrder.LITTLE_ENDIAN).fma(FloatVector.fromArray(F, x, c + L), a1);
+            a2 = FloatVector.fromMemorySegment(F, seg, o + 8L * L, ByteOrder.LITTLE_ENDIAN).fma(FloatVector.fromArray(F, x, c + 2 * L), a2);
+            a3 = FloatVector.fromMemorySegment(F, seg, o + 12L * L, ByteOrder.LITTLE_ENDIAN).fma(FloatVector.fromArray(F, x, c + 3 * L), a3);
+        }
+        for (; c < cols; c += L) {
+            a0 = FloatVector.fromMemorySegment(F, seg, base + 4L * c, ByteOrder.LITTLE_ENDIAN).fma(FloatVector.fromArray(F, x, c), a0);
+        }
+        return sum(a0.add(a1).add(a2.add(a3)));
+    }
+
+    /**
+     * fp16 lanes → float lanes without a table: the half's bits moved to the top of an int and
+     * shifted right arithmetically by 3 give sign, 5-bit exponent and mantissa in float position;
+     * scaling by 2^112 rebases the exponent. Exact for normals, subnormals and zeros (weights are
+     * finite; an fp16 infinity or NaN would decode as a large finite value).
+     */
+    static FloatVector halfs(MemorySegment seg, long o) {
+        IntVector h = (IntVector) ShortVector.fromMemorySegment(SH, seg, o, ByteOrder.LITTLE_ENDIAN)
+                .convertShape(VectorOperators.S2I, I, 0);
+        return h.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 3).and(0x8FFFE000)
+                .reinterpretAsFloats().mul(0x1p112f);
+    }
+
+    /** Decodes n fp16 values (n a multiple of the vector length) at byte o into dst[off..]. */
+    static void halfsInto(MemorySegment seg, long o, float[] dst, int off, int n) {
+        for (int c = 0; c < n; c += L) {
+            halfs(seg, o + 2L * c).intoArray(dst, off + c);
+        }
+    }
+
+    static boolean vectorHalfs(int n) {
+        return FUSED && n % L == 0;
+    }
+
+    private static float dotF16(MemorySegment seg, long base, float[] x, int cols) {
+        FloatVector a0 = FloatVector.zero(F), a1 = a0;
+        int c = 0;
+        for (; c + 2 * L <= cols; c += 2 * L) {
+            a0 = halfs(seg, base + 2L * c).fma(FloatVector.fromArray(F, x, c), a0);
+            a1 = halfs(seg, base + 2L * (c + L)).fma(FloatVector.fromArray(F, x, c + L), a1);
+        }
+        for (; c < cols; c += L) {
+            a0 = halfs(seg, base + 2L * c).fma(FloatVector.fromArray(F, x, c), a0);
+        }
+        return sum(a0.add(a1));
+    }
+
+    private static float dotQ8(MemorySegment seg, long base, float[] x, int cols) {
+        FloatVector acc = FloatVector.zero(F);
+        int nb = cols / 32;
+        for (int b = 0; b < nb; b++) {
+            long p = base + 34L * b;
+            float d = Float.float16ToFloat(seg.get(SHORT, p));
+            FloatVector s = FloatVector.zero(F);
+            for (int j = 0; j < 32; j += L) {
+                FloatVector q = (FloatVector) ByteVector.fromMemorySegment(B, seg, p + 2 + j, ByteOrder.LITTLE_ENDIAN)
+                        .convertShape(VectorOperators.B2F, F, 0);
+                s = q.fma(FloatVector.fromArray(F, x, 32 * b + j), s);
+            }
+            acc = s.fma(FloatVector.broadcast(F, d), acc);
+        }
+        return sum(acc);
+    }
+
+    private static float dotQ4(MemorySegment seg, long base, float[] x, int cols) {
+        FloatVector acc = FloatVector.zero(F);
+        int nb = cols / 32;
+        for (int b = 0; b < nb; b++) {
+            long p = base + 18L * b;
+            float d = Float.float16ToFloat(seg.get(SHORT, p));
+            FloatVector s = FloatVector.zero(F);
+            for (int j = 0; j < 16; j += L) {
+                ByteVector q = ByteVector.fromMemorySegment(B, seg, p + 2 + j, ByteOrder.LITTLE_ENDIAN);
+                FloatVector lo = (FloatVector) q.and((byte) 15).sub((byte) 8).convertShape(VectorOperators.B2F, F, 0);
+                FloatVector hi = (FloatVector) q.lanewise(VectorOperators.LSHR, 4).and((byte) 15).sub((byte) 8)
+                        .convertShape(VectorOperators.B2F, F, 0);
+                s = lo.fma(FloatVector.fromArray(F, x, 32 * b + j), s);
+                s = hi.fma(FloatVector.fromArray(F, x, 32 * b + 16 + j), s);
+            }
+            acc = s.fma(FloatVector.broadcast(F, d), acc);
+        }
+        return sum(acc);
+    }
+    /**
+     * Input gradient: {@code dx[t][c] (= or +=) Σ_r dy[t][r] · W[r][c]} — the backward of
+     * {@link #forward} with respect to x, through a frozen (possibly quantized) weight. Naive oracle.
+     *
+     * @param dx (T, cols)
+     * @param dy (T, rows)
+     * @param w  (rows, cols) as float
+     */
+    public static void backwardNaive(float[] dx, float[] dy, float[] w, int T, int rows, int cols, boolean accumulate) {
+        for (@Parallel int t = 0; t < T; t++) {
+            for (int c = 0; c < cols; c++) {
+                float acc = accumulate ? dx[t * cols + c] : 0f;
+                for (int r = 0; r < rows; r++) {
+                    acc += dy[t * rows + r] * w[r * cols + c];
+                }
+                dx[t * cols + c] = acc;
+            }
+        }
+    }
+
+    /**
+     * Fast twin of {@link #backwardNaive} over a {@link Weight} of any supported type: each thread
+     * takes a slice of rows, decodes four rows at a time into scratch and adds
+     * {@code dy[t][r0..r3] · rows} into its own partial (T, cols) sum (four FMAs per load/store);
+     * the partial sums are then reduced into dx.
+     */
+    public static void backward(float[] dx, float[] dy, Weight w, int T, boolean accumulate) {
+        int rows = w.rows();
+        int cols = w.cols();
+        int nt = Math.max(1, Math.min(Threads.threadCount(), rows / 4));
+        float[][] partial = BACKWARD_PARTIALS.get();
+        if (partial.length < nt) {
+            partial = new float[nt][];
+            BACKWARD_PARTIALS.set(partial);
+        }
+        for (int i = 0; i < nt; i++) {
+            if (partial[i] == null || partial[i].length < T * cols) {
+                partial[i] = new float[T * cols];
+            }
+        }
+        float[][] parts = partial;
+        Threads.parallelFor(nt, (from, to) -> {
+            float[] scratch = scratch(4 * cols);
+            for (int p = from; p < to; p++) {
+                float[] acc = parts[p];
+                java.util.Arrays.fill(acc, 0, T * cols, 0f);
+                int r0 = (int) ((long) rows * p / nt), r1 = (int) ((long) rows * (p + 1) / nt);
+                for (int r = r0; r < r1; r += 4) {
+                    int n = Math.min(4, r1 - r);
+                    for (int k = 0; k < n; k++) {
+                        Dequant.row(w, r + k, scratch, k * cols);
+                    }
+                    for (int t = 0; t < T; t++) {
+                        axpy4(acc, t * cols, scratch, cols, dy, t * rows + r, n);
+                    }
+                }
+            }
+        });
+        Threads.parallelFor(T * cols, 2L * nt, (from, to) -> {
+            for (int i = from; i < to; i++) {
+                float s = accumulate ? dx[i] : 0f;
+                for (int p = 0; p < nt; p++) {
+                    s += parts[p][i];
+                }
+                dx[i] = s;
+            }
+        });
+    }
+
+    /** acc[o..o+cols) += Σ_{k<n} dy[d+k] · rows[k·cols ..]. */
+    private static void axpy4(float[] acc, int o, float[] rows, int cols, float[] dy, int d, int n) {
+        float a0 = dy[d], a1 = n > 1 ? dy[d + 1] : 0f, a2 = n > 2 ? dy[d + 2] : 0f, a3 = n > 3 ? dy[d + 3] : 0f;
+        if (n < 4) {
+            for (int k = n; k < 4; k++) {
+                java.util.Arrays.fill(rows, k * cols, (k + 1) * cols, 0f);
+            }
+        }
+        int upper = F.loopBound(cols);
+        FloatVector v0 = FloatVector.broadcast(F, a0), v1 = FloatVector.broadcast(F, a1);
+        FloatVector v2 = FloatVector.broadcast(F, a2), v3 = FloatVector.broadcast(F, a3);
+        int c = 0;
+        for (; c < upper; c += F.length()) {
+            FloatVector s = FloatVector.fromArray(F, acc, o + c);
+            s = FloatVector.fromArray(F, rows, c).fma(v0, s);
+            s = FloatVector.fromArray(F, rows, cols + c).fma(v1, s);
+            s = FloatVector.fromArray(F, rows, 2 * cols + c).fma(v2, s);
+            s = FloatVector.fromArray(F, rows, 3 * cols + c).fma(v3, s);
+            s.intoArray(acc, o + c);
+        }
+        for (; c < cols; c++) {
+            acc[o + c] += a0 * rows[c] + a1 * rows[cols + c] + a2 * rows[2 * cols + c] + a3 * rows[3 * cols + c];
+        }
+    }
+
+    private static final ThreadLocal<float[][]> BACKWARD_PARTIALS = ThreadLocal.withInitial(() -> new float[0][]);
+
+    /**
+     * Weight gradient of a float (trainable) matrix: {@code dw[r][c] += Σ_t dy[t][r] · x[t][c]}. Naive oracle.
+     *
+     * @param dw (rows, cols) accumulated
+     * @param dy (T, rows)
+     * @param x  (T, cols)
+     */
+    public static void backwardWeightNaive(float[] dw, float[] dy, float[] x, int T, int rows, int cols) {
+        for (@Parallel int r = 0; r < rows; r++) {
+            for (int c = 0; c < cols; c++) {
+                float acc = 0f;
+                for (int t = 0; t < T; t++) {
+                    acc += dy[t * rows + r] * x[t * cols + c];
+                }
+                dw[r * cols + c] += acc;
+            }
+        }
+    }
+
+    /** Fast twin of {@link #backwardWeightNaive}: parallel over rows, Vector-API axpys over columns. */
+    public static void backwardWeight(float[] dw, float[] dy, float[] x, int T, int rows, int cols) {
+        Threads.parallelFor(rows, (long) T * cols * 2, (from, to) -> {
+            int upper = F.loopBound(cols);
+            for (int r = from; r < to; r++) {
+                int o = r * cols;
+                for (int t = 0; t < T; t++) {
+                    float d = dy[t * rows + r];
+                    if (d == 0f) {
+                        continue;
+                    }
+                    FloatVector vd = FloatVector.broadcast(F, d);
+                    int xo = t * cols;
+                    int c = 0;
+                    for (; c < upper; c += F.length()) {
+                        FloatVector.fromArray(F, x, xo + c).fma(vd, FloatVector.fromArray(F, dw, o + c)).intoArray(dw, o + c);
+                    }
+                    for (; c < cols; c++) {
+                        dw[o + c] += d * x[xo + c];
+                    }
+                }
+            }
+        });
     }
 }

@@ -1,7 +1,6 @@
 package io.lora4j.kernels;
 
 import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
@@ -54,7 +53,7 @@ public final class RmsNorm {
             FloatVector v = FloatVector.fromArray(S, x, base + c);
             acc = v.fma(v, acc);
         }
-        float ss = acc.reduceLanes(VectorOperators.ADD);
+        float ss = Matmul.sum(acc);
         for (; c < C; c++) {
             ss += x[base + c] * x[base + c];
         }

@@ -44,9 +44,10 @@ public final class JvmBackend implements Backend {
 
         LoraAdapter ad = m.adapter();
         RmsNorm.forward(s.xb, s.rstd, s.x, w.attnNorm(), T, C, c.rmsEps());
-        linear(s, ad, l, LinearModule.Q_PROJ, s.q, s.xb, w.wq(), T);
-        linear(s, ad, l, LinearModule.K_PROJ, s.k, s.xb, w.wk(), T);
-        linear(s, ad, l, LinearModule.V_PROJ, s.v, s.xb, w.wv(), T);
+        Matmul.forward(new float[][]{s.q, s.k, s.v}, s.xb, w.qkv(), T);
+        lora(s, ad, l, LinearModule.Q_PROJ, s.q, s.xb, T);
+        lora(s, ad, l, LinearModule.K_PROJ, s.k, s.xb, T);
+        lora(s, ad, l, LinearModule.V_PROJ, s.v, s.xb, T);
         Rope.forward(s.q, m.ropeFreqs(), T, c.nHeads(), c.headSize(), pos, halves);
         Rope.forward(s.k, m.ropeFreqs(), T, c.nKvHeads(), c.headSize(), pos, halves);
         System.arraycopy(s.k, 0, s.kCache[l], pos * kvDim, T * kvDim);
@@ -56,8 +57,9 @@ public final class JvmBackend implements Backend {
         add(s.x, s.proj, T * C);
 
         RmsNorm.forward(s.xb, s.rstd, s.x, w.ffnNorm(), T, C, c.rmsEps());
-        linear(s, ad, l, LinearModule.GATE_PROJ, s.hb, s.xb, w.gate(), T);
-        linear(s, ad, l, LinearModule.UP_PROJ, s.hb2, s.xb, w.up(), T);
+        Matmul.forward(new float[][]{s.hb, s.hb2}, s.xb, w.gateUp(), T);
+        lora(s, ad, l, LinearModule.GATE_PROJ, s.hb, s.xb, T);
+        lora(s, ad, l, LinearModule.UP_PROJ, s.hb2, s.xb, T);
         SwiGlu.forward(s.hb, s.hb, s.hb2, T * c.hiddenDim());
         linear(s, ad, l, LinearModule.DOWN_PROJ, s.proj, s.hb, w.down(), T);
         add(s.x, s.proj, T * C);
@@ -75,6 +77,11 @@ public final class JvmBackend implements Backend {
     /** y = W x, plus the adapter's low-rank branch s·(B A x + bias) when one is active on this projection. */
     private static void linear(State s, LoraAdapter ad, int l, LinearModule mod, float[] y, float[] x, Weight w, int T) {
         Matmul.forward(y, x, w, T);
+        lora(s, ad, l, mod, y, x, T);
+    }
+
+    /** y += s·(B A x + bias) when an adapter is active on this projection. */
+    private static void lora(State s, LoraAdapter ad, int l, LinearModule mod, float[] y, float[] x, int T) {
         LoraLayer ll = ad == null ? null : ad.get(l, mod);
         if (ll != null) {
             Lora.forward(y, s.loraScratch(T * ll.r), x, ll.a, ll.b, ll.scaling, T, ll.in, ll.out, ll.r);

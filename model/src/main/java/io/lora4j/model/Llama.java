@@ -24,6 +24,15 @@ public final class Llama {
     /** The weights of one transformer block. */
     public record Layer(float[] attnNorm, Weight wq, Weight wk, Weight wv, Weight wo,
                         float[] ffnNorm, Weight gate, Weight up, Weight down) {
+        /** Q, K and V: one input, multiplied in one dispatch. */
+        public Weight[] qkv() {
+            return new Weight[]{wq, wk, wv};
+        }
+
+        /** Gate and up: one input, multiplied in one dispatch. */
+        public Weight[] gateUp() {
+            return new Weight[]{gate, up};
+        }
     }
 
     private final WeightSource source;

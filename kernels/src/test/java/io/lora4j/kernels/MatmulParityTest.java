@@ -1,0 +1,161 @@
+package io.lora4j.kernels;
+
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
+
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.util.SplittableRandom;
+
+
+import static io.lora4j.kernels.OpsParityTest.assertClose;
+import static io.lora4j.kernels.OpsParityTest.random;
+
+/** The fast matrix kernels against the naive oracles, for every weight type, on odd sizes. */
+class MatmulParityTest {
+
+    /** Random valid bytes of {@code type}: random quants, sane fp16 scales at the right offsets. */
+    static byte[] randomWeights(GgmlType type, int rows, int cols, long seed) {
+        SplittableRandom r = new SplittableRandom(seed);
+        byte[] b = new byte[(int) (rows * type.byteSize(cols))];
+        switch (type) {
+            case F32 -> {
+                for (int i = 0; i < b.length; i += 4) {
+                    int bits = Float.floatToIntBits((float) (r.nextDouble() * 2 - 1));
+                    for (int k = 0; k < 4; k++) {
+                        b[i + k] = (byte) (bits >> (8 * k));
+                    }
+                }
+            }
+            case F16, BF16 -> {
+                for (int i = 0; i < b.length; i += 2) {
+                    float v = (float) (r.nextDouble() * 2 - 1);
+                    int bits = type == GgmlType.F16 ? Float.floatToFloat16(v) : Float.floatToIntBits(v) >>> 16;
+                    b[i] = (byte) bits;
+                    b[i + 1] = (byte) (bits >> 8);
+                }
+            }
+            default -> {
+                r.nextBytes(b);
+                int[] halfAt = switch (type) {
+                    case Q8_0, Q4_0, Q5_0 -> new int[]{0};
+                    case Q4_1, Q5_1, Q4_K, Q5_K -> new int[]{0, 2};
+                    case Q6_K -> new int[]{208};
+                    default -> throw new IllegalArgumentException(type.name());
+                };
+                for (int blk = 0; blk < b.length / type.typeSize; blk++) {
+                    for (int o : halfAt) {
+                        DequantTest.putHalf(b, blk * type.typeSize + o, (float) (0.01 + 0.05 * r.nextDouble()));
+                    }
+                }
+            }
+        }
+        return b;
+    }
+
+    @ParameterizedTest
+    @EnumSource(value = GgmlType.class, names = {"F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q4_K", "Q5_K", "Q6_K"})
+    void forwardMatchesTheOracleForEveryType(GgmlType type) {
+        int cols = type.blockSize == 256 ? 512 : type.blockSize == 32 ? 96 : 77;
+        int rows = 37;
+        byte[] wb = randomWeights(type, rows, cols, 3);
+        Weight w = new Weight("w", type, MemorySegment.ofArray(wb), rows, cols);
+        for (int T : new int[]{1, 3, 17, 64}) {
+            float[] x = random(new SplittableRandom(T), T * cols);
+            float[] want = new float[T * rows], got = new float[T * rows];
+            Matmul.forwardNaive(want, x, wb, type, new float[cols], T, rows, cols);
+            Matmul.forward(got, x, w, T);
+            assertSums(type + " T=" + T, want, got, wb, type, x, T, rows, cols);
+        }
+    }
+
+    /**
+     * Sums in another order differ by rounding relative to Σ|w·x|, not to the (possibly cancelled)
+     * result: |want − got| ≤ 1e-6 · Σ_c |w[r][c]·x[t][c]| for every output.
+     */
+    static void assertSums(String what, float[] want, float[] got, byte[] wb, GgmlType type, float[] x, int T, int rows, int cols) {
+        float[] row = new float[cols];
+        for (int r = 0; r < rows; r++) {
+            Dequant.naive(type, wb, (int) (r * type.byteSize(cols)), row, 0, cols);
+            for (int t = 0; t < T; t++) {
+                double mag = 0;
+                for (int c = 0; c < cols; c++) {
+                    mag += Math.abs((double) row[c] * x[t * cols + c]);
+                }
+                double diff = Math.abs(want[t * rows + r] - got[t * rows + r]);
+                if (diff > 1e-6 * mag + 1e-30) {
+                    org.junit.jupiter.api.Assertions.fail(what + ": row " + r + " token " + t + " expected " + want[t * rows + r]
+                            + ", got " + got[t * rows + r] + " (difference " + diff + ", Σ|w·x| " + mag + ")");
+                }
+            }
+        }
+    }
+
+    @Test
+    void fusedGemvPathsOnVectorWidthColumnsAndTheManyMatrixForm() {
+        for (GgmlType type : new GgmlType[]{GgmlType.F32, GgmlType.F16, GgmlType.Q8_0, GgmlType.Q4_0}) {
+            int cols = 256, rows = 45;
+            byte[] wb = randomWeights(type, rows, cols, 5);
+            Weight w = new Weight("w", type, MemorySegment.ofArray(wb), rows, cols);
+            byte[] wb2 = randomWeights(type, 19, cols, 6);
+            Weight w2 = new Weight("w2", type, MemorySegment.ofArray(wb2), 19, cols);
+            float[] x = random(new SplittableRandom(9), cols);
+            float[] want = new float[rows], got = new float[rows], want2 = new float[19], got2 = new float[19];
+            Matmul.forwardNaive(want, x, wb, type, new float[cols], 1, rows, cols);
+            Matmul.forwardNaive(want2, x, wb2, type, new float[cols], 1, 19, cols);
+            Matmul.forward(new float[][]{got, got2}, x, new Weight[]{w, w2}, 1);
+            assertSums(type + " fused", want, got, wb, type, x, 1, rows, cols);
+            assertSums(type + " fused second matrix", want2, got2, wb2, type, x, 1, 19, cols);
+        }
+    }
+
+    @Test
+    void floatOracleAgreesWithTheByteOracle() {
+        int rows = 5, cols = 64, T = 3;
+        float[] w = random(new SplittableRandom(1), rows * cols);
+        byte[] wb = new byte[4 * w.length];
+        MemorySegment.copy(MemorySegment.ofArray(w), ValueLayout.JAVA_BYTE, 0, wb, 0, wb.length);
+        float[] x = random(new SplittableRandom(2), T * cols);
+        float[] a = new float[T * rows], b = new float[T * rows];
+        Matmul.forwardNaive(a, x, w, T, rows, cols);
+        Matmul.forwardNaive(b, x, wb, GgmlType.F32, new float[cols], T, rows, cols);
+        assertClose("oracles", a, b, 0);
+    }
+
+    @ParameterizedTest
+    @EnumSource(value = GgmlType.class, names = {"F32", "F16", "Q8_0", "Q4_K", "Q6_K"})
+    void inputGradientMatchesTheOracle(GgmlType type) {
+        int cols = type.blockSize == 256 ? 256 : 96, rows = 23, T = 7;
+        byte[] wb = randomWeights(type, rows, cols, 4);
+        Weight w = new Weight("w", type, MemorySegment.ofArray(wb), rows, cols);
+        float[] wf = new float[rows * cols];
+        for (int r = 0; r < rows; r++) {
+            Dequant.naive(type, wb, (int) (r * type.byteSize(cols)), wf, r * cols, cols);
+        }
+        float[] dy = random(new SplittableRandom(8), T * rows);
+        float[] want = random(new SplittableRandom(7), T * cols), got = want.clone();
+        Matmul.backwardNaive(want, dy, wf, T, rows, cols, true);
+        Matmul.backward(got, dy, w, T, true);
+        assertClose(type + " dx accumulate", want, got, 2e-5);
+        Matmul.backwardNaive(want, dy, wf, T, rows, cols, false);
+        Matmul.backward(got, dy, w, T, false);
+        assertClose(type + " dx assign", want, got, 2e-5);
+    }
+
+    @Test
+    void gradientsOfTheProductMatchCentralDifferences() {
+        int rows = 6, cols = 9, T = 3;
+        SplittableRandom r = new SplittableRandom(11);
+        float[] w = random(r, rows * cols), x = random(r, T * cols), g = random(r, T * rows);
+        float[] out = new float[T * rows], dx = new float[T * cols], dw = new float[rows * cols];
+        Matmul.backwardNaive(dx, g, w, T, rows, cols, false);
+        Matmul.backwardWeightNaive(dw, g, x, T, rows, cols);
+        Runnable fwd = () -> Matmul.forwardNaive(out, x, w, T, rows, cols);
+        GradCheck.check("x", x, dx, () -> GradCheck.loss(fwd, out, g), 1e-2);
+        GradCheck.check("w", w, dw, () -> GradCheck.loss(fwd, out, g), 1e-2);
+        float[] dw2 = new float[rows * cols];
+        Matmul.backwardWeight(dw2, g, x, T, rows, cols);
+        assertClose("dw fast", dw, dw2, 1e-5);
+    }
+}
