@@ -10,34 +10,211 @@ import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Base64;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
 
 /** Tokenizer factories. */
 public final class Tokenizers {
     private Tokenizers() {
     }
 
+    /** The tokenizer stored in a GGUF's {@code tokenizer.ggml.*} metadata: "llama" (SentencePiece) or "gpt2" (byte-level BPE). */
     public static Tokenizer fromGgufMetadata(Map<String, Object> md, Path file) {
         Object model = md.get("tokenizer.ggml.model");
-        if (!"llama".equals(model)) {
-            throw new ModelFormatException(file, "tokenizer model '" + model + "' is not supported here");
-        }
         if (!(md.get("tokenizer.ggml.tokens") instanceof String[] tokens)) {
             throw new ModelFormatException(file, "missing metadata key tokenizer.ggml.tokens");
         }
-        float[] scores = md.get("tokenizer.ggml.scores") instanceof float[] f ? f : new float[tokens.length];
         int[] types = md.get("tokenizer.ggml.token_type") instanceof int[] t ? t : new int[tokens.length];
-        if (scores.length != tokens.length || types.length != tokens.length) {
-            throw new ModelFormatException(file, "tokenizer arrays disagree: " + tokens.length + " tokens, "
-                    + scores.length + " scores, " + types.length + " types");
+        if (types.length != tokens.length) {
+            throw new ModelFormatException(file, "tokenizer arrays disagree: " + tokens.length + " tokens, " + types.length + " types");
         }
         int bos = id(md, "tokenizer.ggml.bos_token_id", 1, tokens.length);
         int eos = id(md, "tokenizer.ggml.eos_token_id", 2, tokens.length);
-        int unk = id(md, "tokenizer.ggml.unknown_token_id", 0, tokens.length);
-        boolean addBos = !(md.get("tokenizer.ggml.add_bos_token") instanceof Boolean b) || b;
-        boolean prefix = !(md.get("tokenizer.ggml.add_space_prefix") instanceof Boolean p) || p;
-        return new SentencePieceTokenizer(tokens, scores, types, bos, eos, unk, addBos, prefix);
+        if ("llama".equals(model)) {
+            float[] scores = md.get("tokenizer.ggml.scores") instanceof float[] f ? f : new float[tokens.length];
+            if (scores.length != tokens.length) {
+                throw new ModelFormatException(file, "tokenizer arrays disagree: " + tokens.length + " tokens, " + scores.length + " scores");
+            }
+            int unk = id(md, "tokenizer.ggml.unknown_token_id", 0, tokens.length);
+            boolean addBos = !(md.get("tokenizer.ggml.add_bos_token") instanceof Boolean b) || b;
+            boolean prefix = !(md.get("tokenizer.ggml.add_space_prefix") instanceof Boolean p) || p;
+            return new SentencePieceTokenizer(tokens, scores, types, bos, eos, unk, addBos, prefix);
+        }
+        if ("gpt2".equals(model)) {
+            if (!(md.get("tokenizer.ggml.merges") instanceof String[] merges)) {
+                throw new ModelFormatException(file, "missing metadata key tokenizer.ggml.merges");
+            }
+            String[] raw = new String[tokens.length];
+            Map<String, Integer> specials = new LinkedHashMap<>();
+            for (int i = 0; i < tokens.length; i++) {
+                if (types[i] == SentencePieceTokenizer.CONTROL || types[i] == SentencePieceTokenizer.USER_DEFINED) {
+                    specials.put(tokens[i], i);
+                } else {
+                    raw[i] = BpeTokenizer.unmapByteLevel(tokens[i]);
+                }
+            }
+            Map<String, Integer> ranks = mergeRanks(file, List.of(merges));
+            String pre = md.get("tokenizer.ggml.pre") instanceof String p ? p : "default";
+            boolean llama3 = pre.equals("llama-bpe") || pre.equals("llama3");
+            boolean addBos = md.get("tokenizer.ggml.add_bos_token") instanceof Boolean b ? b : llama3;
+            Integer eot = specials.get("<|eot_id|>");
+            return new BpeTokenizer(raw, ranks, llama3, llama3 ? BpeTokenizer.LLAMA3_SPLIT : BpeTokenizer.GPT2_SPLIT,
+                    pre.equals("smollm"), specials, bos, eos, addBos, BpeTokenizer.stops(eos, eot));
+        }
+        throw new ModelFormatException(file, "tokenizer model '" + model + "' is not supported (llama, gpt2)");
+    }
+
+    private static Map<String, Integer> mergeRanks(Path file, List<String> merges) {
+        Map<String, Integer> ranks = new HashMap<>(merges.size() * 2);
+        for (int i = 0; i < merges.size(); i++) {
+            String m = merges.get(i);
+            int sp = m.indexOf(' ', 1);
+            if (sp < 0) {
+                throw new ModelFormatException(file, "merge " + i + " is not 'left right': " + m);
+            }
+            String a = BpeTokenizer.unmapByteLevel(m.substring(0, sp));
+            String b = BpeTokenizer.unmapByteLevel(m.substring(sp + 1));
+            if (a == null || b == null) {
+                throw new ModelFormatException(file, "merge " + i + " is not byte-level text: " + m);
+            }
+            ranks.putIfAbsent(BpeTokenizer.pairKey(a, b), i);
+        }
+        return ranks;
+    }
+
+    /** A SentencePiece {@code tokenizer.model} (protobuf). */
+    public static Tokenizer fromSentencePieceModel(Path file) {
+        SentencePieceModelFile m = SentencePieceModelFile.parse(file, read(file));
+        int n = m.pieces.size();
+        String[] pieces = m.pieces.toArray(new String[0]);
+        float[] scores = new float[n];
+        int[] types = new int[n];
+        for (int i = 0; i < n; i++) {
+            scores[i] = m.scores.get(i);
+            types[i] = m.types.get(i);
+        }
+        return new SentencePieceTokenizer(pieces, scores, types, m.bos, m.eos, m.unk, true, m.addDummyPrefix);
+    }
+
+    /**
+     * A tiktoken file ({@code <base64 token> <rank>} per line). A 128000-rank file is Llama 3's: its
+     * 256 special tokens are added from id 128000 (they are not in the file).
+     */
+    public static Tokenizer fromTiktoken(Path file) {
+        String text = new String(read(file), StandardCharsets.UTF_8);
+        String[] lines = text.split("\\r?\\n");
+        List<String> toks = new ArrayList<>();
+        for (int ln = 0; ln < lines.length; ln++) {
+            String line = lines[ln].strip();
+            if (line.isEmpty()) {
+                continue;
+            }
+            int sp = line.indexOf(' ');
+            byte[] bytes;
+            int rank;
+            try {
+                bytes = Base64.getDecoder().decode(line.substring(0, sp < 0 ? line.length() : sp));
+                rank = Integer.parseInt(line.substring(sp + 1).strip());
+            } catch (IllegalArgumentException | StringIndexOutOfBoundsException e) {
+                throw new ModelFormatException(file, "line " + (ln + 1) + " is not '<base64> <rank>'");
+            }
+            if (rank != toks.size()) {
+                throw new ModelFormatException(file, "line " + (ln + 1) + ": rank " + rank + " out of order (expected " + toks.size() + ")");
+            }
+            toks.add(BpeTokenizer.latin1(bytes));
+        }
+        int n = toks.size();
+        Map<String, Integer> specials = BpeTokenizer.llama3Specials(n);
+        String[] tokens = new String[n + specials.size()];
+        for (int i = 0; i < n; i++) {
+            tokens[i] = toks.get(i);
+        }
+        int bos = specials.get("<|begin_of_text|>");
+        int eos = specials.get("<|end_of_text|>");
+        return new BpeTokenizer(tokens, null, true, BpeTokenizer.LLAMA3_SPLIT, false, specials, bos, eos, true,
+                BpeTokenizer.stops(eos, specials.get("<|eot_id|>"), specials.get("<|eom_id|>")));
+    }
+
+    /** A Hugging Face {@code tokenizer.json} with a byte-level BPE model (and tokenizer_config.json beside it, if any). */
+    public static Tokenizer fromHfTokenizerJson(Path file) {
+        JsonNode root;
+        try {
+            root = new ObjectMapper().readTree(read(file));
+        } catch (IOException e) {
+            throw new ModelFormatException(file, "invalid JSON: " + e.getMessage());
+        }
+        JsonNode model = root.path("model");
+        if (!"BPE".equals(model.path("type").asText()) || !model.path("vocab").isObject()) {
+            throw new ModelFormatException(file, "only byte-level BPE tokenizer.json files are supported (model.type "
+                    + model.path("type").asText("missing") + ")");
+        }
+        int size = 0;
+        for (var it = model.path("vocab").fields(); it.hasNext(); ) {
+            size = Math.max(size, it.next().getValue().asInt() + 1);
+        }
+        Map<String, Integer> specials = new LinkedHashMap<>();
+        for (JsonNode t : root.path("added_tokens")) {
+            specials.put(t.path("content").asText(), t.path("id").asInt());
+            size = Math.max(size, t.path("id").asInt() + 1);
+        }
+        String[] tokens = new String[size];
+        for (var it = model.path("vocab").fields(); it.hasNext(); ) {
+            var e = it.next();
+            if (!specials.containsKey(e.getKey())) {
+                tokens[e.getValue().asInt()] = BpeTokenizer.unmapByteLevel(e.getKey());
+            }
+        }
+        List<String> merges = new ArrayList<>();
+        for (JsonNode m : model.path("merges")) {
+            merges.add(m.isArray() ? m.get(0).asText() + " " + m.get(1).asText() : m.asText());
+        }
+        String regex = BpeTokenizer.GPT2_SPLIT;
+        boolean digits = false;
+        List<JsonNode> pres = new ArrayList<>();
+        JsonNode pre = root.path("pre_tokenizer");
+        if ("Sequence".equals(pre.path("type").asText())) {
+            pre.path("pretokenizers").forEach(pres::add);
+        } else {
+            pres.add(pre);
+        }
+        for (JsonNode p : pres) {
+            switch (p.path("type").asText()) {
+                case "Digits" -> digits = p.path("individual_digits").asBoolean(false);
+                case "Split" -> regex = p.path("pattern").path("Regex").asText(regex);
+                case "ByteLevel" -> {
+                    if (!p.path("use_regex").asBoolean(true) && pres.stream().noneMatch(q -> "Split".equals(q.path("type").asText()))) {
+                        regex = "(?s).+";
+                    }
+                }
+                default -> {
+                }
+            }
+        }
+        Path cfgFile = file.resolveSibling("tokenizer_config.json");
+        int bos = -1, eos = -1;
+        boolean addBos = false;
+        if (Files.isRegularFile(cfgFile)) {
+            try {
+                JsonNode cfg = new ObjectMapper().readTree(read(cfgFile));
+                bos = specials.getOrDefault(tokenName(cfg.path("bos_token")), -1);
+                eos = specials.getOrDefault(tokenName(cfg.path("eos_token")), -1);
+                addBos = cfg.path("add_bos_token").asBoolean(false);
+            } catch (IOException e) {
+                throw new ModelFormatException(cfgFile, "invalid JSON: " + e.getMessage());
+            }
+        }
+        return new BpeTokenizer(tokens, mergeRanks(file, merges), model.path("ignore_merges").asBoolean(false), regex,
+                digits, specials, bos, eos, addBos && bos >= 0,
+                BpeTokenizer.stops(eos, specials.get("<|eot_id|>"), specials.get("<|im_end|>"), specials.get("<|endoftext|>")));
+    }
+
+    private static String tokenName(JsonNode n) {
+        return n.isTextual() ? n.asText() : n.path("content").asText("");
     }
 
     private static int id(Map<String, Object> md, String key, int dflt, int n) {
@@ -96,13 +273,32 @@ public final class Tokenizers {
         return new SentencePieceTokenizer(p, sc, types, 1, 2, 0, true, true);
     }
 
-    /** Picks the reader by file name. */
+    /**
+     * Picks the reader by file name and content: {@code *.json} (Hugging Face), {@code *.bin}
+     * (llama2.c), {@code *.gguf} (its metadata), a {@code *.model} that is text (tiktoken) or
+     * protobuf (SentencePiece).
+     */
     public static Tokenizer load(Path file) {
         String name = file.getFileName().toString();
+        if (name.endsWith(".json")) {
+            return fromHfTokenizerJson(file);
+        }
         if (name.endsWith(".bin")) {
             return fromLlama2cBin(file);
         }
-        throw new ModelFormatException(file, "unsupported tokenizer file (expected tokenizer.bin, tokenizer.model or tokenizer.json)");
+        if (name.endsWith(".gguf")) {
+            try (var g = io.lora4j.model.format.GgufFile.open(file)) {
+                return fromGgufMetadata(g.metadata(), file);
+            }
+        }
+        byte[] head = read(file);
+        int n = Math.min(head.length, 64);
+        boolean text = n > 0;
+        for (int i = 0; i < n; i++) {
+            int c = head[i] & 0xff;
+            text &= c == '\n' || c == '\r' || (c >= 0x20 && c < 0x7f);
+        }
+        return text ? fromTiktoken(file) : fromSentencePieceModel(file);
     }
 
     private static byte[] read(Path file) {
