@@ -1,0 +1,91 @@
+package io.lora4j.bench;
+
+import io.lora4j.kernels.GgmlType;
+import io.lora4j.kernels.Matmul;
+import io.lora4j.kernels.Weight;
+import io.lora4j.model.format.Quantizer;
+import org.openjdk.jmh.annotations.AuxCounters;
+import org.openjdk.jmh.annotations.Benchmark;
+import org.openjdk.jmh.annotations.BenchmarkMode;
+import org.openjdk.jmh.annotations.Fork;
+import org.openjdk.jmh.annotations.Level;
+import org.openjdk.jmh.annotations.Measurement;
+import org.openjdk.jmh.annotations.Mode;
+import org.openjdk.jmh.annotations.OutputTimeUnit;
+import org.openjdk.jmh.annotations.Param;
+import org.openjdk.jmh.annotations.Scope;
+import org.openjdk.jmh.annotations.Setup;
+import org.openjdk.jmh.annotations.State;
+import org.openjdk.jmh.annotations.Warmup;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.util.SplittableRandom;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * Matrix products over off-heap weights of the 110M and 1B shapes: decode (T = 1, memory-bound:
+ * read GB/s) and prefill (T = 64, compute-bound: GFLOP/s), reported beside the time as auxiliary
+ * counters (per second: weightBytes = bytes/s read, flops = FLOP/s). Run: {@code java --add-modules jdk.incubator.vector -jar bench/target/benchmarks.jar MatmulBench}.
+ */
+@BenchmarkMode(Mode.Throughput)
+@OutputTimeUnit(TimeUnit.SECONDS)
+@Warmup(iterations = 3, time = 1)
+@Measurement(iterations = 5, time = 1)
+@Fork(value = 1, jvmArgsAppend = {"--add-modules", "jdk.incubator.vector", "--enable-native-access=ALL-UNNAMED"})
+@State(Scope.Benchmark)
+public class MatmulBench {
+
+    @Param({"F32", "F16", "Q8_0", "Q4_0"})
+    public String type;
+
+    /** rows x cols */
+    @Param({"768x768", "2048x768", "2048x2048", "5632x2048"})
+    public String shape;
+
+    @Param({"1", "64"})
+    public int tokens;
+
+    private Weight w;
+    private float[] x;
+    private float[] out;
+
+    /** Throughput beside the time: weight bytes read and floating-point operations per second. */
+    @State(Scope.Thread)
+    @AuxCounters(AuxCounters.Type.OPERATIONS)
+    public static class Rates {
+        public double weightBytes;
+        public double flops;
+    }
+
+    @Setup(Level.Trial)
+    public void setup() {
+        String[] rc = shape.split("x");
+        int rows = Integer.parseInt(rc[0]);
+        int cols = Integer.parseInt(rc[1]);
+        GgmlType t = GgmlType.valueOf(type);
+        SplittableRandom r = new SplittableRandom(1);
+        float[] row = new float[cols];
+        MemorySegment seg = Arena.ofShared().allocate(rows * t.byteSize(cols), 64);
+        for (int i = 0; i < rows; i++) {
+            for (int c = 0; c < cols; c++) {
+                row[c] = (float) (r.nextGaussian() * 0.02);
+            }
+            Quantizer.quantizeRow(t, seg, i * t.byteSize(cols), row, 0, cols);
+        }
+        w = new Weight("bench", t, seg, rows, cols);
+        x = new float[tokens * cols];
+        for (int i = 0; i < x.length; i++) {
+            x[i] = (float) r.nextGaussian();
+        }
+        out = new float[tokens * rows];
+    }
+
+    @Benchmark
+    public float[] matmul(Rates rates) {
+        Matmul.forward(out, x, w, tokens);
+        rates.weightBytes += w.data().byteSize();
+        rates.flops += 2.0 * tokens * w.rows() * w.cols();
+        return out;
+    }
+}
