@@ -211,7 +211,7 @@ public final class Attention {
         }
     }
 
-    /** Fast twin of {@link #backwardNaive}: the same two passes, each parallel across threads. */
+    /** Fast twin of {@link #backwardNaive}: the same two passes, each parallel, Vector-API dots and axpys over HS. */
     public static void backward(float[] dq, float[] dk, float[] dv, float[] dAtt, float[] dout, float[] att,
                                 float[] q, float[] k, float[] v, int T, int NH, int NKV, int HS) {
         int qDim = NH * HS;
@@ -227,27 +227,15 @@ public final class Attention {
                 int o = t * qDim + h * HS;
                 float dot = 0f;
                 for (int p = 0; p <= t; p++) {
-                    int vo = p * kvDim + kvOff;
-                    float dp = 0f;
-                    for (int i = 0; i < HS; i++) {
-                        dp += dout[o + i] * v[vo + i];
-                    }
+                    float dp = dot(dout, o, v, p * kvDim + kvOff, HS);
                     dAtt[a + p] = dp;
                     dot += att[a + p] * dp;
                 }
-                for (int i = 0; i < HS; i++) {
-                    dq[o + i] = 0f;
-                }
+                java.util.Arrays.fill(dq, o, o + HS, 0f);
                 for (int p = 0; p <= t; p++) {
                     float ds = att[a + p] * (dAtt[a + p] - dot);
                     dAtt[a + p] = ds;
-                    int ko = p * kvDim + kvOff;
-                    for (int i = 0; i < HS; i++) {
-                        dq[o + i] += ds * k[ko + i];
-                    }
-                }
-                for (int i = 0; i < HS; i++) {
-                    dq[o + i] /= sqrtHS;
+                    axpy(dq, o, ds / sqrtHS, k, p * kvDim + kvOff, HS);
                 }
             }
         });
@@ -256,23 +244,50 @@ public final class Attention {
                 int p = pk / NKV;
                 int kvh = pk % NKV;
                 int ko = p * kvDim + kvh * HS;
-                for (int i = 0; i < HS; i++) {
-                    dk[ko + i] = 0f;
-                    dv[ko + i] = 0f;
-                }
+                java.util.Arrays.fill(dk, ko, ko + HS, 0f);
+                java.util.Arrays.fill(dv, ko, ko + HS, 0f);
                 for (int h = kvh * group; h < (kvh + 1) * group; h++) {
                     for (int t = p; t < T; t++) {
                         int a = (t * NH + h) * T + p;
-                        float ds = dAtt[a] / sqrtHS;
-                        float pr = att[a];
                         int o = t * qDim + h * HS;
-                        for (int i = 0; i < HS; i++) {
-                            dk[ko + i] += ds * q[o + i];
-                            dv[ko + i] += pr * dout[o + i];
-                        }
+                        axpy(dk, ko, dAtt[a] / sqrtHS, q, o, HS);
+                        axpy(dv, ko, att[a], dout, o, HS);
                     }
                 }
             }
         });
+    }
+
+    /** Σ_i a[ao+i]·b[bo+i] over n, lanes summed in a fixed order. */
+    static float dot(float[] a, int ao, float[] b, int bo, int n) {
+        int upper = S.loopBound(n);
+        float s = 0f;
+        int i = 0;
+        if (upper > 0) {
+            FloatVector acc = FloatVector.zero(S);
+            for (; i < upper; i += S.length()) {
+                acc = FloatVector.fromArray(S, a, ao + i).fma(FloatVector.fromArray(S, b, bo + i), acc);
+            }
+            s = Matmul.sum(acc);
+        }
+        for (; i < n; i++) {
+            s += a[ao + i] * b[bo + i];
+        }
+        return s;
+    }
+
+    /** y[yo..yo+n) += alpha · x[xo..xo+n). */
+    static void axpy(float[] y, int yo, float alpha, float[] x, int xo, int n) {
+        int upper = S.loopBound(n);
+        int i = 0;
+        if (upper > 0) {
+            FloatVector va = FloatVector.broadcast(S, alpha);
+            for (; i < upper; i += S.length()) {
+                FloatVector.fromArray(S, x, xo + i).fma(va, FloatVector.fromArray(S, y, yo + i)).intoArray(y, yo + i);
+            }
+        }
+        for (; i < n; i++) {
+            y[yo + i] += alpha * x[xo + i];
+        }
     }
 }

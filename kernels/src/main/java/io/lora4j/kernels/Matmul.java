@@ -378,14 +378,14 @@ public final class Matmul {
 
     /**
      * Fast twin of {@link #backwardNaive} over a {@link Weight} of any supported type: each thread
-     * takes a slice of rows, decodes four rows at a time into scratch and adds
-     * {@code dy[t][r0..r3] · rows} into its own partial (T, cols) sum (four FMAs per load/store);
-     * the partial sums are then reduced into dx.
+     * takes a slice of rows, decodes eight rows at a time into scratch and adds
+     * {@code dy[t][r0..r7] · rows} into its own partial (T, cols) sum (eight FMAs per load/store of
+     * the sum); the partial sums are then added into dx in a fixed order.
      */
     public static void backward(float[] dx, float[] dy, Weight w, int T, boolean accumulate) {
         int rows = w.rows();
         int cols = w.cols();
-        int nt = Math.max(1, Math.min(Threads.threadCount(), rows / 4));
+        int nt = Math.max(1, Math.min(Threads.threadCount(), rows / 8));
         float[][] partial = BACKWARD_PARTIALS.get();
         if (partial.length < nt) {
             partial = new float[nt][];
@@ -398,18 +398,19 @@ public final class Matmul {
         }
         float[][] parts = partial;
         Threads.parallelFor(nt, (from, to) -> {
-            float[] scratch = scratch(4 * cols);
+            float[] scratch = scratch(8 * cols);
             for (int p = from; p < to; p++) {
                 float[] acc = parts[p];
                 java.util.Arrays.fill(acc, 0, T * cols, 0f);
                 int r0 = (int) ((long) rows * p / nt), r1 = (int) ((long) rows * (p + 1) / nt);
-                for (int r = r0; r < r1; r += 4) {
-                    int n = Math.min(4, r1 - r);
+                for (int r = r0; r < r1; r += 8) {
+                    int n = Math.min(8, r1 - r);
                     for (int k = 0; k < n; k++) {
                         Dequant.row(w, r + k, scratch, k * cols);
                     }
+                    java.util.Arrays.fill(scratch, n * cols, 8 * cols, 0f);
                     for (int t = 0; t < T; t++) {
-                        axpy4(acc, t * cols, scratch, cols, dy, t * rows + r, n);
+                        axpy8(acc, t * cols, scratch, cols, dy, t * rows + r, n);
                     }
                 }
             }
@@ -425,32 +426,37 @@ public final class Matmul {
         });
     }
 
-    /** acc[o..o+cols) += Σ_{k<n} dy[d+k] · rows[k·cols ..]. */
-    private static void axpy4(float[] acc, int o, float[] rows, int cols, float[] dy, int d, int n) {
+    /** Per-thread partial sums of {@link #backward}, kept between calls. */
+    private static final ThreadLocal<float[][]> BACKWARD_PARTIALS = ThreadLocal.withInitial(() -> new float[0][]);
+
+    /** acc[o..o+cols) += Σ_{k<n} dy[d+k] · rows[k·cols ..] (rows k ≥ n are zero). */
+    private static void axpy8(float[] acc, int o, float[] rows, int cols, float[] dy, int d, int n) {
         float a0 = dy[d], a1 = n > 1 ? dy[d + 1] : 0f, a2 = n > 2 ? dy[d + 2] : 0f, a3 = n > 3 ? dy[d + 3] : 0f;
-        if (n < 4) {
-            for (int k = n; k < 4; k++) {
-                java.util.Arrays.fill(rows, k * cols, (k + 1) * cols, 0f);
-            }
-        }
+        float a4 = n > 4 ? dy[d + 4] : 0f, a5 = n > 5 ? dy[d + 5] : 0f, a6 = n > 6 ? dy[d + 6] : 0f, a7 = n > 7 ? dy[d + 7] : 0f;
         int upper = F.loopBound(cols);
         FloatVector v0 = FloatVector.broadcast(F, a0), v1 = FloatVector.broadcast(F, a1);
         FloatVector v2 = FloatVector.broadcast(F, a2), v3 = FloatVector.broadcast(F, a3);
+        FloatVector v4 = FloatVector.broadcast(F, a4), v5 = FloatVector.broadcast(F, a5);
+        FloatVector v6 = FloatVector.broadcast(F, a6), v7 = FloatVector.broadcast(F, a7);
         int c = 0;
-        for (; c < upper; c += F.length()) {
+        for (; c < upper; c += L) {
             FloatVector s = FloatVector.fromArray(F, acc, o + c);
-            s = FloatVector.fromArray(F, rows, c).fma(v0, s);
+            FloatVector u = FloatVector.fromArray(F, rows, c).mul(v0);
             s = FloatVector.fromArray(F, rows, cols + c).fma(v1, s);
-            s = FloatVector.fromArray(F, rows, 2 * cols + c).fma(v2, s);
+            u = FloatVector.fromArray(F, rows, 2 * cols + c).fma(v2, u);
             s = FloatVector.fromArray(F, rows, 3 * cols + c).fma(v3, s);
-            s.intoArray(acc, o + c);
+            u = FloatVector.fromArray(F, rows, 4 * cols + c).fma(v4, u);
+            s = FloatVector.fromArray(F, rows, 5 * cols + c).fma(v5, s);
+            u = FloatVector.fromArray(F, rows, 6 * cols + c).fma(v6, u);
+            s = FloatVector.fromArray(F, rows, 7 * cols + c).fma(v7, s);
+            s.add(u).intoArray(acc, o + c);
         }
         for (; c < cols; c++) {
-            acc[o + c] += a0 * rows[c] + a1 * rows[cols + c] + a2 * rows[2 * cols + c] + a3 * rows[3 * cols + c];
+            acc[o + c] += (a0 * rows[c] + a2 * rows[2 * cols + c] + a4 * rows[4 * cols + c] + a6 * rows[6 * cols + c])
+                    + (a1 * rows[cols + c] + a3 * rows[3 * cols + c] + a5 * rows[5 * cols + c] + a7 * rows[7 * cols + c]);
         }
     }
 
-    private static final ThreadLocal<float[][]> BACKWARD_PARTIALS = ThreadLocal.withInitial(() -> new float[0][]);
 
     /**
      * Weight gradient of a float (trainable) matrix: {@code dw[r][c] += Σ_t dy[t][r] · x[t][c]}. Naive oracle.
