@@ -83,15 +83,21 @@ public final class Matmul {
             });
             return;
         }
-        Threads.parallelFor((rows + 3) / 4, 8L * cols * T, (from, to) -> {
-            float[] s = scratch(4 * cols);
+        // 16 decoded rows per block; each block of 4 tokens is reused by four 4x4 tiles while in cache
+        Threads.parallelFor((rows + 15) / 16, 32L * cols * T, (from, to) -> {
+            float[] s = scratch(16 * cols);
             for (int rb = from; rb < to; rb++) {
-                int r0 = 4 * rb;
-                int n = Math.min(4, rows - r0);
+                int r0 = 16 * rb;
+                int n = Math.min(16, rows - r0);
                 for (int k = 0; k < n; k++) {
                     Dequant.row(w, r0 + k, s, k * cols);
                 }
-                tile(out, x, s, r0, n, T, rows, cols);
+                for (int t = 0; t < T; t += 4) {
+                    int tn = Math.min(4, T - t);
+                    for (int g = 0; g < n; g += 4) {
+                        tile(out, x, s, g * cols, r0 + g, Math.min(4, n - g), t, t + tn, rows, cols);
+                    }
+                }
             }
         });
     }
@@ -164,10 +170,10 @@ public final class Matmul {
         return s;
     }
 
-    /** out[t][r0+k] = Σ_c s[k·cols + c] · x[t][c] for k < n rows, all T tokens, 4 tokens at a time. */
-    private static void tile(float[] out, float[] x, float[] s, int r0, int n, int T, int rows, int cols) {
+    /** out[t][r0+k] = Σ_c s[so + k·cols + c] · x[t][c] for k < n rows and tokens [tFrom, T), 4 tokens at a time. */
+    private static void tile(float[] out, float[] x, float[] s, int so, int r0, int n, int tFrom, int T, int rows, int cols) {
         int upper = F.loopBound(cols);
-        int t = 0;
+        int t = tFrom;
         for (; t + 4 <= T && n == 4; t += 4) {
             int x0 = t * cols, x1 = x0 + cols, x2 = x1 + cols, x3 = x2 + cols;
             FloatVector a00 = FloatVector.zero(F), a01 = a00, a02 = a00, a03 = a00;
@@ -176,10 +182,10 @@ public final class Matmul {
             FloatVector a30 = a00, a31 = a00, a32 = a00, a33 = a00;
             int c = 0;
             for (; c < upper; c += L) {
-                FloatVector w0 = FloatVector.fromArray(F, s, c);
-                FloatVector w1 = FloatVector.fromArray(F, s, cols + c);
-                FloatVector w2 = FloatVector.fromArray(F, s, 2 * cols + c);
-                FloatVector w3 = FloatVector.fromArray(F, s, 3 * cols + c);
+                FloatVector w0 = FloatVector.fromArray(F, s, so + c);
+                FloatVector w1 = FloatVector.fromArray(F, s, so + cols + c);
+                FloatVector w2 = FloatVector.fromArray(F, s, so + 2 * cols + c);
+                FloatVector w3 = FloatVector.fromArray(F, s, so + 3 * cols + c);
                 FloatVector v = FloatVector.fromArray(F, x, x0 + c);
                 a00 = w0.fma(v, a00);
                 a10 = w1.fma(v, a10);
@@ -227,7 +233,7 @@ public final class Matmul {
                         acc += lanes[o + i];
                     }
                     for (int cc = c; cc < cols; cc++) {
-                        acc += s[k * cols + cc] * x[(t + j) * cols + cc];
+                        acc += s[so + k * cols + cc] * x[(t + j) * cols + cc];
                     }
                     out[(t + j) * rows + r0 + k] = acc;
                 }
@@ -235,7 +241,7 @@ public final class Matmul {
         }
         for (; t < T; t++) {
             for (int k = 0; k < n; k++) {
-                out[t * rows + r0 + k] = dotArrays(s, k * cols, x, t * cols, cols);
+                out[t * rows + r0 + k] = dotArrays(s, so + k * cols, x, t * cols, cols);
             }
         }
     }
@@ -377,86 +383,125 @@ public final class Matmul {
     }
 
     /**
-     * Fast twin of {@link #backwardNaive} over a {@link Weight} of any supported type: each thread
-     * takes a slice of rows, decodes eight rows at a time into scratch and adds
-     * {@code dy[t][r0..r7] · rows} into its own partial (T, cols) sum (eight FMAs per load/store of
-     * the sum); the partial sums are then added into dx in a fixed order.
+     * Fast twin of {@link #backwardNaive} over a {@link Weight} of any supported type, as a
+     * register-tiled product like {@link #forward}. Threads take strips of columns; a strip of W
+     * (all rows × SW columns) is decoded once into scratch and stays in cache while every block of
+     * four tokens runs over it with 4 tokens × 4 vectors of accumulators held across all rows. Each
+     * element is summed over r in order, so the result does not depend on the thread count.
      */
     public static void backward(float[] dx, float[] dy, Weight w, int T, boolean accumulate) {
         int rows = w.rows();
         int cols = w.cols();
-        int nt = Math.max(1, Math.min(Threads.threadCount(), rows / 8));
-        float[][] partial = BACKWARD_PARTIALS.get();
-        if (partial.length < nt) {
-            partial = new float[nt][];
-            BACKWARD_PARTIALS.set(partial);
-        }
-        for (int i = 0; i < nt; i++) {
-            if (partial[i] == null || partial[i].length < T * cols) {
-                partial[i] = new float[T * cols];
-            }
-        }
-        float[][] parts = partial;
-        Threads.parallelFor(nt, (from, to) -> {
-            float[] scratch = scratch(8 * cols);
-            for (int p = from; p < to; p++) {
-                float[] acc = parts[p];
-                java.util.Arrays.fill(acc, 0, T * cols, 0f);
-                int r0 = (int) ((long) rows * p / nt), r1 = (int) ((long) rows * (p + 1) / nt);
-                for (int r = r0; r < r1; r += 8) {
-                    int n = Math.min(8, r1 - r);
-                    for (int k = 0; k < n; k++) {
-                        Dequant.row(w, r + k, scratch, k * cols);
-                    }
-                    java.util.Arrays.fill(scratch, n * cols, 8 * cols, 0f);
-                    for (int t = 0; t < T; t++) {
-                        axpy8(acc, t * cols, scratch, cols, dy, t * rows + r, n);
-                    }
+        int sw = Math.max(4 * L, w.type().blockSize);
+        int strips = (cols + sw - 1) / sw;
+        long rowBytes = w.rowBytes();
+        Threads.parallelFor(strips, 2L * T * rows * sw, (from, to) -> {
+            float[] strip = scratch(rows * sw);
+            for (int b = from; b < to; b++) {
+                int c0 = b * sw;
+                int n = Math.min(sw, cols - c0);
+                for (int r = 0; r < rows; r++) {
+                    Dequant.range(w.type(), w.data(), r * rowBytes + w.type().byteSize(c0), strip, r * n, n, w.name());
                 }
-            }
-        });
-        Threads.parallelFor(T * cols, 2L * nt, (from, to) -> {
-            for (int i = from; i < to; i++) {
-                float s = accumulate ? dx[i] : 0f;
-                for (int p = 0; p < nt; p++) {
-                    s += parts[p][i];
+                int groups = (n / (4 * L)) * 4 * L;
+                int t = 0;
+                for (; t + 4 <= T; t += 4) {
+                    for (int c = 0; c < groups; c += 4 * L) {
+                        tileT(dx, dy, strip, t, c0, c, n, rows, cols, accumulate);
+                    }
+                    edge(dx, dy, strip, t, t + 4, c0, groups, n, rows, cols, accumulate);
                 }
-                dx[i] = s;
+                edge(dx, dy, strip, t, T, c0, 0, n, rows, cols, accumulate);
             }
         });
     }
 
-    /** Per-thread partial sums of {@link #backward}, kept between calls. */
-    private static final ThreadLocal<float[][]> BACKWARD_PARTIALS = ThreadLocal.withInitial(() -> new float[0][]);
-
-    /** acc[o..o+cols) += Σ_{k<n} dy[d+k] · rows[k·cols ..] (rows k ≥ n are zero). */
-    private static void axpy8(float[] acc, int o, float[] rows, int cols, float[] dy, int d, int n) {
-        float a0 = dy[d], a1 = n > 1 ? dy[d + 1] : 0f, a2 = n > 2 ? dy[d + 2] : 0f, a3 = n > 3 ? dy[d + 3] : 0f;
-        float a4 = n > 4 ? dy[d + 4] : 0f, a5 = n > 5 ? dy[d + 5] : 0f, a6 = n > 6 ? dy[d + 6] : 0f, a7 = n > 7 ? dy[d + 7] : 0f;
-        int upper = F.loopBound(cols);
-        FloatVector v0 = FloatVector.broadcast(F, a0), v1 = FloatVector.broadcast(F, a1);
-        FloatVector v2 = FloatVector.broadcast(F, a2), v3 = FloatVector.broadcast(F, a3);
-        FloatVector v4 = FloatVector.broadcast(F, a4), v5 = FloatVector.broadcast(F, a5);
-        FloatVector v6 = FloatVector.broadcast(F, a6), v7 = FloatVector.broadcast(F, a7);
-        int c = 0;
-        for (; c < upper; c += L) {
-            FloatVector s = FloatVector.fromArray(F, acc, o + c);
-            FloatVector u = FloatVector.fromArray(F, rows, c).mul(v0);
-            s = FloatVector.fromArray(F, rows, cols + c).fma(v1, s);
-            u = FloatVector.fromArray(F, rows, 2 * cols + c).fma(v2, u);
-            s = FloatVector.fromArray(F, rows, 3 * cols + c).fma(v3, s);
-            u = FloatVector.fromArray(F, rows, 4 * cols + c).fma(v4, u);
-            s = FloatVector.fromArray(F, rows, 5 * cols + c).fma(v5, s);
-            u = FloatVector.fromArray(F, rows, 6 * cols + c).fma(v6, u);
-            s = FloatVector.fromArray(F, rows, 7 * cols + c).fma(v7, s);
-            s.add(u).intoArray(acc, o + c);
+    /** dx[t..t+3][c0+c .. c0+c+4L) (= or +=) Σ_r dy[t..t+3][r] · strip[r][c .. c+4L). */
+    private static void tileT(float[] dx, float[] dy, float[] strip, int t, int c0, int c, int n, int rows, int cols,
+                              boolean accumulate) {
+        FloatVector a00 = FloatVector.zero(F), a01 = a00, a02 = a00, a03 = a00;
+        FloatVector a10 = a00, a11 = a00, a12 = a00, a13 = a00;
+        FloatVector a20 = a00, a21 = a00, a22 = a00, a23 = a00;
+        FloatVector a30 = a00, a31 = a00, a32 = a00, a33 = a00;
+        int d0 = t * rows, d1 = d0 + rows, d2 = d1 + rows, d3 = d2 + rows;
+        for (int r = 0; r < rows; r++) {
+            int o = r * n + c;
+            FloatVector w0 = FloatVector.fromArray(F, strip, o);
+            FloatVector w1 = FloatVector.fromArray(F, strip, o + L);
+            FloatVector w2 = FloatVector.fromArray(F, strip, o + 2 * L);
+            FloatVector w3 = FloatVector.fromArray(F, strip, o + 3 * L);
+            FloatVector g = FloatVector.broadcast(F, dy[d0 + r]);
+            a00 = w0.fma(g, a00);
+            a01 = w1.fma(g, a01);
+            a02 = w2.fma(g, a02);
+            a03 = w3.fma(g, a03);
+            g = FloatVector.broadcast(F, dy[d1 + r]);
+            a10 = w0.fma(g, a10);
+            a11 = w1.fma(g, a11);
+            a12 = w2.fma(g, a12);
+            a13 = w3.fma(g, a13);
+            g = FloatVector.broadcast(F, dy[d2 + r]);
+            a20 = w0.fma(g, a20);
+            a21 = w1.fma(g, a21);
+            a22 = w2.fma(g, a22);
+            a23 = w3.fma(g, a23);
+            g = FloatVector.broadcast(F, dy[d3 + r]);
+            a30 = w0.fma(g, a30);
+            a31 = w1.fma(g, a31);
+            a32 = w2.fma(g, a32);
+            a33 = w3.fma(g, a33);
         }
-        for (; c < cols; c++) {
-            acc[o + c] += (a0 * rows[c] + a2 * rows[2 * cols + c] + a4 * rows[4 * cols + c] + a6 * rows[6 * cols + c])
-                    + (a1 * rows[cols + c] + a3 * rows[3 * cols + c] + a5 * rows[5 * cols + c] + a7 * rows[7 * cols + c]);
+        int x0 = t * cols + c0 + c, x1 = x0 + cols, x2 = x1 + cols, x3 = x2 + cols;
+        if (accumulate) {
+            a00 = a00.add(FloatVector.fromArray(F, dx, x0));
+            a01 = a01.add(FloatVector.fromArray(F, dx, x0 + L));
+            a02 = a02.add(FloatVector.fromArray(F, dx, x0 + 2 * L));
+            a03 = a03.add(FloatVector.fromArray(F, dx, x0 + 3 * L));
+            a10 = a10.add(FloatVector.fromArray(F, dx, x1));
+            a11 = a11.add(FloatVector.fromArray(F, dx, x1 + L));
+            a12 = a12.add(FloatVector.fromArray(F, dx, x1 + 2 * L));
+            a13 = a13.add(FloatVector.fromArray(F, dx, x1 + 3 * L));
+            a20 = a20.add(FloatVector.fromArray(F, dx, x2));
+            a21 = a21.add(FloatVector.fromArray(F, dx, x2 + L));
+            a22 = a22.add(FloatVector.fromArray(F, dx, x2 + 2 * L));
+            a23 = a23.add(FloatVector.fromArray(F, dx, x2 + 3 * L));
+            a30 = a30.add(FloatVector.fromArray(F, dx, x3));
+            a31 = a31.add(FloatVector.fromArray(F, dx, x3 + L));
+            a32 = a32.add(FloatVector.fromArray(F, dx, x3 + 2 * L));
+            a33 = a33.add(FloatVector.fromArray(F, dx, x3 + 3 * L));
         }
+        a00.intoArray(dx, x0);
+        a01.intoArray(dx, x0 + L);
+        a02.intoArray(dx, x0 + 2 * L);
+        a03.intoArray(dx, x0 + 3 * L);
+        a10.intoArray(dx, x1);
+        a11.intoArray(dx, x1 + L);
+        a12.intoArray(dx, x1 + 2 * L);
+        a13.intoArray(dx, x1 + 3 * L);
+        a20.intoArray(dx, x2);
+        a21.intoArray(dx, x2 + L);
+        a22.intoArray(dx, x2 + 2 * L);
+        a23.intoArray(dx, x2 + 3 * L);
+        a30.intoArray(dx, x3);
+        a31.intoArray(dx, x3 + L);
+        a32.intoArray(dx, x3 + 2 * L);
+        a33.intoArray(dx, x3 + 3 * L);
     }
 
+    /** The scalar remainder: tokens [t0, t1) × strip columns [cFrom, n). */
+    private static void edge(float[] dx, float[] dy, float[] strip, int t0, int t1, int c0, int cFrom, int n, int rows,
+                             int cols, boolean accumulate) {
+        for (int t = t0; t < t1; t++) {
+            for (int c = cFrom; c < n; c++) {
+                float acc = 0f;
+                for (int r = 0; r < rows; r++) {
+                    acc += dy[t * rows + r] * strip[r * n + c];
+                }
+                int i = t * cols + c0 + c;
+                dx[i] = accumulate ? dx[i] + acc : acc;
+            }
+        }
+    }
 
     /**
      * Weight gradient of a float (trainable) matrix: {@code dw[r][c] += Σ_t dy[t][r] · x[t][c]}. Naive oracle.
