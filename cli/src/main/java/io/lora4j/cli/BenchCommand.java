@@ -33,6 +33,12 @@ final class BenchCommand implements Callable<Integer> {
     @Option(names = {"-n", "--n-gen"}, split = ",", defaultValue = "128", description = "Generation lengths (default ${DEFAULT-VALUE}; 0 skips).")
     List<Integer> nGen;
 
+    @Option(names = "--adapter", paramLabel = "DIR", description = "Run with this LoRA adapter (unmerged, or merged with --merge).")
+    java.nio.file.Path adapter;
+
+    @Option(names = "--merge", description = "Merge the --adapter into the weights before measuring.")
+    boolean merge;
+
     @Option(names = {"-r", "--repetitions"}, defaultValue = "5", description = "Timed repetitions (default ${DEFAULT-VALUE}).")
     int reps;
 
@@ -44,11 +50,22 @@ final class BenchCommand implements Callable<Integer> {
         }
         try (LoadedModel lm = modelOptions.open(); Backend backend = modelOptions.backend()) {
             Llama m = lm.llama();
+            String mode = "";
+            if (adapter != null) {
+                var ad = io.lora4j.model.lora.PeftAdapters.load(adapter, m, "bench");
+                if (merge) {
+                    m.merge(ad);
+                    mode = " +lora(merged)";
+                } else {
+                    m.setAdapter(ad);
+                    mode = " +lora";
+                }
+            }
             long bytes = lm.source().tensors().values().stream().mapToLong(t -> t.data().byteSize()).sum();
             String name = modelOptions.modelPath().getFileName().toString();
             System.out.println("| model | size | params | backend | threads | test | t/s |");
             System.out.println("| --- | ---: | ---: | --- | ---: | --- | ---: |");
-            String prefix = String.format("| %s | %.2f MiB | %.2f M | %s | %d |", name, bytes / 1048576.0,
+            String prefix = String.format("| %s | %.2f MiB | %.2f M | %s | %d |", name + mode, bytes / 1048576.0,
                     m.parameterCount() / 1e6, backend.name(), Threads.threadCount());
             int maxCtx = 1;
             for (int p : nPrompt) {

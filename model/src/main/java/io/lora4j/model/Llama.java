@@ -37,10 +37,14 @@ public final class Llama {
 
     private final WeightSource source;
     private final LlamaConfig config;
-    private final Weight tokenEmbd;
+    private Weight tokenEmbd;
     private final Layer[] layers;
+    private final Layer[] baseLayers;
+    private final java.util.List<String> merged = new java.util.ArrayList<>();
     private final float[] outputNorm;
-    private final Weight output;
+    private Weight output;
+    private Weight baseEmbd;
+    private Weight baseOutputWeight;
     private final float[] ropeFreqs;
     private LoraAdapter adapter;
     private Weight adapterHead;
@@ -65,8 +69,11 @@ public final class Llama {
                     matrix(p + "ffn_up.weight", c.hiddenDim(), C),
                     matrix(p + "ffn_down.weight", C, c.hiddenDim()));
         }
+        baseLayers = layers.clone();
         outputNorm = vector("output_norm.weight", C);
         output = source.tensors().containsKey("output.weight") ? matrix("output.weight", c.vocabSize(), C) : tokenEmbd;
+        baseEmbd = tokenEmbd;
+        baseOutputWeight = output;
         ropeFreqs = Rope.frequencies(c.headSize(), c.ropeTheta());
         if (c.ropeScaling() != null) {
             LlamaConfig.RopeScaling r = c.ropeScaling();
@@ -141,6 +148,82 @@ public final class Llama {
         adapterHead = a != null && a.lmHead != null
                 ? new Weight("lm_head", GgmlType.F32, MemorySegment.ofArray(a.lmHead), config.vocabSize(), config.dim())
                 : null;
+    }
+
+    /**
+     * Merges {@code a} into the weights: every adapted projection becomes an F32 matrix
+     * {@code W + s·B·A} held in memory (the memory-mapped original is untouched and kept for
+     * {@link #unmerge}); trained {@code lm_head} / {@code embed_tokens} replace the base ones.
+     * Refuses non-finite results and adapters with a lora_B bias (Llama projections have no bias to
+     * merge it into). After merging, generation runs at the base model's speed.
+     */
+    public void merge(LoraAdapter a) {
+        LlamaConfig c = config;
+        Layer[] next = layers.clone();
+        for (io.lora4j.model.lora.LoraLayer ll : a.layers()) {
+            if (ll.bias != null) {
+                throw new IllegalArgumentException("adapter " + a.name() + ": " + ll.path()
+                        + " has a lora_B bias, which cannot be merged into a Llama projection (no bias)");
+            }
+            Layer w = next[ll.layer];
+            Weight base = ll.module.weight(w);
+            float[] m = new float[Math.multiplyExact(base.rows(), base.cols())];
+            for (int r = 0; r < base.rows(); r++) {
+                Dequant.row(base, r, m, r * base.cols());
+            }
+            for (int o = 0; o < ll.out; o++) {
+                for (int j = 0; j < ll.r; j++) {
+                    float sb = ll.scaling * ll.b[o * ll.r + j];
+                    if (sb == 0f) {
+                        continue;
+                    }
+                    for (int i = 0; i < ll.in; i++) {
+                        m[o * ll.in + i] += sb * ll.a[j * ll.in + i];
+                    }
+                }
+            }
+            for (int i = 0; i < m.length; i++) {
+                if (!Float.isFinite(m[i])) {
+                    throw new IllegalArgumentException("merging adapter " + a.name() + " into " + ll.path()
+                            + " gives a non-finite weight at " + i + "; nothing was merged");
+                }
+            }
+            Weight merged = new Weight(base.name() + "+" + a.name(), GgmlType.F32, MemorySegment.ofArray(m), base.rows(), base.cols());
+            next[ll.layer] = with(w, ll.module, merged);
+        }
+        System.arraycopy(next, 0, layers, 0, layers.length);
+        if (a.lmHead != null) {
+            output = new Weight("lm_head+" + a.name(), GgmlType.F32, MemorySegment.ofArray(a.lmHead.clone()), c.vocabSize(), c.dim());
+        }
+        if (a.embedTokens != null) {
+            tokenEmbd = new Weight("embed_tokens+" + a.name(), GgmlType.F32, MemorySegment.ofArray(a.embedTokens.clone()), c.vocabSize(), c.dim());
+        }
+        merged.add(a.name());
+    }
+
+    private static Layer with(Layer w, io.lora4j.model.lora.LinearModule m, Weight x) {
+        return switch (m) {
+            case Q_PROJ -> new Layer(w.attnNorm(), x, w.wk(), w.wv(), w.wo(), w.ffnNorm(), w.gate(), w.up(), w.down());
+            case K_PROJ -> new Layer(w.attnNorm(), w.wq(), x, w.wv(), w.wo(), w.ffnNorm(), w.gate(), w.up(), w.down());
+            case V_PROJ -> new Layer(w.attnNorm(), w.wq(), w.wk(), x, w.wo(), w.ffnNorm(), w.gate(), w.up(), w.down());
+            case O_PROJ -> new Layer(w.attnNorm(), w.wq(), w.wk(), w.wv(), x, w.ffnNorm(), w.gate(), w.up(), w.down());
+            case GATE_PROJ -> new Layer(w.attnNorm(), w.wq(), w.wk(), w.wv(), w.wo(), w.ffnNorm(), x, w.up(), w.down());
+            case UP_PROJ -> new Layer(w.attnNorm(), w.wq(), w.wk(), w.wv(), w.wo(), w.ffnNorm(), w.gate(), x, w.down());
+            case DOWN_PROJ -> new Layer(w.attnNorm(), w.wq(), w.wk(), w.wv(), w.wo(), w.ffnNorm(), w.gate(), w.up(), x);
+        };
+    }
+
+    /** Restores the memory-mapped base weights exactly and forgets every merge. */
+    public void unmerge() {
+        System.arraycopy(baseLayers, 0, layers, 0, layers.length);
+        tokenEmbd = baseEmbd;
+        output = baseOutputWeight;
+        merged.clear();
+    }
+
+    /** Names of the adapters merged into the weights, in merge order. */
+    public java.util.List<String> mergedAdapters() {
+        return java.util.List.copyOf(merged);
     }
 
     /** The active adapter, or null. */

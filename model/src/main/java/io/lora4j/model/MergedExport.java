@@ -1,0 +1,171 @@
+package io.lora4j.model;
+
+import io.lora4j.kernels.Dequant;
+import io.lora4j.kernels.GgmlType;
+import io.lora4j.kernels.Weight;
+import io.lora4j.model.format.GgufFile;
+import io.lora4j.model.format.GgufWriter;
+import io.lora4j.model.format.Quantizer;
+import io.lora4j.model.format.SafetensorsWriter;
+import io.lora4j.model.format.TensorInfo;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.util.Locale;
+
+/**
+ * Writes a model with its merged adapters (see {@link Llama#merge}) as a new file: GGUF (from a
+ * GGUF base: metadata and untouched tensors copied byte for byte, merged matrices in F32 or F16)
+ * or a Hugging Face directory (config.json + model.safetensors in F32/F16, Q and K rows in HF's
+ * rotate-half order). Both are written to temporary files and renamed.
+ */
+public final class MergedExport {
+    private MergedExport() {
+    }
+
+    /** The weight the model currently uses for the canonical tensor {@code name}, or null if it is not a matrix of the model. */
+    static Weight current(Llama m, String name) {
+        if (name.equals("token_embd.weight")) {
+            return m.tokenEmbedding();
+        }
+        if (name.equals("output.weight")) {
+            return m.baseOutput();
+        }
+        if (!name.startsWith("blk.")) {
+            return null;
+        }
+        String[] p = name.split("\\.");
+        Llama.Layer w = m.layer(Integer.parseInt(p[1]));
+        return switch (p[2]) {
+            case "attn_q" -> w.wq();
+            case "attn_k" -> w.wk();
+            case "attn_v" -> w.wv();
+            case "attn_output" -> w.wo();
+            case "ffn_gate" -> w.gate();
+            case "ffn_up" -> w.up();
+            case "ffn_down" -> w.down();
+            default -> null;
+        };
+    }
+
+    /** GGUF with the merged weights ({@code type} F32 or F16 for the merged matrices). */
+    public static void writeGguf(Llama m, Path out, GgmlType type) throws IOException {
+        if (!(m.source() instanceof GgufFile src)) {
+            throw new IllegalArgumentException("GGUF export needs a GGUF base (its metadata and tokenizer are copied); "
+                    + "export " + m.source().path() + " as a Hugging Face directory instead");
+        }
+        if (type != GgmlType.F32 && type != GgmlType.F16) {
+            throw new IllegalArgumentException("merged matrices are written as F32 or F16, not " + type);
+        }
+        GgufWriter w = new GgufWriter();
+        w.copyMetadata(src, "");
+        w.putString("general.name", m.source().metadata().getOrDefault("general.name", "llama") + " + merged LoRA "
+                + String.join(",", m.mergedAdapters()));
+        boolean headAdded = false;
+        for (TensorInfo t : src.tensors().values()) {
+            Weight cur = current(m, t.name());
+            if (cur == null || cur.data() == t.data()) {
+                w.addTensor(t);
+            } else {
+                add(w, t.name(), cur, type, t.shape());
+            }
+            headAdded |= t.name().equals("output.weight");
+        }
+        if (!headAdded && m.baseOutput() != m.tokenEmbedding()) {
+            // a tied model whose lm_head was trained in full: it needs its own output matrix now
+            Weight head = m.baseOutput();
+            add(w, "output.weight", head, type, new long[]{head.cols(), head.rows()});
+        }
+        w.write(out);
+    }
+
+    private static void add(GgufWriter w, String name, Weight cur, GgmlType type, long[] shape) {
+        int cols = cur.cols();
+        w.addTensor(name, type, shape, dst -> {
+            float[] row = new float[cols];
+            for (int r = 0; r < cur.rows(); r++) {
+                Dequant.row(cur, r, row, 0);
+                Quantizer.quantizeRow(type, dst, r * type.byteSize(cols), row, 0, cols);
+            }
+        });
+    }
+
+    /** A Hugging Face model directory: config.json and model.safetensors (F32 or F16). */
+    public static void writeHf(Llama m, Path dir, GgmlType type) throws IOException {
+        if (type != GgmlType.F32 && type != GgmlType.F16) {
+            throw new IllegalArgumentException("Hugging Face export writes F32 or F16, not " + type);
+        }
+        Files.createDirectories(dir);
+        LlamaConfig c = m.config();
+        boolean permute = c.ropeStyle() == LlamaConfig.RopeStyle.ADJACENT;
+        SafetensorsWriter st = new SafetensorsWriter();
+        st.add("model.embed_tokens.weight", type, new long[]{c.vocabSize(), c.dim()}, fill(m.tokenEmbedding(), type, 0));
+        for (int l = 0; l < c.nLayers(); l++) {
+            Llama.Layer w = m.layer(l);
+            String p = "model.layers." + l + ".";
+            st.add(p + "input_layernorm.weight", type, new long[]{c.dim()}, vector(w.attnNorm(), type));
+            st.add(p + "self_attn.q_proj.weight", type, new long[]{c.qDim(), c.dim()}, fill(w.wq(), type, permute ? c.nHeads() : 0));
+            st.add(p + "self_attn.k_proj.weight", type, new long[]{c.kvDim(), c.dim()}, fill(w.wk(), type, permute ? c.nKvHeads() : 0));
+            st.add(p + "self_attn.v_proj.weight", type, new long[]{c.kvDim(), c.dim()}, fill(w.wv(), type, 0));
+            st.add(p + "self_attn.o_proj.weight", type, new long[]{c.dim(), c.qDim()}, fill(w.wo(), type, 0));
+            st.add(p + "post_attention_layernorm.weight", type, new long[]{c.dim()}, vector(w.ffnNorm(), type));
+            st.add(p + "mlp.gate_proj.weight", type, new long[]{c.hiddenDim(), c.dim()}, fill(w.gate(), type, 0));
+            st.add(p + "mlp.up_proj.weight", type, new long[]{c.hiddenDim(), c.dim()}, fill(w.up(), type, 0));
+            st.add(p + "mlp.down_proj.weight", type, new long[]{c.dim(), c.hiddenDim()}, fill(w.down(), type, 0));
+        }
+        st.add("model.norm.weight", type, new long[]{c.dim()}, vector(m.outputNorm(), type));
+        boolean tied = m.baseOutput() == m.tokenEmbedding();
+        if (!tied) {
+            st.add("lm_head.weight", type, new long[]{c.vocabSize(), c.dim()}, fill(m.baseOutput(), type, 0));
+        }
+        st.write(dir.resolve("model.safetensors"));
+        String cfg = String.format(Locale.ROOT, """
+                {
+                  "architectures": ["LlamaForCausalLM"],
+                  "model_type": "llama",
+                  "hidden_size": %d,
+                  "intermediate_size": %d,
+                  "num_hidden_layers": %d,
+                  "num_attention_heads": %d,
+                  "num_key_value_heads": %d,
+                  "head_dim": %d,
+                  "vocab_size": %d,
+                  "max_position_embeddings": %d,
+                  "rms_norm_eps": %s,
+                  "rope_theta": %s,
+                  "tie_word_embeddings": %b,
+                  "torch_dtype": "%s"
+                }
+                """, c.dim(), c.hiddenDim(), c.nLayers(), c.nHeads(), c.nKvHeads(), c.headSize(), c.vocabSize(),
+                c.contextLength(), Float.toString(c.rmsEps()), Float.toString(c.ropeTheta()), tied,
+                type == GgmlType.F32 ? "float32" : "float16");
+        Path tmp = dir.resolve("config.json.tmp");
+        Files.writeString(tmp, cfg);
+        Files.move(tmp, dir.resolve("config.json"), StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+    }
+
+    /** Rows of w as {@code type}, Q/K rows moved from adjacent-pair to rotate-half order when {@code heads > 0}. */
+    private static GgufWriter.TensorFill fill(Weight w, GgmlType type, int heads) {
+        return dst -> {
+            int cols = w.cols();
+            int hs = heads > 0 ? w.rows() / heads : 0;
+            float[] row = new float[cols];
+            for (int r = 0; r < w.rows(); r++) {
+                Dequant.row(w, r, row, 0);
+                int to = r;
+                if (heads > 0) {
+                    int h = r / hs, k = r % hs;
+                    to = h * hs + (k % 2) * (hs / 2) + k / 2; // adjacent row 2i+e → half e, index i
+                }
+                Quantizer.quantizeRow(type, dst, to * type.byteSize(cols), row, 0, cols);
+            }
+        };
+    }
+
+    private static GgufWriter.TensorFill vector(float[] v, GgmlType type) {
+        return dst -> Quantizer.quantizeRow(type, dst, 0, v, 0, v.length);
+    }
+
+}
