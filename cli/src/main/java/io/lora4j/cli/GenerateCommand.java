@@ -5,7 +5,6 @@ import io.lora4j.model.Generator;
 import io.lora4j.model.LoadedModel;
 import io.lora4j.model.Sampler;
 import io.lora4j.model.State;
-import io.lora4j.model.lora.PeftAdapters;
 import io.lora4j.model.tokenizer.ChatTemplate;
 import io.lora4j.model.tokenizer.SentencePieceTokenizer;
 import io.lora4j.model.tokenizer.Tokenizer;
@@ -15,7 +14,6 @@ import picocli.CommandLine.Option;
 
 import java.io.IOException;
 import java.io.PrintStream;
-import java.nio.file.Path;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.List;
@@ -47,9 +45,9 @@ final class GenerateCommand implements Callable<Integer> {
     @Option(names = "--no-bos", description = "Do not prepend BOS to a plain prompt.")
     boolean noBos;
 
-    @Option(names = "--adapter", paramLabel = "DIR", description = "Apply a LoRA adapter (PEFT directory: "
-            + "adapter_config.json + adapter_model.safetensors), unmerged.")
-    Path adapter;
+    @Option(names = "--adapter", paramLabel = "DIR[:NAME[:SCALE]]", description = "Apply a LoRA adapter (PEFT directory: "
+            + "adapter_config.json + adapter_model.safetensors), unmerged; repeatable, several add up with their scales.")
+    List<String> adapterSpecs;
 
     @Override
     public Integer call() throws IOException {
@@ -60,9 +58,7 @@ final class GenerateCommand implements Callable<Integer> {
         Sampler.Params params = sampling.params();
         try (LoadedModel lm = modelOptions.open(); Backend backend = modelOptions.backend()) {
             Tokenizer tok = lm.tokenizer();
-            if (adapter != null) {
-                lm.llama().setAdapter(PeftAdapters.load(adapter, lm.llama(), "default"));
-            }
+            AdapterSpec.applyAll(adapterSpecs, lm.llama());
             int[] ids = encode(tok);
             State state = lm.llama().newState(inference.batchSize, inference.ctxSize);
             Sampler sampler = new Sampler(params, lm.llama().config().vocabSize());

@@ -8,7 +8,6 @@ import io.lora4j.kernels.Rope;
 import io.lora4j.kernels.SwiGlu;
 import io.lora4j.kernels.Weight;
 import io.lora4j.model.lora.LinearModule;
-import io.lora4j.model.lora.LoraAdapter;
 import io.lora4j.model.lora.LoraLayer;
 
 /**
@@ -42,7 +41,7 @@ public final class JvmBackend implements Backend {
         int kvDim = c.kvDim();
         boolean halves = c.ropeStyle() == LlamaConfig.RopeStyle.HALVES;
 
-        LoraAdapter ad = m.adapter();
+        java.util.List<Llama.Active> ad = m.activeAdapters();
         RmsNorm.forward(s.xb, s.rstd, s.x, w.attnNorm(), T, C, c.rmsEps());
         Matmul.forward(new float[][]{s.q, s.k, s.v}, s.xb, w.qkv(), T);
         lora(s, ad, l, LinearModule.Q_PROJ, s.q, s.xb, T);
@@ -75,20 +74,24 @@ public final class JvmBackend implements Backend {
     }
 
     /** y = W x, plus the adapter's low-rank branch s·(B A x + bias) when one is active on this projection. */
-    private static void linear(State s, LoraAdapter ad, int l, LinearModule mod, float[] y, float[] x, Weight w, int T) {
+    private static void linear(State s, java.util.List<Llama.Active> ad, int l, LinearModule mod, float[] y, float[] x, Weight w, int T) {
         Matmul.forward(y, x, w, T);
         lora(s, ad, l, mod, y, x, T);
     }
 
-    /** y += s·(B A x + bias) when an adapter is active on this projection. */
-    private static void lora(State s, LoraAdapter ad, int l, LinearModule mod, float[] y, float[] x, int T) {
-        LoraLayer ll = ad == null ? null : ad.get(l, mod);
-        if (ll != null) {
-            Lora.forward(y, s.loraScratch(T * ll.r), x, ll.a, ll.b, ll.scaling, T, ll.in, ll.out, ll.r);
+    /** y += scale·s·(B A x + bias) for every active adapter on this projection, in activation order. */
+    private static void lora(State s, java.util.List<Llama.Active> ad, int l, LinearModule mod, float[] y, float[] x, int T) {
+        for (Llama.Active act : ad) {
+            LoraLayer ll = act.adapter().get(l, mod);
+            if (ll == null) {
+                continue;
+            }
+            float sc = act.scale() * ll.scaling;
+            Lora.forward(y, s.loraScratch(T * ll.r), x, ll.a, ll.b, sc, T, ll.in, ll.out, ll.r);
             if (ll.bias != null) {
                 for (int t = 0; t < T; t++) {
                     for (int o = 0; o < ll.out; o++) {
-                        y[t * ll.out + o] += ll.scaling * ll.bias[o];
+                        y[t * ll.out + o] += sc * ll.bias[o];
                     }
                 }
             }

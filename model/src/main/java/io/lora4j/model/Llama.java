@@ -46,8 +46,14 @@ public final class Llama {
     private Weight baseEmbd;
     private Weight baseOutputWeight;
     private final float[] ropeFreqs;
-    private LoraAdapter adapter;
+    private final java.util.Map<String, LoraAdapter> adapters = new java.util.LinkedHashMap<>();
+    private final java.util.List<Active> active = new java.util.ArrayList<>();
     private Weight adapterHead;
+    private float[] adapterEmbed;
+
+    /** An adapter applied in the forward pass with a weight ({@code y += scale·s·B A x}). */
+    public record Active(LoraAdapter adapter, float scale) {
+    }
 
     public Llama(WeightSource source) {
         this.source = source;
@@ -129,7 +135,7 @@ public final class Llama {
         return outputNorm;
     }
 
-    /** The output projection in use: the adapter's trained lm_head when it has one, else the base. */
+    /** The output projection in use: an active adapter's trained lm_head when it has one, else the base. */
     public Weight output() {
         return adapterHead != null ? adapterHead : output;
     }
@@ -140,14 +146,82 @@ public final class Llama {
     }
 
     /**
-     * Applies {@code a} (unmerged: y = W x + s·B A x) to every following forward, or none with
-     * null (the base model exactly). The base weights are never touched.
+     * Registers {@code a} under its name (replacing one of the same name) and makes it the only
+     * active adapter; {@code null} disables every adapter (the base model exactly). The base
+     * weights are never touched.
      */
     public void setAdapter(LoraAdapter a) {
-        adapter = a;
-        adapterHead = a != null && a.lmHead != null
-                ? new Weight("lm_head", GgmlType.F32, MemorySegment.ofArray(a.lmHead), config.vocabSize(), config.dim())
-                : null;
+        if (a == null) {
+            disableAdapters();
+            return;
+        }
+        adapters.put(a.name(), a);
+        setActive(java.util.Map.of(a.name(), 1f));
+    }
+
+    /** Registers a named adapter without activating it. */
+    public void addAdapter(LoraAdapter a) {
+        if (adapters.containsKey(a.name())) {
+            throw new IllegalArgumentException("an adapter named '" + a.name() + "' is already loaded");
+        }
+        adapters.put(a.name(), a);
+    }
+
+    /** The loaded adapters by name, in load order. */
+    public java.util.Map<String, LoraAdapter> adapters() {
+        return java.util.Collections.unmodifiableMap(adapters);
+    }
+
+    /**
+     * Activates the named adapters with per-adapter scales (several at once add up), in the given
+     * order. {@code lm_head} / {@code embed_tokens} copies come from the first active adapter that
+     * has them.
+     */
+    public void setActive(java.util.Map<String, Float> scales) {
+        java.util.List<Active> next = new java.util.ArrayList<>();
+        for (var e : scales.entrySet()) {
+            LoraAdapter a = adapters.get(e.getKey());
+            if (a == null) {
+                throw new IllegalArgumentException("no adapter named '" + e.getKey() + "' (loaded: " + adapters.keySet() + ")");
+            }
+            next.add(new Active(a, e.getValue()));
+        }
+        active.clear();
+        active.addAll(next);
+        adapterHead = null;
+        adapterEmbed = null;
+        for (Active x : active) {
+            if (adapterHead == null && x.adapter().lmHead != null) {
+                adapterHead = new Weight("lm_head", GgmlType.F32, MemorySegment.ofArray(x.adapter().lmHead), config.vocabSize(), config.dim());
+            }
+            if (adapterEmbed == null && x.adapter().embedTokens != null) {
+                adapterEmbed = x.adapter().embedTokens;
+            }
+        }
+    }
+
+    /** No adapter is applied: the forward pass is the base model's exactly. */
+    public void disableAdapters() {
+        setActive(java.util.Map.of());
+    }
+
+    /** Unloads the named adapter (deactivating it). */
+    public void deleteAdapter(String name) {
+        if (adapters.remove(name) == null) {
+            throw new IllegalArgumentException("no adapter named '" + name + "'");
+        }
+        java.util.Map<String, Float> keep = new java.util.LinkedHashMap<>();
+        for (Active x : active) {
+            if (!x.adapter().name().equals(name)) {
+                keep.put(x.adapter().name(), x.scale());
+            }
+        }
+        setActive(keep);
+    }
+
+    /** The adapters applied in the forward pass, with their scales. */
+    public java.util.List<Active> activeAdapters() {
+        return java.util.List.copyOf(active);
     }
 
     /**
@@ -226,10 +300,6 @@ public final class Llama {
         return java.util.List.copyOf(merged);
     }
 
-    /** The active adapter, or null. */
-    public LoraAdapter adapter() {
-        return adapter;
-    }
 
     public float[] ropeFreqs() {
         return ropeFreqs;
@@ -269,8 +339,8 @@ public final class Llama {
                 if (tok < 0 || tok >= config.vocabSize()) {
                     throw new IllegalArgumentException("token id " + tok + " outside the vocabulary [0, " + config.vocabSize() + ")");
                 }
-                if (adapter != null && adapter.embedTokens != null) {
-                    System.arraycopy(adapter.embedTokens, tok * C, s.x, t * C, C);
+                if (adapterEmbed != null) {
+                    System.arraycopy(adapterEmbed, tok * C, s.x, t * C, C);
                 } else {
                     Dequant.row(tokenEmbd, tok, s.x, t * C);
                 }
