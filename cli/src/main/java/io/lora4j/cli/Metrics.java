@@ -25,12 +25,19 @@ final class Metrics implements AutoCloseable {
     private final List<Double> evalSteps = new ArrayList<>();
     private final List<Double> evalLosses = new ArrayList<>();
 
-    Metrics(Path dir) throws IOException {
+    /** New files, or with {@code append} (a resumed run) rows added to the existing ones. */
+    Metrics(Path dir, boolean append) throws IOException {
         this.dir = dir;
         Files.createDirectories(dir);
-        csv = new PrintWriter(Files.newBufferedWriter(dir.resolve("metrics.csv"), StandardCharsets.UTF_8));
-        jsonl = new PrintWriter(Files.newBufferedWriter(dir.resolve("metrics.jsonl"), StandardCharsets.UTF_8));
-        csv.println("step,split,loss,perplexity,lr,grad_norm,tokens,tokens_per_s");
+        boolean header = !append || !Files.exists(dir.resolve("metrics.csv"));
+        java.nio.file.OpenOption[] mode = append
+                ? new java.nio.file.OpenOption[]{java.nio.file.StandardOpenOption.CREATE, java.nio.file.StandardOpenOption.APPEND}
+                : new java.nio.file.OpenOption[0];
+        csv = new PrintWriter(Files.newBufferedWriter(dir.resolve("metrics.csv"), StandardCharsets.UTF_8, mode));
+        jsonl = new PrintWriter(Files.newBufferedWriter(dir.resolve("metrics.jsonl"), StandardCharsets.UTF_8, mode));
+        if (header) {
+            csv.println("step,split,loss,perplexity,lr,grad_norm,tokens,tokens_per_s");
+        }
     }
 
     void step(Trainer.StepStats s) {

@@ -11,18 +11,25 @@ final class ProgressBar {
     private final int total;
     private final long start = System.nanoTime();
     private final boolean interactive = System.console() != null;
+    private final int first;
     private long tokens;
 
     ProgressBar(PrintStream err, int total) {
+        this(err, total, 0);
+    }
+
+    /** A bar for steps {@code first+1 .. total} (a resumed run starts after step {@code first}). */
+    ProgressBar(PrintStream err, int total, int first) {
         this.err = err;
         this.total = total;
+        this.first = first;
     }
 
     void step(Trainer.StepStats s) {
         tokens += s.tokens();
         double elapsed = (System.nanoTime() - start) / 1e9;
         double tps = tokens / Math.max(elapsed, 1e-9);
-        double eta = elapsed / s.step() * (total - s.step());
+        double eta = elapsed / Math.max(1, s.step() - first) * (total - s.step());
         int width = 24;
         int filled = (int) ((long) width * s.step() / total);
         String bar = "=".repeat(filled) + (filled < width ? ">" + " ".repeat(width - filled - 1) : "");

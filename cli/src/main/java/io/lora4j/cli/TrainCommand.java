@@ -53,9 +53,23 @@ final class TrainCommand implements Callable<Integer> {
             description = "Continue training this existing adapter (its LoRA config is used; a fresh optimizer starts).")
     Path init;
 
+    @Option(names = "--save-every", defaultValue = "0", paramLabel = "N",
+            description = "Write a checkpoint (adapter, optimizer moments, step, data cursor) to DIR/checkpoint-<step> every N steps.")
+    int saveEvery;
+
+    @Option(names = "--resume", paramLabel = "DIR", description = "Resume from the newest valid checkpoint in DIR "
+            + "(its trainer settings are used; pass the same data).")
+    Path resume;
+
     @Override
     public Integer call() throws IOException {
-        TrainConfig tc = training.config();
+        Path checkpoint = resume == null ? null
+                : Files.isRegularFile(resume.resolve(io.lora4j.model.train.Checkpoints.STATE)) ? resume
+                : io.lora4j.model.train.Checkpoints.latestValid(resume, w -> System.err.println("warning: " + w));
+        TrainConfig tc = checkpoint != null ? io.lora4j.model.train.Checkpoints.config(checkpoint) : training.config();
+        if (saveEvery < 0) {
+            throw new IllegalArgumentException("--save-every must be >= 0");
+        }
         try (LoadedModel lm = modelOptions.open()) {
             Path dataFile = data != null ? data : demoData();
             Datasets.Loaded loaded = Datasets.load(dataFile, lm.tokenizer(), tc.seqLen());
@@ -68,22 +82,29 @@ final class TrainCommand implements Callable<Integer> {
                 train = split.train();
                 eval = split.eval();
             }
-            LoraAdapter adapter = init != null
-                    ? PeftAdapters.load(init, lm.llama(), "default")
-                    : new LoraAdapter("default", lora.config(), lm.llama(), tc.seed());
+            Trainer trainer;
+            if (checkpoint != null) {
+                trainer = io.lora4j.model.train.Checkpoints.resume(checkpoint, lm.llama(), train, eval);
+                System.err.println("resuming from " + checkpoint + " at step " + trainer.step() + " of " + tc.steps());
+            } else {
+                LoraAdapter fresh = init != null
+                        ? PeftAdapters.load(init, lm.llama(), "default")
+                        : new LoraAdapter("default", lora.config(), lm.llama(), tc.seed());
+                trainer = new Trainer(lm.llama(), fresh, tc, train, eval);
+            }
+            LoraAdapter adapter = trainer.adapter();
             System.err.printf("data: %s, %d records, %d train + %d eval sequences%s%n", dataFile, loaded.records(),
                     train.size(), eval.size(), loaded.truncated() > 0 ? ", " + loaded.truncated() + " truncated to --seq-len" : "");
             System.err.println(adapter.trainableParametersLine(lm.llama().parameterCount()));
-            Trainer trainer = new Trainer(lm.llama(), adapter, tc, train, eval);
             memoryReport(lm, trainer);
             Files.createDirectories(output);
-            ProgressBar bar = new ProgressBar(System.err, tc.steps());
+            ProgressBar bar = new ProgressBar(System.err, tc.steps(), trainer.step());
             double before = eval.isEmpty() ? Double.NaN : trainer.evalLoss();
             if (!eval.isEmpty()) {
                 System.err.printf(Locale.ROOT, "eval before training: loss %.4f, perplexity %.3f%n", before, Math.exp(before));
             }
-            try (Metrics metrics = new Metrics(output)) {
-                if (!eval.isEmpty()) {
+            try (Metrics metrics = new Metrics(output, checkpoint != null)) {
+                if (!eval.isEmpty() && checkpoint == null) {
                     metrics.eval(0, before);
                 }
                 trainer.run(new Trainer.Listener() {
@@ -91,6 +112,9 @@ final class TrainCommand implements Callable<Integer> {
                     public void step(Trainer.StepStats s) {
                         bar.step(s);
                         metrics.step(s);
+                        if (saveEvery > 0 && s.step() % saveEvery == 0) {
+                            io.lora4j.model.train.Checkpoints.save(trainer, output);
+                        }
                     }
 
                     @Override

@@ -107,6 +107,38 @@ public final class Trainer {
         return step;
     }
 
+    public TrainConfig config() {
+        return cfg;
+    }
+
+    public LoraAdapter adapter() {
+        return adapter;
+    }
+
+    Llama model() {
+        return model;
+    }
+
+    /** Where the data order stands: epoch, position in it, and the order itself. */
+    record Cursor(int step, int epoch, int cursor, int[] order) {
+    }
+
+    Cursor cursor() {
+        return new Cursor(step, epoch, cursor, order.clone());
+    }
+
+    /** Puts the trainer back where {@code c} was (the adapter and moments are restored by the caller). */
+    void restore(Cursor c) {
+        if (c.order().length != order.length) {
+            throw new IllegalArgumentException("the checkpoint was made with " + c.order().length
+                    + " training sequences, this data has " + order.length);
+        }
+        step = c.step();
+        epoch = c.epoch();
+        cursor = c.cursor();
+        System.arraycopy(c.order(), 0, order, 0, order.length);
+    }
+
     /** Optimizer state bytes (moments). */
     public long optimizerBytes() {
         long n = 0;

@@ -1,0 +1,213 @@
+package io.lora4j.model.train;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.SerializationFeature;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.lora4j.kernels.Dequant;
+import io.lora4j.kernels.Weight;
+import io.lora4j.model.Llama;
+import io.lora4j.model.format.ModelFormatException;
+import io.lora4j.model.format.SafetensorsFile;
+import io.lora4j.model.format.SafetensorsWriter;
+import io.lora4j.model.format.TensorInfo;
+import io.lora4j.model.lora.LoraAdapter;
+import io.lora4j.model.lora.PeftAdapters;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
+import java.util.ArrayList;
+import java.util.HexFormat;
+import java.util.List;
+import java.util.stream.Stream;
+
+/**
+ * Training checkpoints: {@code <out>/checkpoint-<step>/} holds the adapter (PEFT files), the
+ * optimizer moments ({@code optimizer.safetensors}) and {@code trainer_state.json} (step, data
+ * cursor and order, the trainer settings, and a SHA-256 of every other file). A checkpoint is
+ * written to a temporary directory and renamed, so a crash leaves either the old one or the new one;
+ * on resume a checkpoint whose files do not match their hashes is reported and the previous one used.
+ * Dropout masks and data order derive from (seed, step, epoch), so resuming reproduces the
+ * uninterrupted run bit for bit.
+ */
+public final class Checkpoints {
+    public static final String STATE = "trainer_state.json";
+    public static final String OPTIMIZER = "optimizer.safetensors";
+    private static final String PREFIX = "checkpoint-";
+
+    private Checkpoints() {
+    }
+
+    /** Writes the trainer's state to {@code out/checkpoint-<step>}; returns that directory. */
+    public static Path save(Trainer t, Path out) {
+        Path dir = out.resolve(PREFIX + t.step());
+        Path tmp = out.resolve(PREFIX + t.step() + ".tmp");
+        try {
+            Files.createDirectories(out);
+            deleteTree(tmp);
+            PeftAdapters.save(t.adapter(), t.model(), tmp);
+            SafetensorsWriter w = new SafetensorsWriter();
+            for (Trainer.Param p : t.params()) {
+                if (p.m() != null) {
+                    w.add(p.name() + ".m", new long[]{p.m().length}, p.m());
+                }
+                if (p.v() != null) {
+                    w.add(p.name() + ".v", new long[]{p.v().length}, p.v());
+                }
+            }
+            w.write(tmp.resolve(OPTIMIZER));
+            Trainer.Cursor c = t.cursor();
+            ObjectMapper json = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
+            ObjectNode st = json.createObjectNode();
+            st.put("step", c.step());
+            st.put("epoch", c.epoch());
+            st.put("cursor", c.cursor());
+            ArrayNode order = st.putArray("order");
+            for (int i : c.order()) {
+                order.add(i);
+            }
+            st.set("config", json.valueToTree(t.config()));
+            ObjectNode hashes = st.putObject("sha256");
+            for (String f : new String[]{PeftAdapters.CONFIG, PeftAdapters.WEIGHTS, OPTIMIZER}) {
+                hashes.put(f, sha256(tmp.resolve(f)));
+            }
+            Files.write(tmp.resolve(STATE), json.writeValueAsBytes(st));
+            deleteTree(dir);
+            Files.move(tmp, dir, StandardCopyOption.ATOMIC_MOVE);
+            return dir;
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot write checkpoint " + dir + ": " + e.getMessage(), e);
+        }
+    }
+
+    /** Checkpoint directories under {@code out}, newest step first. */
+    public static List<Path> list(Path out) {
+        if (!Files.isDirectory(out)) {
+            return List.of();
+        }
+        try (Stream<Path> s = Files.list(out)) {
+            return s.filter(p -> p.getFileName().toString().matches(PREFIX + "\\d+") && Files.isDirectory(p))
+                    .sorted((a, b) -> Integer.compare(stepOf(b), stepOf(a))).toList();
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+
+    private static int stepOf(Path p) {
+        return Integer.parseInt(p.getFileName().toString().substring(PREFIX.length()));
+    }
+
+    /** The trainer settings a checkpoint was made with. */
+    public static TrainConfig config(Path checkpoint) {
+        try {
+            return new ObjectMapper().treeToValue(read(checkpoint).get("config"), TrainConfig.class);
+        } catch (IOException e) {
+            throw new ModelFormatException(checkpoint.resolve(STATE), "unreadable trainer settings: " + e.getMessage());
+        }
+    }
+
+    private static JsonNode read(Path checkpoint) {
+        Path f = checkpoint.resolve(STATE);
+        try {
+            return new ObjectMapper().readTree(Files.readAllBytes(f));
+        } catch (IOException e) {
+            throw new ModelFormatException(f, "missing or unreadable: " + e.getMessage());
+        }
+    }
+
+    /** Checks a checkpoint's files against the hashes in its state; a ModelFormatException names the bad file. */
+    public static void verify(Path checkpoint) {
+        JsonNode st = read(checkpoint);
+        for (String f : new String[]{PeftAdapters.CONFIG, PeftAdapters.WEIGHTS, OPTIMIZER}) {
+            String want = st.path("sha256").path(f).asText("");
+            String got;
+            try {
+                got = sha256(checkpoint.resolve(f));
+            } catch (IOException e) {
+                throw new ModelFormatException(checkpoint.resolve(f), "missing from the checkpoint");
+            }
+            if (!want.equals(got)) {
+                throw new ModelFormatException(checkpoint.resolve(f), "does not match the checkpoint's hash (partial or corrupted write)");
+            }
+        }
+    }
+
+    /**
+     * The newest checkpoint under {@code out} whose files verify; broken newer ones are reported
+     * through {@code warn} and skipped.
+     */
+    public static Path latestValid(Path out, java.util.function.Consumer<String> warn) {
+        List<String> problems = new ArrayList<>();
+        for (Path c : list(out)) {
+            try {
+                verify(c);
+                return c;
+            } catch (ModelFormatException e) {
+                warn.accept("skipping " + c.getFileName() + ": " + e.getMessage());
+                problems.add(e.getMessage());
+            }
+        }
+        throw new IllegalArgumentException("no usable checkpoint in " + out + (problems.isEmpty() ? "" : ": " + problems));
+    }
+
+    /**
+     * A trainer continuing from {@code checkpoint}: its adapter, moments, step and data cursor,
+     * with the same data (the caller passes the examples the original run used).
+     */
+    public static Trainer resume(Path checkpoint, Llama model, List<Example> train, List<Example> eval) {
+        verify(checkpoint);
+        JsonNode st = read(checkpoint);
+        TrainConfig cfg = config(checkpoint);
+        LoraAdapter adapter = PeftAdapters.load(checkpoint, model, "default");
+        Trainer t = new Trainer(model, adapter, cfg, train, eval);
+        try (SafetensorsFile opt = SafetensorsFile.open(checkpoint.resolve(OPTIMIZER))) {
+            for (Trainer.Param p : t.params()) {
+                restore(opt, p.name() + ".m", p.m(), checkpoint);
+                restore(opt, p.name() + ".v", p.v(), checkpoint);
+            }
+        }
+        int[] order = new int[st.path("order").size()];
+        for (int i = 0; i < order.length; i++) {
+            order[i] = st.path("order").get(i).asInt();
+        }
+        t.restore(new Trainer.Cursor(st.path("step").asInt(), st.path("epoch").asInt(), st.path("cursor").asInt(), order));
+        return t;
+    }
+
+    private static void restore(SafetensorsFile f, String key, float[] dst, Path checkpoint) {
+        if (dst == null) {
+            return;
+        }
+        TensorInfo t = f.tensors().get(key);
+        if (t == null || t.elementCount() != dst.length) {
+            throw new ModelFormatException(checkpoint.resolve(OPTIMIZER), "missing or mis-sized optimizer state " + key);
+        }
+        Dequant.row(new Weight(key, t.type(), t.data(), 1, dst.length), 0, dst, 0);
+    }
+
+    private static String sha256(Path f) throws IOException {
+        try {
+            MessageDigest md = MessageDigest.getInstance("SHA-256");
+            return HexFormat.of().formatHex(md.digest(Files.readAllBytes(f)));
+        } catch (NoSuchAlgorithmException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    private static void deleteTree(Path p) throws IOException {
+        if (!Files.exists(p)) {
+            return;
+        }
+        try (Stream<Path> s = Files.walk(p)) {
+            for (Path x : s.sorted((a, b) -> b.getNameCount() - a.getNameCount()).toList()) {
+                Files.delete(x);
+            }
+        }
+    }
+}

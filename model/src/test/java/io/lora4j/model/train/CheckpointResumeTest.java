@@ -1,0 +1,89 @@
+package io.lora4j.model.train;
+
+import io.lora4j.model.Llama;
+import io.lora4j.model.format.ModelFormatException;
+import io.lora4j.model.lora.LoraAdapter;
+import io.lora4j.model.lora.LoraLayer;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** Stop after step k, resume from the checkpoint: the same adapter as the uninterrupted run, bit for bit. */
+class CheckpointResumeTest {
+
+    static TrainConfig cfg() {
+        return new TrainConfig("adamw", 1e-2f, 0.01f, 0.9f, 0.999f, 1e-8f, "cosine", 2, 10, 2, 2, 1f, 16, 5, true, false, 0);
+    }
+
+    @Test
+    void interruptedAndResumedEqualsUninterrupted(@TempDir Path dir) {
+        List<Example> data = TrainerTest.data(5, 8, 3); // 5 sequences, 4 per step: epochs wrap mid-run
+        Llama m = TrainerTest.model();
+        Trainer full = new Trainer(m, TrainerTest.adapter(m, 0.1f), cfg(), data, List.of());
+        List<Double> fullLosses = new ArrayList<>();
+        for (int i = 0; i < 10; i++) {
+            fullLosses.add(full.trainStep().loss());
+        }
+
+        Llama m2 = TrainerTest.model();
+        Trainer first = new Trainer(m2, TrainerTest.adapter(m2, 0.1f), cfg(), data, List.of());
+        List<Double> losses = new ArrayList<>();
+        for (int i = 0; i < 4; i++) {
+            losses.add(first.trainStep().loss());
+        }
+        Checkpoints.save(first, dir);
+        for (int i = 0; i < 2; i++) {
+            first.trainStep(); // work after the checkpoint that is lost in the "crash"
+        }
+        Path latest = Checkpoints.latestValid(dir, w -> { });
+        assertEquals("checkpoint-4", latest.getFileName().toString());
+        Trainer resumed = Checkpoints.resume(latest, TrainerTest.model(), data, List.of());
+        assertEquals(4, resumed.step());
+        while (resumed.step() < 10) {
+            losses.add(resumed.trainStep().loss());
+        }
+        assertEquals(fullLosses, losses, "loss curve");
+        assertAdaptersEqual(full.adapter(), resumed.adapter());
+    }
+
+    @Test
+    void aCorruptedCheckpointIsReportedAndThePreviousOneUsed(@TempDir Path dir) throws Exception {
+        List<Example> data = TrainerTest.data(5, 8, 3);
+        Llama m = TrainerTest.model();
+        Trainer t = new Trainer(m, TrainerTest.adapter(m, 0f), cfg(), data, List.of());
+        t.trainStep();
+        Checkpoints.save(t, dir);
+        t.trainStep();
+        Path second = Checkpoints.save(t, dir);
+        byte[] opt = Files.readAllBytes(second.resolve(Checkpoints.OPTIMIZER));
+        opt[opt.length - 3] ^= 1;
+        Files.write(second.resolve(Checkpoints.OPTIMIZER), opt);
+        ModelFormatException e = assertThrows(ModelFormatException.class, () -> Checkpoints.verify(second));
+        assertTrue(e.getMessage().contains("optimizer.safetensors") && e.getMessage().contains("hash"), e.getMessage());
+        List<String> warnings = new ArrayList<>();
+        Path used = Checkpoints.latestValid(dir, warnings::add);
+        assertEquals("checkpoint-1", used.getFileName().toString());
+        assertEquals(1, warnings.size());
+        // an unfinished write (the .tmp directory) is never taken for a checkpoint
+        Files.createDirectories(dir.resolve("checkpoint-9.tmp"));
+        assertEquals("checkpoint-1", Checkpoints.latestValid(dir, w -> { }).getFileName().toString());
+    }
+
+    static void assertAdaptersEqual(LoraAdapter a, LoraAdapter b) {
+        assertEquals(a.layers().size(), b.layers().size());
+        for (int i = 0; i < a.layers().size(); i++) {
+            LoraLayer x = a.layers().get(i), y = b.layers().get(i);
+            assertArrayEquals(x.a, y.a, x.path() + " A");
+            assertArrayEquals(x.b, y.b, x.path() + " B");
+        }
+    }
+}
