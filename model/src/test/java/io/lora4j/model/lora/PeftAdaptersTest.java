@@ -144,4 +144,43 @@ class PeftAdaptersTest {
         e = assertThrows(ModelFormatException.class, () -> PeftAdapters.load(dir, m, "x"));
         assertTrue(e.getMessage().contains("adapter_config.json") && e.getMessage().contains("invalid JSON"), e.getMessage());
     }
+
+    @Test
+    void halfPrecisionFilesAndUnknownConfigKeysLoad(@TempDir Path dir) throws Exception {
+        Llama m = model(LlamaConfig.RopeStyle.HALVES);
+        LoraAdapter a = new LoraAdapter("default", LoraConfig.of(2, 4f, List.of("q_proj")), m, 1);
+        for (var l : a.layers()) {
+            for (int i = 0; i < l.b.length; i++) {
+                l.b[i] = 0.01f * (i % 7 - 3);
+            }
+        }
+        for (io.lora4j.kernels.GgmlType t : new io.lora4j.kernels.GgmlType[]{io.lora4j.kernels.GgmlType.F16, io.lora4j.kernels.GgmlType.BF16}) {
+            SafetensorsWriter w = new SafetensorsWriter();
+            for (var l : a.layers()) {
+                String k = "base_model.model." + l.path();
+                w.add(k + ".lora_A.weight", t, new long[]{l.r, l.in}, half(l.a, t));
+                w.add(k + ".lora_B.weight", t, new long[]{l.out, l.r}, half(l.b, t));
+            }
+            Path d = dir.resolve(t.name());
+            Files.createDirectories(d);
+            w.write(d.resolve("adapter_model.safetensors"));
+            Files.writeString(d.resolve("adapter_config.json"), "{\"peft_type\": \"LORA\", \"r\": 2, \"lora_alpha\": 4, "
+                    + "\"target_modules\": [\"q_proj\"], \"some_future_option\": {\"x\": [1, 2]}, \"use_dora\": false}");
+            LoraAdapter b = PeftAdapters.load(d, m, "h");
+            for (int i = 0; i < a.layers().size(); i++) {
+                float[] want = a.layers().get(i).a, got = b.layers().get(i).a;
+                for (int j = 0; j < want.length; j++) {
+                    float rounded = t == io.lora4j.kernels.GgmlType.F16 ? Float.float16ToFloat(Float.floatToFloat16(want[j]))
+                            : Float.intBitsToFloat(io.lora4j.model.format.Quantizer.bf16(want[j]) << 16);
+                    assertEquals(rounded, got[j], 0f, t + " A " + j);
+                }
+            }
+        }
+    }
+
+    private static java.lang.foreign.MemorySegment half(float[] v, io.lora4j.kernels.GgmlType t) {
+        java.lang.foreign.MemorySegment seg = java.lang.foreign.MemorySegment.ofArray(new byte[2 * v.length]);
+        io.lora4j.model.format.Quantizer.quantizeRow(t, seg, 0, v, 0, v.length);
+        return seg;
+    }
 }
