@@ -51,6 +51,7 @@ public final class Sampler {
     private final int[] order;
     private final long[] keys;
     private final float[] probs;
+    private final boolean[] seen;
 
     public Sampler(Params p, int vocabSize) {
         this.p = p;
@@ -58,6 +59,7 @@ public final class Sampler {
         this.order = new int[vocabSize];
         this.keys = new long[vocabSize];
         this.probs = new float[vocabSize];
+        this.seen = new boolean[vocabSize];
     }
 
     /** Next token given the logits (modified in place by the penalty) and the tokens so far. */
@@ -189,14 +191,18 @@ public final class Sampler {
 
     private void penalize(float[] logits, int[] history, int historyLen) {
         int from = Math.max(0, historyLen - p.repeatLastN());
-        boolean[] seen = new boolean[logits.length];
         for (int i = from; i < historyLen; i++) {
             int t = history[i];
-            if (t < 0 || t >= logits.length || seen[t]) {
+            if (t < 0 || t >= seen.length || seen[t]) {
                 continue;
             }
             seen[t] = true;
             logits[t] = logits[t] > 0 ? logits[t] / p.repeatPenalty() : logits[t] * p.repeatPenalty();
+        }
+        for (int i = from; i < historyLen; i++) {
+            if (history[i] >= 0 && history[i] < seen.length) {
+                seen[history[i]] = false;
+            }
         }
     }
 
