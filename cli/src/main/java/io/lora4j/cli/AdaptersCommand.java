@@ -57,7 +57,7 @@ final class AdaptersCommand {
                 System.out.println("ranks:    " + ranks + " (rank → projections)");
             }
             long bytes = Files.size(dir.resolve(PeftAdapters.WEIGHTS)) + Files.size(dir.resolve(PeftAdapters.CONFIG));
-            System.out.printf("parameters: %,d; on disk %,d bytes%n", params, bytes);
+            System.out.printf(java.util.Locale.ROOT, "parameters: %,d; on disk %,d bytes%n", params, bytes);
             return 0;
         }
     }

@@ -65,7 +65,7 @@ final class BenchCommand implements Callable<Integer> {
             String name = modelOptions.modelPath().getFileName().toString();
             System.out.println("| model | size | params | backend | threads | test | t/s |");
             System.out.println("| --- | ---: | ---: | --- | ---: | --- | ---: |");
-            String prefix = String.format("| %s | %.2f MiB | %.2f M | %s | %d |", name + mode, bytes / 1048576.0,
+            String prefix = String.format(java.util.Locale.ROOT, "| %s | %.2f MiB | %.2f M | %s | %d |", name + mode, bytes / 1048576.0,
                     m.parameterCount() / 1e6, backend.name(), Threads.threadCount());
             int maxCtx = 1;
             for (int p : nPrompt) {
@@ -116,6 +116,6 @@ final class BenchCommand implements Callable<Integer> {
     private static String stats(double[] v) {
         double mean = Arrays.stream(v).average().orElse(0);
         double var = Arrays.stream(v).map(x -> (x - mean) * (x - mean)).sum() / Math.max(1, v.length - 1);
-        return String.format("%.2f ± %.2f", mean, Math.sqrt(var));
+        return String.format(java.util.Locale.ROOT, "%.2f ± %.2f", mean, Math.sqrt(var));
     }
 }

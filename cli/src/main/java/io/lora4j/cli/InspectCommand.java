@@ -50,12 +50,12 @@ final class InspectCommand implements Callable<Integer> {
                 bytes += t.data().byteSize();
                 byType.merge(t.type(), t.elementCount(), Long::sum);
                 if (!noTensors) {
-                    System.out.printf("  %-32s %-5s %-18s %,14d bytes%n", t.name(), t.type(),
+                    System.out.printf(java.util.Locale.ROOT, "  %-32s %-5s %-18s %,14d bytes%n", t.name(), t.type(),
                             Arrays.toString(t.shape()), t.data().byteSize());
                 }
             }
-            System.out.printf("parameters: %,d (%.2f M)%n", params, params / 1e6);
-            System.out.printf("tensor bytes: %,d (%.2f MiB, %.3f bytes/parameter)%n", bytes, bytes / 1048576.0,
+            System.out.printf(java.util.Locale.ROOT, "parameters: %,d (%.2f M)%n", params, params / 1e6);
+            System.out.printf(java.util.Locale.ROOT, "tensor bytes: %,d (%.2f MiB, %.3f bytes/parameter)%n", bytes, bytes / 1048576.0,
                     params == 0 ? 0.0 : (double) bytes / params);
             System.out.println("parameters by type: " + byType);
         }

@@ -99,7 +99,7 @@ public final class LoraAdapter {
     public String trainableParametersLine(long baseParameters) {
         long trainable = trainableParameters();
         long total = baseParameters + trainable;
-        return String.format("trainable params: %,d || all params: %,d || trainable%%: %.4f", trainable, total,
+        return String.format(java.util.Locale.ROOT, "trainable params: %,d || all params: %,d || trainable%%: %.4f", trainable, total,
                 100.0 * trainable / total);
     }
 }
