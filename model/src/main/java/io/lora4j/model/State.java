@@ -62,12 +62,4 @@ public final class State {
         }
         return loraScratch;
     }
-
-    /** Bytes held by this state (activations and KV cache). */
-    public long bytes() {
-        long n = (long) x.length + xb.length + rstd.length + q.length + k.length + v.length + attOut.length
-                + proj.length + hb.length + hb2.length + logits.length;
-        n += 2L * kCache.length * (kCache.length == 0 ? 0 : kCache[0].length);
-        return 4 * n;
-    }
 }

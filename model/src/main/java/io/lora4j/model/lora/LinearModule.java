@@ -57,14 +57,4 @@ public enum LinearModule {
             case DOWN_PROJ -> w.down();
         };
     }
-
-    /** The module called {@code name} (PEFT short name), or null. */
-    public static LinearModule byName(String name) {
-        for (LinearModule m : values()) {
-            if (m.peftName.equals(name)) {
-                return m;
-            }
-        }
-        return null;
-    }
 }

@@ -420,8 +420,4 @@ public final class TrainGraph {
         z = z ^ (z >>> 31);
         return (z >>> 40) / (float) (1 << 24);
     }
-
-    public float[] lossesView() {
-        return losses;
-    }
 }
