@@ -30,14 +30,20 @@ public final class Dequant {
 
     // ---- naive oracles (TornadoVM kernel subset) ----
 
-    /** 2^e by repeated multiplication (no library call). */
+    /**
+     * 2^e for e in [-149, 127] by binary exponentiation (at most 8 squarings, no library call):
+     * every partial product is a power of two no smaller than the result, so it is exact.
+     */
     static float pow2(int e) {
         float r = 1.0f;
-        for (int i = 0; i < e; i++) {
-            r *= 2.0f;
-        }
-        for (int i = 0; i > e; i--) {
-            r *= 0.5f;
+        float b = e < 0 ? 0.5f : 2.0f;
+        int n = e < 0 ? -e : e;
+        while (n > 0) {
+            if ((n & 1) == 1) {
+                r *= b;
+            }
+            b *= b;
+            n = n >> 1;
         }
         return r;
     }

@@ -70,6 +70,55 @@ public final class Matmul {
         }
     }
 
+    /**
+     * Device form over F16 weights (naive oracle, TornadoVM kernel subset): the halves are decoded
+     * with integer arithmetic ({@link Dequant#halfToFloat}) because PoCL and other OpenCL 1.2
+     * devices have no fp16 type.
+     *
+     * @param out (T, rows)
+     * @param x   (T, cols)
+     * @param w   (rows, cols) fp16 bits
+     */
+    public static void forwardNaive(float[] out, float[] x, short[] w, int T, int rows, int cols) {
+        for (@Parallel int r = 0; r < rows; r++) {
+            for (int t = 0; t < T; t++) {
+                float acc = 0f;
+                for (int c = 0; c < cols; c++) {
+                    acc += Dequant.halfToFloat(w[r * cols + c]) * x[t * cols + c];
+                }
+                out[t * rows + r] = acc;
+            }
+        }
+    }
+
+    /**
+     * Device form over Q8_0 weights split into int8 quants and float block scales (the layout a
+     * device plan uploads: ggml's 34-byte blocks with their fp16 scale decoded once on the host).
+     * Naive oracle, TornadoVM kernel subset; each block's products are summed before scaling, as
+     * ggml does.
+     *
+     * @param out (T, rows)
+     * @param x   (T, cols)
+     * @param q   (rows, cols) int8 quants
+     * @param d   (rows, cols / 32) block scales
+     */
+    public static void forwardNaive(float[] out, float[] x, byte[] q, float[] d, int T, int rows, int cols) {
+        int nb = cols / 32;
+        for (@Parallel int r = 0; r < rows; r++) {
+            for (int t = 0; t < T; t++) {
+                float acc = 0f;
+                for (int b = 0; b < nb; b++) {
+                    float s = 0f;
+                    for (int j = 0; j < 32; j++) {
+                        s += q[r * cols + b * 32 + j] * x[t * cols + b * 32 + j];
+                    }
+                    acc += d[r * nb + b] * s;
+                }
+                out[t * rows + r] = acc;
+            }
+        }
+    }
+
     /** Fast twin: {@code out (T, w.rows) = x (T, w.cols) · Wᵀ}, multi-threaded over rows. */
     public static void forward(float[] out, float[] x, Weight w, int T) {
         int rows = w.rows();

@@ -58,11 +58,11 @@ class OpsGradientTest {
         float[] x = random(r, T * NH * HS), g = random(r, T * NH * HS);
         float[] freqs = Rope.frequencies(HS, 100f);
         float[] dx = g.clone();
-        Rope.backwardNaive(dx, freqs, T, NH, HS, pos0, halves);
+        Rope.backwardNaive(dx, freqs, GradCheck.positions(pos0, T), T, NH, HS, halves);
         float[] out = new float[x.length];
         Runnable fwd = () -> {
             System.arraycopy(x, 0, out, 0, x.length);
-            Rope.forwardNaive(out, freqs, T, NH, HS, pos0, halves);
+            Rope.forwardNaive(out, freqs, GradCheck.positions(pos0, T), T, NH, HS, halves);
         };
         GradCheck.check("x", x, dx, () -> GradCheck.loss(fwd, out, g), 1e-2);
         float[] dx2 = g.clone();
@@ -81,10 +81,10 @@ class OpsGradientTest {
         }
         float[] out = new float[T * NH * HS], att = new float[T * NH * T];
         float[] dq = new float[q.length], dk = new float[k.length], dv = new float[v.length], dAtt = new float[T * NH * T];
-        Attention.forwardNaive(out, att, q, k, v, T, 0, NH, NKV, HS, T);
+        Attention.forwardNaive(out, att, q, k, v, GradCheck.positions(0, T), T, NH, NKV, HS, T);
         Attention.backwardNaive(dq, dk, dv, dAtt, g, att, q, k, v, T, NH, NKV, HS);
         float[] scratch = new float[T * NH * T];
-        Runnable fwd = () -> Attention.forwardNaive(out, scratch, q, k, v, T, 0, NH, NKV, HS, T);
+        Runnable fwd = () -> Attention.forwardNaive(out, scratch, q, k, v, GradCheck.positions(0, T), T, NH, NKV, HS, T);
         GradCheck.check("q", q, dq, () -> GradCheck.loss(fwd, out, g), 1e-2);
         GradCheck.check("k", k, dk, () -> GradCheck.loss(fwd, out, g), 1e-2);
         GradCheck.check("v", v, dv, () -> GradCheck.loss(fwd, out, g), 1e-2);

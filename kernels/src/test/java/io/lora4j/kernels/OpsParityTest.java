@@ -66,7 +66,7 @@ class OpsParityTest {
         float[] x = random(r, T * NH * HS);
         float[] a = x.clone(), b = x.clone();
         float[] freqs = Rope.frequencies(HS, 10000f);
-        Rope.forwardNaive(a, freqs, T, NH, HS, pos0, halves);
+        Rope.forwardNaive(a, freqs, GradCheck.positions(pos0, T), T, NH, HS, halves);
         Rope.forward(b, freqs, T, NH, HS, pos0, halves);
         assertClose("rope", a, b, 1e-6);
         // a rotation keeps the norm of every pair
@@ -121,7 +121,7 @@ class OpsParityTest {
         float[] v = random(r, P * NKV * HS);
         float[] out1 = new float[T * NH * HS], out2 = new float[T * NH * HS];
         float[] att = new float[T * NH * P];
-        Attention.forwardNaive(out1, att, q, k, v, T, pos0, NH, NKV, HS, P);
+        Attention.forwardNaive(out1, att, q, k, v, GradCheck.positions(pos0, T), T, NH, NKV, HS, P);
         float[] att2 = new float[T * NH * P], out3 = new float[T * NH * HS];
         Attention.forward(out2, att2, q, k, v, T, pos0, NH, NKV, HS, P);
         Attention.forward(out3, null, q, k, v, T, pos0, NH, NKV, HS, 0);
