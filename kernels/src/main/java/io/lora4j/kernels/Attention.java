@@ -165,11 +165,9 @@ public final class Attention {
     }
 
     /**
-     * Backward of {@link #forwardNaive} for a whole sequence (pos0 = 0, the keys and values are
-     * the T tokens' own), as two race-free passes. Pass 1, per (t, h): dP = dout·v_p,
-     * dS = P ⊙ (dP − Σ P·dP), {@code dq = Σ_p dS·k_p / sqrt(HS)} (assigned); dS overwrites
-     * {@code dAtt}. Pass 2, per (p, kv head): {@code dk = Σ dS·q / sqrt(HS)}, {@code dv = Σ P·dout}
-     * over the query heads of the group and t ≥ p (assigned). Naive oracle.
+     * Backward of {@link #forwardNaive} for a whole sequence (positions 0..T-1, the keys and values
+     * are the T tokens' own), as two race-free passes: {@link #backwardQueryNaive} then
+     * {@link #backwardKeyValueNaive}. Naive oracle.
      *
      * @param dq   (T, NH·HS) out
      * @param dk   (T, NKV·HS) out
@@ -180,6 +178,16 @@ public final class Attention {
      */
     public static void backwardNaive(float[] dq, float[] dk, float[] dv, float[] dAtt, float[] dout, float[] att,
                                      float[] q, float[] k, float[] v, int T, int NH, int NKV, int HS) {
+        backwardQueryNaive(dq, dAtt, dout, att, k, v, T, NH, NKV, HS);
+        backwardKeyValueNaive(dk, dv, dAtt, dout, att, q, T, NH, NKV, HS);
+    }
+
+    /**
+     * Pass 1 (device kernel), per (t, h): dP = dout·v_p, dS = P ⊙ (dP − Σ P·dP) into {@code dAtt},
+     * {@code dq = Σ_p dS·k_p / sqrt(HS)} (assigned).
+     */
+    public static void backwardQueryNaive(float[] dq, float[] dAtt, float[] dout, float[] att, float[] k, float[] v,
+                                          int T, int NH, int NKV, int HS) {
         int qDim = NH * HS;
         int kvDim = NKV * HS;
         int group = NH / NKV;
@@ -209,6 +217,18 @@ public final class Attention {
                 dq[t * qDim + h * HS + i] = g / sqrtHS;
             }
         }
+    }
+
+    /**
+     * Pass 2 (device kernel), per (p, kv head): {@code dk = Σ dS·q / sqrt(HS)}, {@code dv = Σ P·dout}
+     * over the query heads of the group and t ≥ p (assigned).
+     */
+    public static void backwardKeyValueNaive(float[] dk, float[] dv, float[] dAtt, float[] dout, float[] att, float[] q,
+                                             int T, int NH, int NKV, int HS) {
+        int qDim = NH * HS;
+        int kvDim = NKV * HS;
+        int group = NH / NKV;
+        float sqrtHS = (float) Math.sqrt(HS);
         for (@Parallel int pk = 0; pk < T * NKV; pk++) {
             int p = pk / NKV;
             int kvh = pk % NKV;

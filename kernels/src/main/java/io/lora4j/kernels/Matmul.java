@@ -37,21 +37,21 @@ public final class Matmul {
     }
 
     /**
-     * Naive oracle (TornadoVM kernel subset).
+     * Naive oracle and device kernel (TornadoVM kernel subset), one work-item per output element.
      *
      * @param out (T, rows)
      * @param x   (T, cols)
      * @param w   (rows, cols)
      */
     public static void forwardNaive(float[] out, float[] x, float[] w, int T, int rows, int cols) {
-        for (@Parallel int r = 0; r < rows; r++) {
-            for (int t = 0; t < T; t++) {
-                float acc = 0f;
-                for (int c = 0; c < cols; c++) {
-                    acc += w[r * cols + c] * x[t * cols + c];
-                }
-                out[t * rows + r] = acc;
+        for (@Parallel int tr = 0; tr < T * rows; tr++) {
+            int t = tr / rows;
+            int r = tr % rows;
+            float acc = 0f;
+            for (int c = 0; c < cols; c++) {
+                acc += w[r * cols + c] * x[t * cols + c];
             }
+            out[tr] = acc;
         }
     }
 
@@ -80,14 +80,14 @@ public final class Matmul {
      * @param w   (rows, cols) fp16 bits
      */
     public static void forwardNaive(float[] out, float[] x, short[] w, int T, int rows, int cols) {
-        for (@Parallel int r = 0; r < rows; r++) {
-            for (int t = 0; t < T; t++) {
-                float acc = 0f;
-                for (int c = 0; c < cols; c++) {
-                    acc += Dequant.halfToFloat(w[r * cols + c]) * x[t * cols + c];
-                }
-                out[t * rows + r] = acc;
+        for (@Parallel int tr = 0; tr < T * rows; tr++) {
+            int t = tr / rows;
+            int r = tr % rows;
+            float acc = 0f;
+            for (int c = 0; c < cols; c++) {
+                acc += Dequant.halfToFloat(w[r * cols + c]) * x[t * cols + c];
             }
+            out[tr] = acc;
         }
     }
 
@@ -104,18 +104,18 @@ public final class Matmul {
      */
     public static void forwardNaive(float[] out, float[] x, byte[] q, float[] d, int T, int rows, int cols) {
         int nb = cols / 32;
-        for (@Parallel int r = 0; r < rows; r++) {
-            for (int t = 0; t < T; t++) {
-                float acc = 0f;
-                for (int b = 0; b < nb; b++) {
-                    float s = 0f;
-                    for (int j = 0; j < 32; j++) {
-                        s += q[r * cols + b * 32 + j] * x[t * cols + b * 32 + j];
-                    }
-                    acc += d[r * nb + b] * s;
+        for (@Parallel int tr = 0; tr < T * rows; tr++) {
+            int t = tr / rows;
+            int r = tr % rows;
+            float acc = 0f;
+            for (int b = 0; b < nb; b++) {
+                float s = 0f;
+                for (int j = 0; j < 32; j++) {
+                    s += q[r * cols + b * 32 + j] * x[t * cols + b * 32 + j];
                 }
-                out[t * rows + r] = acc;
+                acc += d[r * nb + b] * s;
             }
+            out[tr] = acc;
         }
     }
 
@@ -413,21 +413,49 @@ public final class Matmul {
     }
     /**
      * Input gradient: {@code dx[t][c] (= or +=) Σ_r dy[t][r] · W[r][c]} — the backward of
-     * {@link #forward} with respect to x, through a frozen (possibly quantized) weight. Naive oracle.
+     * {@link #forward} with respect to x, through a frozen (possibly quantized) weight. Naive oracle and
+     * device kernel, one work-item per input-gradient element.
      *
      * @param dx (T, cols)
      * @param dy (T, rows)
      * @param w  (rows, cols) as float
      */
     public static void backwardNaive(float[] dx, float[] dy, float[] w, int T, int rows, int cols, boolean accumulate) {
-        for (@Parallel int t = 0; t < T; t++) {
-            for (int c = 0; c < cols; c++) {
-                float acc = accumulate ? dx[t * cols + c] : 0f;
-                for (int r = 0; r < rows; r++) {
-                    acc += dy[t * rows + r] * w[r * cols + c];
-                }
-                dx[t * cols + c] = acc;
+        for (@Parallel int tc = 0; tc < T * cols; tc++) {
+            int t = tc / cols;
+            int c = tc % cols;
+            float acc = accumulate ? dx[tc] : 0f;
+            for (int r = 0; r < rows; r++) {
+                acc += dy[t * rows + r] * w[r * cols + c];
             }
+            dx[tc] = acc;
+        }
+    }
+
+    /** {@link #backwardNaive} over F16 weights (device form, halves decoded with integer arithmetic). */
+    public static void backwardNaive(float[] dx, float[] dy, short[] w, int T, int rows, int cols, boolean accumulate) {
+        for (@Parallel int tc = 0; tc < T * cols; tc++) {
+            int t = tc / cols;
+            int c = tc % cols;
+            float acc = accumulate ? dx[tc] : 0f;
+            for (int r = 0; r < rows; r++) {
+                acc += dy[t * rows + r] * Dequant.halfToFloat(w[r * cols + c]);
+            }
+            dx[tc] = acc;
+        }
+    }
+
+    /** {@link #backwardNaive} over Q8_0 weights as int8 quants + block scales (device form, see {@link #forwardNaive(float[], float[], byte[], float[], int, int, int)}). */
+    public static void backwardNaive(float[] dx, float[] dy, byte[] q, float[] d, int T, int rows, int cols, boolean accumulate) {
+        int nb = cols / 32;
+        for (@Parallel int tc = 0; tc < T * cols; tc++) {
+            int t = tc / cols;
+            int c = tc % cols;
+            float acc = accumulate ? dx[tc] : 0f;
+            for (int r = 0; r < rows; r++) {
+                acc += dy[t * rows + r] * (d[r * nb + c / 32] * q[r * cols + c]);
+            }
+            dx[tc] = acc;
         }
     }
 
@@ -553,21 +581,22 @@ public final class Matmul {
     }
 
     /**
-     * Weight gradient of a float (trainable) matrix: {@code dw[r][c] += Σ_t dy[t][r] · x[t][c]}. Naive oracle.
+     * Weight gradient of a float (trainable) matrix: {@code dw[r][c] += Σ_t dy[t][r] · x[t][c]}. Naive oracle
+     * and device kernel, one work-item per weight.
      *
      * @param dw (rows, cols) accumulated
      * @param dy (T, rows)
      * @param x  (T, cols)
      */
     public static void backwardWeightNaive(float[] dw, float[] dy, float[] x, int T, int rows, int cols) {
-        for (@Parallel int r = 0; r < rows; r++) {
-            for (int c = 0; c < cols; c++) {
-                float acc = 0f;
-                for (int t = 0; t < T; t++) {
-                    acc += dy[t * rows + r] * x[t * cols + c];
-                }
-                dw[r * cols + c] += acc;
+        for (@Parallel int rc = 0; rc < rows * cols; rc++) {
+            int r = rc / cols;
+            int c = rc % cols;
+            float acc = 0f;
+            for (int t = 0; t < T; t++) {
+                acc += dy[t * rows + r] * x[t * cols + c];
             }
+            dw[rc] += acc;
         }
     }
 

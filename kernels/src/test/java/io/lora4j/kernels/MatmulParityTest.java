@@ -158,4 +158,44 @@ class MatmulParityTest {
         Matmul.backwardWeight(dw2, g, x, T, rows, cols);
         assertClose("dw fast", dw, dw2, 1e-5);
     }
+
+    /** The device forms over F16 bits and over Q8_0 split into quants + scales, forward and input gradient. */
+    @ParameterizedTest
+    @EnumSource(value = GgmlType.class, names = {"F16", "Q8_0"})
+    void deviceFormsMatchTheFastKernels(GgmlType type) {
+        int rows = 29, cols = 96;
+        byte[] wb = randomWeights(type, rows, cols, 12);
+        Weight w = new Weight("w", type, MemorySegment.ofArray(wb), rows, cols);
+        short[] h = new short[rows * cols];
+        byte[] q = new byte[rows * cols];
+        float[] d = new float[rows * cols / 32];
+        if (type == GgmlType.F16) {
+            MemorySegment.copy(MemorySegment.ofArray(wb), ValueLayout.JAVA_SHORT_UNALIGNED, 0, h, 0, h.length);
+        } else {
+            for (int b = 0; b < d.length; b++) {
+                d[b] = Dequant.halfToFloat(Dequant.u16(wb, 34 * b));
+                System.arraycopy(wb, 34 * b + 2, q, 32 * b, 32);
+            }
+        }
+        for (int T : new int[]{1, 5}) {
+            float[] x = random(new SplittableRandom(T + 40), T * cols);
+            float[] want = new float[T * rows], got = new float[T * rows];
+            Matmul.forward(want, x, w, T);
+            if (type == GgmlType.F16) {
+                Matmul.forwardNaive(got, x, h, T, rows, cols);
+            } else {
+                Matmul.forwardNaive(got, x, q, d, T, rows, cols);
+            }
+            assertSums(type + " device forward T=" + T, want, got, wb, type, x, T, rows, cols);
+            float[] dy = random(new SplittableRandom(T + 50), T * rows);
+            float[] dx = random(new SplittableRandom(T + 60), T * cols), dx2 = dx.clone();
+            Matmul.backward(dx, dy, w, T, true);
+            if (type == GgmlType.F16) {
+                Matmul.backwardNaive(dx2, dy, h, T, rows, cols, true);
+            } else {
+                Matmul.backwardNaive(dx2, dy, q, d, T, rows, cols, true);
+            }
+            assertClose(type + " device input gradient T=" + T, dx, dx2, 2e-5);
+        }
+    }
 }

@@ -1,7 +1,7 @@
 package io.lora4j.tornado;
 
 import io.lora4j.kernels.Attention;
-import io.lora4j.kernels.Axpy;
+import io.lora4j.kernels.VectorOps;
 import io.lora4j.kernels.RmsNorm;
 import io.lora4j.kernels.Rope;
 import io.lora4j.kernels.SwiGlu;
@@ -109,7 +109,7 @@ final class InferencePlan implements AutoCloseable {
         g.task("attention", Attention::forwardNaive, attOut, att, q, kCache, vCache, pos, 1, NH, NKV, HS, contextLength);
         wo.matmul(g, "o", proj, attOut, 1);
         Lora.apply(lora, LinearModule.O_PROJ, proj, attOut);
-        g.task("attn_residual", Axpy::forwardNaive, x, proj, 1f, C);
+        g.task("attn_residual", VectorOps::axpyNaive, x, proj, 1f, C);
         g.task("ffn_norm", RmsNorm::forwardNaive, xb, rstd, x, w.ffnNorm(), 1, C, eps);
         gate.matmul(g, "gate", hb, xb, 1);
         up.matmul(g, "up", hb2, xb, 1);
@@ -118,7 +118,7 @@ final class InferencePlan implements AutoCloseable {
         g.task("swiglu", SwiGlu::forwardNaive, hb, hb, hb2, H);
         down.matmul(g, "down", proj, hb, 1);
         Lora.apply(lora, LinearModule.DOWN_PROJ, proj, hb);
-        g.task("ffn_residual", Axpy::forwardNaive, x, proj, 1f, C);
+        g.task("ffn_residual", VectorOps::axpyNaive, x, proj, 1f, C);
         g.persist(x);
     }
 
@@ -177,9 +177,9 @@ final class InferencePlan implements AutoCloseable {
             String id = "lora_" + module.peftName + "_" + adapter;
             g.task(id + "_a", io.lora4j.kernels.Matmul::forwardNaive, ax, in, ll.a, 1, ll.r, ll.in);
             g.task(id + "_b", io.lora4j.kernels.Matmul::forwardNaive, bax, ax, ll.b, 1, ll.out, ll.r);
-            g.task(id + "_add", Axpy::forwardNaive, y, bax, scale, ll.out);
+            g.task(id + "_add", VectorOps::axpyNaive, y, bax, scale, ll.out);
             if (ll.bias != null) {
-                g.task(id + "_bias", Axpy::forwardNaive, y, ll.bias, scale, ll.out);
+                g.task(id + "_bias", VectorOps::axpyNaive, y, ll.bias, scale, ll.out);
             }
         }
     }

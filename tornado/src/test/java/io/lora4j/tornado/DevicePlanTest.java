@@ -1,6 +1,6 @@
 package io.lora4j.tornado;
 
-import io.lora4j.kernels.Axpy;
+import io.lora4j.kernels.VectorOps;
 import io.lora4j.kernels.Matmul;
 import io.lora4j.tornado.DevicePlan.Mode;
 import org.junit.jupiter.api.Test;
@@ -21,7 +21,7 @@ class DevicePlanTest {
         DevicePlan p = new DevicePlan();
         p.graph("g").copyIn(Mode.FIRST_EXECUTION, w, scratch).copyIn(Mode.EVERY_EXECUTION, x)
                 .task("mv", Matmul::forwardNaive, scratch, x, w, 1, 2, 2)
-                .task("acc", Axpy::forwardNaive, y, scratch, 1f, 2)
+                .task("acc", VectorOps::axpyNaive, y, scratch, 1f, 2)
                 .copyIn(Mode.FIRST_EXECUTION, y).copyOut(Mode.EVERY_EXECUTION, y);
         try (JvmRunner r = new JvmRunner(p)) {
             r.execute(0);
@@ -40,10 +40,10 @@ class DevicePlanTest {
         float[] one = {1, 1, 1};
         DevicePlan p = new DevicePlan();
         p.graph("a").copyIn(Mode.EVERY_EXECUTION, x).copyIn(Mode.FIRST_EXECUTION, one)
-                .task("inc", Axpy::forwardNaive, x, one, 1f, 3).persist(x);
+                .task("inc", VectorOps::axpyNaive, x, one, 1f, 3).persist(x);
         float[] one2 = {1, 1, 1};
         p.graph("b").consume("a", x).copyIn(Mode.FIRST_EXECUTION, one2)
-                .task("inc", Axpy::forwardNaive, x, one2, 10f, 3).copyOut(Mode.EVERY_EXECUTION, x);
+                .task("inc", VectorOps::axpyNaive, x, one2, 10f, 3).copyOut(Mode.EVERY_EXECUTION, x);
         try (JvmRunner r = new JvmRunner(p)) {
             r.execute(0);
             assertArrayEquals(new float[]{1, 2, 3}, x, "a copies nothing out");
@@ -56,13 +56,13 @@ class DevicePlanTest {
     void undeclaredArraysAndBrokenChainsAreErrors() {
         float[] x = new float[2], y = new float[2];
         DevicePlan p1 = new DevicePlan();
-        p1.graph("g").copyIn(Mode.FIRST_EXECUTION, x).task("t", Axpy::forwardNaive, y, x, 1f, 2);
+        p1.graph("g").copyIn(Mode.FIRST_EXECUTION, x).task("t", VectorOps::axpyNaive, y, x, 1f, 2);
         var e1 = assertThrows(IllegalStateException.class, () -> new JvmRunner(p1).execute(0));
         assertTrue(e1.getMessage().contains("g.t: argument 1"), e1.getMessage());
 
         DevicePlan p2 = new DevicePlan();
         p2.graph("a").copyIn(Mode.FIRST_EXECUTION, x);
-        p2.graph("b").consume("a", x).copyIn(Mode.FIRST_EXECUTION, y).task("t", Axpy::forwardNaive, y, x, 1f, 2);
+        p2.graph("b").consume("a", x).copyIn(Mode.FIRST_EXECUTION, y).task("t", VectorOps::axpyNaive, y, x, 1f, 2);
         JvmRunner r2 = new JvmRunner(p2);
         assertThrows(IllegalStateException.class, () -> r2.execute(1), "a has not run");
         r2.execute(0);
@@ -79,7 +79,7 @@ class DevicePlanTest {
         float[] x = {1, 2};
         float[] one = {1, 1};
         DevicePlan p = new DevicePlan();
-        p.graph("g").copyIn(Mode.FIRST_EXECUTION, x, one).task("inc", Axpy::forwardNaive, x, one, 1f, 2)
+        p.graph("g").copyIn(Mode.FIRST_EXECUTION, x, one).task("inc", VectorOps::axpyNaive, x, one, 1f, 2)
                 .copyOut(Mode.UNDER_DEMAND, x);
         try (JvmRunner r = new JvmRunner(p)) {
             r.execute(0);
