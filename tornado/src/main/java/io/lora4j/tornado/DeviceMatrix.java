@@ -92,6 +92,15 @@ final class DeviceMatrix {
         };
     }
 
+    /** Adds the task {@code dx (T, cols) (= or +=) dy (T, rows) · W} (the input gradient) to {@code g}. */
+    void backward(DevicePlan.Graph g, String id, float[] dx, float[] dy, int T, boolean accumulate) {
+        switch (type) {
+            case F32 -> g.task(id, Matmul::backwardNaive, dx, dy, f32, T, rows, cols, accumulate);
+            case F16 -> g.task(id, Matmul::backwardNaive, dx, dy, f16, T, rows, cols, accumulate);
+            default -> g.task(id, Matmul::backwardNaive, dx, dy, q8, scales, T, rows, cols, accumulate);
+        }
+    }
+
     /** Adds the task {@code out (T, rows) = x (T, cols) · Wᵀ} to {@code g}. */
     void matmul(DevicePlan.Graph g, String id, float[] out, float[] x, int T) {
         switch (type) {
