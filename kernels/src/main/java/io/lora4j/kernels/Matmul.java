@@ -72,7 +72,7 @@ public final class Matmul {
 
     /**
      * Device form over F16 weights (naive oracle, TornadoVM kernel subset): the halves are decoded
-     * with integer arithmetic ({@link Dequant#halfToFloat}) because PoCL and other OpenCL 1.2
+     * with integer arithmetic ({@link Dequant#finiteHalfToFloat}) because PoCL and other OpenCL 1.2
      * devices have no fp16 type.
      *
      * @param out (T, rows)
@@ -85,7 +85,7 @@ public final class Matmul {
             int r = tr % rows;
             float acc = 0f;
             for (int c = 0; c < cols; c++) {
-                acc += Dequant.halfToFloat(w[r * cols + c]) * x[t * cols + c];
+                acc += Dequant.finiteHalfToFloat(w[r * cols + c]) * x[t * cols + c];
             }
             out[tr] = acc;
         }
@@ -412,7 +412,7 @@ public final class Matmul {
         return sum(acc);
     }
     /**
-     * Input gradient: {@code dx[t][c] (= or +=) Σ_r dy[t][r] · W[r][c]} — the backward of
+     * Input gradient: {@code dx[t][c] (= or, with accumulate = 1, +=) Σ_r dy[t][r] · W[r][c]} — the backward of
      * {@link #forward} with respect to x, through a frozen (possibly quantized) weight. Naive oracle and
      * device kernel, one work-item per input-gradient element.
      *
@@ -420,11 +420,11 @@ public final class Matmul {
      * @param dy (T, rows)
      * @param w  (rows, cols) as float
      */
-    public static void backwardNaive(float[] dx, float[] dy, float[] w, int T, int rows, int cols, boolean accumulate) {
+    public static void backwardNaive(float[] dx, float[] dy, float[] w, int T, int rows, int cols, int accumulate) {
         for (@Parallel int tc = 0; tc < T * cols; tc++) {
             int t = tc / cols;
             int c = tc % cols;
-            float acc = accumulate ? dx[tc] : 0f;
+            float acc = accumulate == 1 ? dx[tc] : 0f;
             for (int r = 0; r < rows; r++) {
                 acc += dy[t * rows + r] * w[r * cols + c];
             }
@@ -433,25 +433,25 @@ public final class Matmul {
     }
 
     /** {@link #backwardNaive} over F16 weights (device form, halves decoded with integer arithmetic). */
-    public static void backwardNaive(float[] dx, float[] dy, short[] w, int T, int rows, int cols, boolean accumulate) {
+    public static void backwardNaive(float[] dx, float[] dy, short[] w, int T, int rows, int cols, int accumulate) {
         for (@Parallel int tc = 0; tc < T * cols; tc++) {
             int t = tc / cols;
             int c = tc % cols;
-            float acc = accumulate ? dx[tc] : 0f;
+            float acc = accumulate == 1 ? dx[tc] : 0f;
             for (int r = 0; r < rows; r++) {
-                acc += dy[t * rows + r] * Dequant.halfToFloat(w[r * cols + c]);
+                acc += dy[t * rows + r] * Dequant.finiteHalfToFloat(w[r * cols + c]);
             }
             dx[tc] = acc;
         }
     }
 
     /** {@link #backwardNaive} over Q8_0 weights as int8 quants + block scales (device form, see {@link #forwardNaive(float[], float[], byte[], float[], int, int, int)}). */
-    public static void backwardNaive(float[] dx, float[] dy, byte[] q, float[] d, int T, int rows, int cols, boolean accumulate) {
+    public static void backwardNaive(float[] dx, float[] dy, byte[] q, float[] d, int T, int rows, int cols, int accumulate) {
         int nb = cols / 32;
         for (@Parallel int tc = 0; tc < T * cols; tc++) {
             int t = tc / cols;
             int c = tc % cols;
-            float acc = accumulate ? dx[tc] : 0f;
+            float acc = accumulate == 1 ? dx[tc] : 0f;
             for (int r = 0; r < rows; r++) {
                 acc += dy[t * rows + r] * (d[r * nb + c / 32] * q[r * cols + c]);
             }

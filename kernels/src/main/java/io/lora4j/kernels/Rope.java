@@ -46,13 +46,14 @@ public final class Rope {
     /**
      * Naive oracle and device kernel (TornadoVM kernel subset): one work-item per (token, head, pair).
      * Token t sits at position {@code pos[t]} (an array, so a device plan can change it between
-     * executions).
+     * executions); {@code halves} is 1 for rotate-half pairs, 0 for adjacent ones (an int: TornadoVM's
+     * OpenCL code generator does not compile boolean kernel parameters).
      *
      * @param x     (T, NH·HS), rotated in place
      * @param freqs (HS/2)
      * @param pos   (T) positions
      */
-    public static void forwardNaive(float[] x, float[] freqs, int[] pos, int T, int NH, int HS, boolean halves) {
+    public static void forwardNaive(float[] x, float[] freqs, int[] pos, int T, int NH, int HS, int halves) {
         int half = HS / 2;
         for (@Parallel int thi = 0; thi < T * NH * half; thi++) {
             int t = thi / (NH * half);
@@ -61,8 +62,8 @@ public final class Rope {
             float angle = pos[t] * freqs[i];
             float c = (float) Math.cos(angle);
             float s = (float) Math.sin(angle);
-            int j0 = t * NH * HS + h * HS + (halves ? i : 2 * i);
-            int j1 = halves ? j0 + half : j0 + 1;
+            int j0 = t * NH * HS + h * HS + (halves == 1 ? i : 2 * i);
+            int j1 = halves == 1 ? j0 + half : j0 + 1;
             float v0 = x[j0];
             float v1 = x[j1];
             x[j0] = v0 * c - v1 * s;
@@ -97,7 +98,7 @@ public final class Rope {
      * upstream gradient on entry) is turned by {@code −pos[t]·freqs[i]}. Naive oracle and device
      * kernel, one work-item per (token, head, pair).
      */
-    public static void backwardNaive(float[] dx, float[] freqs, int[] pos, int T, int NH, int HS, boolean halves) {
+    public static void backwardNaive(float[] dx, float[] freqs, int[] pos, int T, int NH, int HS, int halves) {
         int half = HS / 2;
         for (@Parallel int thi = 0; thi < T * NH * half; thi++) {
             int t = thi / (NH * half);
@@ -106,8 +107,8 @@ public final class Rope {
             float angle = pos[t] * freqs[i];
             float c = (float) Math.cos(angle);
             float s = (float) Math.sin(angle);
-            int j0 = t * NH * HS + h * HS + (halves ? i : 2 * i);
-            int j1 = halves ? j0 + half : j0 + 1;
+            int j0 = t * NH * HS + h * HS + (halves == 1 ? i : 2 * i);
+            int j1 = halves == 1 ? j0 + half : j0 + 1;
             float g0 = dx[j0];
             float g1 = dx[j1];
             dx[j0] = g0 * c + g1 * s;

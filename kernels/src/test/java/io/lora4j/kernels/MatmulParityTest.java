@@ -135,10 +135,10 @@ class MatmulParityTest {
         }
         float[] dy = random(new SplittableRandom(8), T * rows);
         float[] want = random(new SplittableRandom(7), T * cols), got = want.clone();
-        Matmul.backwardNaive(want, dy, wf, T, rows, cols, true);
+        Matmul.backwardNaive(want, dy, wf, T, rows, cols, 1);
         Matmul.backward(got, dy, w, T, true);
         assertClose(type + " dx accumulate", want, got, 2e-5);
-        Matmul.backwardNaive(want, dy, wf, T, rows, cols, false);
+        Matmul.backwardNaive(want, dy, wf, T, rows, cols, 0);
         Matmul.backward(got, dy, w, T, false);
         assertClose(type + " dx assign", want, got, 2e-5);
     }
@@ -149,7 +149,7 @@ class MatmulParityTest {
         SplittableRandom r = new SplittableRandom(11);
         float[] w = random(r, rows * cols), x = random(r, T * cols), g = random(r, T * rows);
         float[] out = new float[T * rows], dx = new float[T * cols], dw = new float[rows * cols];
-        Matmul.backwardNaive(dx, g, w, T, rows, cols, false);
+        Matmul.backwardNaive(dx, g, w, T, rows, cols, 0);
         Matmul.backwardWeightNaive(dw, g, x, T, rows, cols);
         Runnable fwd = () -> Matmul.forwardNaive(out, x, w, T, rows, cols);
         GradCheck.check("x", x, dx, () -> GradCheck.loss(fwd, out, g), 1e-2);
@@ -191,9 +191,9 @@ class MatmulParityTest {
             float[] dx = random(new SplittableRandom(T + 60), T * cols), dx2 = dx.clone();
             Matmul.backward(dx, dy, w, T, true);
             if (type == GgmlType.F16) {
-                Matmul.backwardNaive(dx2, dy, h, T, rows, cols, true);
+                Matmul.backwardNaive(dx2, dy, h, T, rows, cols, 1);
             } else {
-                Matmul.backwardNaive(dx2, dy, q, d, T, rows, cols, true);
+                Matmul.backwardNaive(dx2, dy, q, d, T, rows, cols, 1);
             }
             assertClose(type + " device input gradient T=" + T, dx, dx2, 2e-5);
         }

@@ -59,11 +59,11 @@ class OpsGradientTest {
         float[] x = random(r, T * NH * HS), g = random(r, T * NH * HS);
         float[] freqs = Rope.frequencies(HS, 100f);
         float[] dx = g.clone();
-        Rope.backwardNaive(dx, freqs, GradCheck.positions(pos0, T), T, NH, HS, halves);
+        Rope.backwardNaive(dx, freqs, GradCheck.positions(pos0, T), T, NH, HS, halves ? 1 : 0);
         float[] out = new float[x.length];
         Runnable fwd = () -> {
             System.arraycopy(x, 0, out, 0, x.length);
-            Rope.forwardNaive(out, freqs, GradCheck.positions(pos0, T), T, NH, HS, halves);
+            Rope.forwardNaive(out, freqs, GradCheck.positions(pos0, T), T, NH, HS, halves ? 1 : 0);
         };
         GradCheck.check("x", x, dx, () -> GradCheck.loss(fwd, out, g), 1e-2);
         float[] dx2 = g.clone();

@@ -66,7 +66,7 @@ class OpsParityTest {
         float[] x = random(r, T * NH * HS);
         float[] a = x.clone(), b = x.clone();
         float[] freqs = Rope.frequencies(HS, 10000f);
-        Rope.forwardNaive(a, freqs, GradCheck.positions(pos0, T), T, NH, HS, halves);
+        Rope.forwardNaive(a, freqs, GradCheck.positions(pos0, T), T, NH, HS, halves ? 1 : 0);
         Rope.forward(b, freqs, T, NH, HS, pos0, halves);
         assertClose("rope", a, b, 1e-6);
         // a rotation keeps the norm of every pair

@@ -52,6 +52,12 @@ final class DeviceMatrix {
             case F16 -> {
                 short[] h = new short[n];
                 MemorySegment.copy(seg, ValueLayout.JAVA_SHORT_UNALIGNED, 0, h, 0, n);
+                for (int i = 0; i < n; i++) {
+                    if ((h[i] & 0x7c00) == 0x7c00) {
+                        throw new IllegalArgumentException("tensor " + w.name() + " has a non-finite F16 value at element " + i
+                                + "; the device kernels decode finite halves only");
+                    }
+                }
                 return new DeviceMatrix(w, GgmlType.F16, null, h, null, null);
             }
             case Q8_0 -> {
@@ -95,9 +101,9 @@ final class DeviceMatrix {
     /** Adds the task {@code dx (T, cols) (= or +=) dy (T, rows) · W} (the input gradient) to {@code g}. */
     void backward(DevicePlan.Graph g, String id, float[] dx, float[] dy, int T, boolean accumulate) {
         switch (type) {
-            case F32 -> g.task(id, Matmul::backwardNaive, dx, dy, f32, T, rows, cols, accumulate);
-            case F16 -> g.task(id, Matmul::backwardNaive, dx, dy, f16, T, rows, cols, accumulate);
-            default -> g.task(id, Matmul::backwardNaive, dx, dy, q8, scales, T, rows, cols, accumulate);
+            case F32 -> g.task(id, Matmul::backwardNaive, dx, dy, f32, T, rows, cols, accumulate ? 1 : 0);
+            case F16 -> g.task(id, Matmul::backwardNaive, dx, dy, f16, T, rows, cols, accumulate ? 1 : 0);
+            default -> g.task(id, Matmul::backwardNaive, dx, dy, q8, scales, T, rows, cols, accumulate ? 1 : 0);
         }
     }
 

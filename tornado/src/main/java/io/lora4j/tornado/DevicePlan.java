@@ -131,6 +131,15 @@ public final class DevicePlan {
         }
 
         private Graph add(String id, Object code, Object... args) {
+            for (int i = 0; i < args.length; i++) {
+                for (int j = i + 1; j < args.length; j++) {
+                    if (isArray(args[i]) && args[i] == args[j]) {
+                        // TornadoVM 5.2's graph compiler loops forever on a task that names an array twice
+                        throw new IllegalStateException(name + "." + id + ": arguments " + (i + 1) + " and " + (j + 1)
+                                + " are the same array; a device task must not alias its arguments");
+                    }
+                }
+            }
             for (Task t : tasks) {
                 if (t.name().equals(id)) {
                     throw new IllegalStateException(name + ": two tasks named " + id);

@@ -28,7 +28,7 @@ import java.util.function.Function;
  *                       ├─wk→ k ─rope(pos)─store(pos)→ kCache┼─attention(pos)→ attOut ─wo→ proj ─(+)→ x
  *                       └─wv→ v ───────────store(pos)→ vCache┘
  *   x ─rms(ffn_norm)→ xb ─gate→ hb ─┐
- *                       └─up───→ hb2┴─swiglu→ hb ─down→ proj ─(+)→ x
+ *                       └─up───→ hb2┴─swiglu→ act ─down→ proj ─(+)→ x
  * logits:
  *   x ─rms(output_norm)→ xb ─output→ logits  (copied to the host)
  * </pre>
@@ -68,10 +68,10 @@ final class InferencePlan implements AutoCloseable {
         LlamaConfig c = m.config();
         Llama.Layer w = m.layer(l);
         int C = c.dim(), Q = c.qDim(), KV = c.kvDim(), H = c.hiddenDim(), NH = c.nHeads(), NKV = c.nKvHeads(), HS = c.headSize();
-        boolean halves = c.ropeStyle() == LlamaConfig.RopeStyle.HALVES;
+        int halves = c.ropeStyle() == LlamaConfig.RopeStyle.HALVES ? 1 : 0;
         float[] xb = new float[C], rstd = new float[1], q = new float[Q], k = new float[KV], v = new float[KV];
         float[] att = new float[NH * contextLength], attOut = new float[Q], proj = new float[C];
-        float[] hb = new float[H], hb2 = new float[H];
+        float[] hb = new float[H], hb2 = new float[H], act = new float[H];
         float[] kCache = new float[Math.multiplyExact(contextLength, KV)], vCache = new float[kCache.length];
         String name = layerName(l);
         Graph g = plan.graph(name);
@@ -84,7 +84,7 @@ final class InferencePlan implements AutoCloseable {
         DeviceMatrix wq = upload(g, w.wq()), wk = upload(g, w.wk()), wv = upload(g, w.wv()), wo = upload(g, w.wo());
         DeviceMatrix gate = upload(g, w.gate()), up = upload(g, w.up()), down = upload(g, w.down());
         float[] freqs = m.ropeFreqs().clone(); // each graph uploads its own small arrays
-        in(g, w.attnNorm(), w.ffnNorm(), freqs, xb, rstd, q, k, v, att, attOut, proj, hb, hb2, kCache, vCache);
+        in(g, w.attnNorm(), w.ffnNorm(), freqs, xb, rstd, q, k, v, att, attOut, proj, hb, hb2, act, kCache, vCache);
         List<Lora> lora = new ArrayList<>();
         for (Llama.Active a : m.activeAdapters()) {
             for (LinearModule mod : LinearModule.values()) {
@@ -115,9 +115,9 @@ final class InferencePlan implements AutoCloseable {
         up.matmul(g, "up", hb2, xb, 1);
         Lora.apply(lora, LinearModule.GATE_PROJ, hb, xb);
         Lora.apply(lora, LinearModule.UP_PROJ, hb2, xb);
-        g.task("swiglu", SwiGlu::forwardNaive, hb, hb, hb2, H);
-        down.matmul(g, "down", proj, hb, 1);
-        Lora.apply(lora, LinearModule.DOWN_PROJ, proj, hb);
+        g.task("swiglu", SwiGlu::forwardNaive, act, hb, hb2, H);
+        down.matmul(g, "down", proj, act, 1);
+        Lora.apply(lora, LinearModule.DOWN_PROJ, proj, act);
         g.task("ffn_residual", VectorOps::axpyNaive, x, proj, 1f, C);
         g.persist(x);
     }

@@ -29,15 +29,19 @@ import java.util.Map;
  * the plans, and how they are tested without TornadoVM. Each graph has its own "device" copies of
  * the arrays it declares, made and refreshed exactly when TornadoVM would copy them
  * (FIRST_EXECUTION once, EVERY_EXECUTION each time), shared with later graphs only through
- * persist/consume, and written back to the host arrays only by declared copies out. A task that
- * touches an array its graph did not declare is an error. So a plan that forgets a transfer fails
- * here as it would on a device. Kernels run sequentially (their {@code @Parallel} loops are plain
- * loops on the JVM).
+ * persist/consume, and written back to the host arrays only by declared copies out. As in
+ * TornadoVM 5.2 ({@code TornadoTaskGraph.updatePersistedObjectState}), a consumed array is bound to
+ * the source graph's device copy only when the source is the graph executed immediately before; a
+ * graph that runs with a consumed array still unbound is an error (on TornadoVM it dereferences a
+ * null buffer). A task that touches an array its graph did not declare is an error. So a plan that
+ * forgets a transfer fails here as it would on a device. Kernels run sequentially (their
+ * {@code @Parallel} loops are plain loops on the JVM).
  */
 public final class JvmRunner implements PlanRunner {
     private final DevicePlan plan;
     private final List<Map<Object, Object>> memory = new ArrayList<>(); // per graph: host array → device copy
     private final boolean[] executed;
+    private int last = -1;
 
     public JvmRunner(DevicePlan plan) {
         this.plan = plan;
@@ -51,19 +55,20 @@ public final class JvmRunner implements PlanRunner {
     public void execute(int index) {
         Graph g = plan.graphs().get(index);
         Map<Object, Object> mem = memory.get(index);
-        if (!executed[index]) {
-            for (var e : g.consumed().entrySet()) {
-                int from = plan.index(e.getValue());
-                if (!executed[from]) {
-                    throw new IllegalStateException(g.name() + " consumes an array from " + e.getValue()
-                            + ", which has not run yet");
-                }
+        for (var e : g.consumed().entrySet()) {
+            int from = plan.index(e.getValue());
+            if (from == last) {
                 if (!containsIdentity(plan.graphs().get(from).persisted(), e.getKey())) {
                     throw new IllegalStateException(g.name() + " consumes an array that " + e.getValue()
                             + " does not persist on the device");
                 }
                 mem.put(e.getKey(), memory.get(from).get(e.getKey()));
+            } else if (!mem.containsKey(e.getKey())) {
+                throw new IllegalStateException(g.name() + " consumes an array from " + e.getValue() + ", which did not run"
+                        + " immediately before it (TornadoVM binds consumed arrays only from the graph executed last)");
             }
+        }
+        if (!executed[index]) {
             for (Object a : g.copyIn().keySet()) {
                 mem.put(a, copyOf(a));
             }
@@ -94,6 +99,7 @@ public final class JvmRunner implements PlanRunner {
             }
         }
         executed[index] = true;
+        last = index;
     }
 
     @Override

@@ -38,14 +38,15 @@ import java.util.function.Function;
  *
  * <pre>
  * graphs, in execution order for one sequence:
- *   fwd_0 .. fwd_{L-1}   one block each: xs[l] → xs[l+1], saving what bwd_l needs (persisted)
+ *   fwd_0 .. fwd_{L-1}   one block each: xs[l] → xs[l+1], saving what bwd_l needs
  *   loss                 output norm, logits, cross-entropy → losses (copied out), probabilities
- *   head_bwd             dlogits → dResid (through the output projection and norm)
+ *   head_bwd             dlogits (over the logits) → dResid (through the output projection and norm)
  *   bwd_{L-1} .. bwd_0   one block each, dResid in place; LoRA gradients accumulate (+=)
  * per optimizer step:
  *   norm                 partial Σg² of every gradient (copied out)
  *   update               AdamW or SGD with the step's hyper-parameters, then gradients := 0
  * </pre>
+ * Each graph hands everything on the device to the next ({@link #chain}).
  * Glossary: T = maxT tokens, C dim, Q = NH·HS, KV = NKV·HS, H hidden, V vocab, L layers, r rank.
  */
 final class TrainPlan implements AutoCloseable {
@@ -72,6 +73,7 @@ final class TrainPlan implements AutoCloseable {
     private final float[] hyper;
     private final int idxLoss, idxHead, idxNorm, idxUpdate;
     private boolean updated;
+    private Graph previous; // the last graph of the chain so far
     private final int[] idxFwd, idxBwd;
 
     /** A trainable tensor on the device: the adapter's array, its gradient, moments, and its partial norms. */
@@ -165,15 +167,16 @@ final class TrainPlan implements AutoCloseable {
             idxFwd[l] = plan.graphs().size() - 1;
         }
         float[] xbF = new float[T * C], rstdF = new float[T], logits = new float[Math.multiplyExact(T, c.vocabSize())];
+        float[] probs = new float[logits.length];
         DeviceMatrix out = DeviceMatrix.of(m.baseOutput());
-        lossGraph(xs[L], xbF, rstdF, logits, out);
+        lossGraph(xs[L], xbF, rstdF, logits, probs, out);
         idxLoss = plan.graphs().size() - 1;
         float[] dResid = new float[T * C];
-        headGraph(xs[L], xbF, rstdF, logits, out, dResid);
+        headGraph(xs[L], xbF, rstdF, logits, probs, out, dResid);
         idxHead = plan.graphs().size() - 1;
         idxBwd = new int[L];
         for (int l = L - 1; l >= 0; l--) {
-            backwardGraph(l, acts[l], w[l], dResid, l == L - 1 ? "head_bwd" : "bwd_" + (l + 1));
+            backwardGraph(l, acts[l], w[l], dResid);
             idxBwd[l] = plan.graphs().size() - 1;
         }
         for (LoraLayer ll : ad.layers()) { // the Trainer's order
@@ -209,18 +212,15 @@ final class TrainPlan implements AutoCloseable {
     private DeviceMatrix[] forwardGraph(int l, Acts a, float[] out) {
         int C = c.dim(), H = c.hiddenDim();
         Llama.Layer lw = m.layer(l);
-        boolean halves = c.ropeStyle() == LlamaConfig.RopeStyle.HALVES;
-        Graph g = plan.graph("fwd_" + l);
+        int halves = c.ropeStyle() == LlamaConfig.RopeStyle.HALVES ? 1 : 0;
+        Graph g = chain("fwd_" + l);
         if (l == 0) {
             g.copyIn(Mode.EVERY_EXECUTION, a.xIn);
-        } else {
-            g.consume("fwd_" + (l - 1), a.xIn);
         }
         DeviceMatrix[] w = new DeviceMatrix[LinearModule.values().length];
         for (LinearModule mod : LinearModule.values()) {
             w[mod.ordinal()] = DeviceMatrix.of(mod.weight(lw));
             g.copyIn(Mode.FIRST_EXECUTION, w[mod.ordinal()].arrays());
-            g.persist(w[mod.ordinal()].arrays());
         }
         float[] freqs = a.freqs, attnNorm = a.attnNorm, ffnNorm = a.ffnNorm;
         int[] pos = a.pos;
@@ -234,12 +234,11 @@ final class TrainPlan implements AutoCloseable {
                 Branch b = new Branch(ll, T, dropoutP > 0);
                 a.lora[mod.ordinal()] = b;
                 g.copyIn(Mode.FIRST_EXECUTION, ll.a, ll.b, b.ax, b.bax).copyIn(Mode.EVERY_EXECUTION, b.fwdSeed);
-                g.persist(ll.a, ll.b, b.ax);
                 if (b.in != null) {
-                    g.copyIn(Mode.FIRST_EXECUTION, b.in).persist(b.in);
+                    g.copyIn(Mode.FIRST_EXECUTION, b.in);
                 }
                 if (ll.bias != null) {
-                    g.copyIn(Mode.FIRST_EXECUTION, ll.bias, b.ones, b.biasOut).persist(ll.bias);
+                    g.copyIn(Mode.FIRST_EXECUTION, ll.bias, b.ones, b.biasOut);
                 }
                 seeds.add(b.fwdSeed);
                 seedModules.add(new long[]{l, mod.ordinal()});
@@ -262,8 +261,6 @@ final class TrainPlan implements AutoCloseable {
         g.task("swiglu", SwiGlu::forwardNaive, a.hb, a.gate, a.up, T * H);
         linear(g, a, w, drop, LinearModule.DOWN_PROJ, out, a.hb);
         g.task("ffn_residual", VectorOps::axpyNaive, out, a.xMid, 1f, T * C);
-        g.persist(a.xIn, out, freqs, attnNorm, ffnNorm, pos);
-        g.persist(a.arrays());
         return w;
     }
 
@@ -290,47 +287,37 @@ final class TrainPlan implements AutoCloseable {
         }
     }
 
-    private void lossGraph(float[] xL, float[] xbF, float[] rstdF, float[] logits, DeviceMatrix out) {
-        Graph g = plan.graph("loss");
-        g.consume("fwd_" + (c.nLayers() - 1), xL);
+    /** logits (T, V) from the forward; probs (T, V) the softmax (device tasks never alias arguments). */
+    private void lossGraph(float[] xL, float[] xbF, float[] rstdF, float[] logits, float[] probs, DeviceMatrix out) {
+        Graph g = chain("loss");
         float[] norm = m.outputNorm();
-        g.copyIn(Mode.FIRST_EXECUTION, out.arrays()).copyIn(Mode.FIRST_EXECUTION, norm, xbF, rstdF, logits, losses)
+        g.copyIn(Mode.FIRST_EXECUTION, out.arrays()).copyIn(Mode.FIRST_EXECUTION, norm, xbF, rstdF, logits, probs, losses)
                 .copyIn(Mode.EVERY_EXECUTION, targets);
         g.task("output_norm", RmsNorm::forwardNaive, xbF, rstdF, xL, norm, T, c.dim(), c.rmsEps());
         out.matmul(g, "output", logits, xbF, T);
-        g.task("cross_entropy", CrossEntropy::forwardNaive, losses, logits, logits, targets, T, c.vocabSize());
+        g.task("cross_entropy", CrossEntropy::forwardNaive, losses, probs, logits, targets, T, c.vocabSize());
         g.copyOut(Mode.EVERY_EXECUTION, losses);
-        g.persist(xL, xbF, rstdF, logits, targets, norm);
-        g.persist(out.arrays());
     }
 
-    private void headGraph(float[] xL, float[] xbF, float[] rstdF, float[] logits, DeviceMatrix out, float[] dResid) {
-        Graph g = plan.graph("head_bwd");
+    /** dlogits overwrite logits. */
+    private void headGraph(float[] xL, float[] xbF, float[] rstdF, float[] logits, float[] probs, DeviceMatrix out, float[] dResid) {
+        Graph g = chain("head_bwd");
         float[] norm = m.outputNorm();
-        g.consume("loss", xL, xbF, rstdF, logits, targets, norm).consume("loss", out.arrays());
         float[] dxbF = new float[T * c.dim()];
         g.copyIn(Mode.EVERY_EXECUTION, dlosses).copyIn(Mode.FIRST_EXECUTION, dxbF, dResid);
-        g.task("cross_entropy_bwd", CrossEntropy::backwardNaive, logits, logits, targets, dlosses, T, c.vocabSize());
+        g.task("cross_entropy_bwd", CrossEntropy::backwardNaive, logits, probs, targets, dlosses, T, c.vocabSize());
         out.backward(g, "output_bwd", dxbF, logits, T, false);
         g.task("output_norm_bwd", RmsNorm::backwardNaive, dResid, dxbF, xL, norm, rstdF, T, c.dim());
-        g.persist(dResid);
     }
 
     // ---- backward ----
 
-    private void backwardGraph(int l, Acts a, DeviceMatrix[] w, float[] dResid, String from) {
+    private void backwardGraph(int l, Acts a, DeviceMatrix[] w, float[] dResid) {
         int C = c.dim(), H = c.hiddenDim();
-        boolean halves = c.ropeStyle() == LlamaConfig.RopeStyle.HALVES;
-        String fwd = "fwd_" + l;
-        Graph g = plan.graph("bwd_" + l);
-        g.consume(from, dResid);
-        for (DeviceMatrix d : w) {
-            g.consume(fwd, d.arrays());
-        }
-        g.consume(fwd, a.xIn).consume(fwd, a.arrays());
+        int halves = c.ropeStyle() == LlamaConfig.RopeStyle.HALVES ? 1 : 0;
+        Graph g = chain("bwd_" + l);
         float[] freqs = a.freqs, attnNorm = a.attnNorm, ffnNorm = a.ffnNorm;
         int[] pos = a.pos;
-        g.consume(fwd, freqs, attnNorm, ffnNorm, pos);
         float[] drop = new float[1];
         dropHolders.add(drop);
         g.copyIn(Mode.EVERY_EXECUTION, drop);
@@ -344,14 +331,12 @@ final class TrainPlan implements AutoCloseable {
                 continue;
             }
             LoraLayer ll = b.ll;
-            g.consume(fwd, ll.a, ll.b, b.ax);
             if (b.in != null) {
-                g.consume(fwd, b.in).copyIn(Mode.FIRST_EXECUTION, b.dIn);
+                g.copyIn(Mode.FIRST_EXECUTION, b.dIn);
             }
             g.copyIn(Mode.EVERY_EXECUTION, b.bwdSeed).copyIn(Mode.FIRST_EXECUTION, b.dys, b.dax, ll.da, ll.db);
-            g.persist(ll.da, ll.db);
             if (ll.bias != null) {
-                g.consume(fwd, ll.bias).copyIn(Mode.FIRST_EXECUTION, b.ones, ll.dbias).persist(ll.dbias);
+                g.copyIn(Mode.FIRST_EXECUTION, ll.dbias);
             }
             seeds.add(b.bwdSeed);
             seedModules.add(new long[]{l, mod.ordinal()});
@@ -376,7 +361,6 @@ final class TrainPlan implements AutoCloseable {
         linearBackward(g, a, w, drop, LinearModule.V_PROJ, dxb, true, dv, a.xb1);
         g.task("attn_norm_bwd", RmsNorm::backwardNaive, tmpC, dxb, a.xIn, attnNorm, a.rstd1, T, C);
         g.task("attn_residual_bwd", VectorOps::axpyNaive, dResid, tmpC, 1f, T * C);
-        g.persist(dResid);
     }
 
     /** dx (=, or += with accumulate) = Wᵀ dy + the LoRA branch's; its gradients accumulate. As TrainGraph.linearBackward. */
@@ -394,13 +378,13 @@ final class TrainPlan implements AutoCloseable {
             g.task(id + "_lora_dbias", Matmul::backwardWeightNaive, ll.dbias, b.dys, b.ones, T, ll.out, 1);
         }
         g.task(id + "_lora_db", Matmul::backwardWeightNaive, ll.db, b.dys, b.ax, T, ll.out, ll.r);
-        g.task(id + "_lora_dax", Matmul::backwardNaive, b.dax, b.dys, ll.b, T, ll.out, ll.r, false);
+        g.task(id + "_lora_dax", Matmul::backwardNaive, b.dax, b.dys, ll.b, T, ll.out, ll.r, 0);
         g.task(id + "_lora_da", Matmul::backwardWeightNaive, ll.da, b.dax, b.in != null ? b.in : x, T, ll.r, ll.in);
         if (b.in != null) {
-            g.task(id + "_lora_dx", Matmul::backwardNaive, b.dIn, b.dax, ll.a, T, ll.r, ll.in, false);
+            g.task(id + "_lora_dx", Matmul::backwardNaive, b.dIn, b.dax, ll.a, T, ll.r, ll.in, 0);
             g.task(id + "_dropout_bwd", Dropout::backwardNaive, dx, b.dIn, b.bwdSeed, drop, T * ll.in);
         } else {
-            g.task(id + "_lora_dx", Matmul::backwardNaive, dx, b.dax, ll.a, T, ll.r, ll.in, true);
+            g.task(id + "_lora_dx", Matmul::backwardNaive, dx, b.dax, ll.a, T, ll.r, ll.in, 1);
         }
     }
 
@@ -412,21 +396,21 @@ final class TrainPlan implements AutoCloseable {
     }
 
     private void normGraph() {
-        Graph g = plan.graph("norm");
+        Graph g = chain("norm");
         int i = 0;
         for (Param p : params) {
-            g.consume(ownerOf(p.grad), p.grad).copyIn(Mode.FIRST_EXECUTION, p.partial);
+            g.copyIn(Mode.FIRST_EXECUTION, p.partial);
             g.task("sumsq_" + i++, VectorOps::sumSquaresNaive, p.partial, p.grad, p.grad.length, CHUNK);
             g.copyOut(Mode.EVERY_EXECUTION, p.partial).copyOut(Mode.UNDER_DEMAND, p.grad);
         }
     }
 
     private void updateGraph() {
-        Graph g = plan.graph("update");
+        Graph g = chain("update");
         g.copyIn(Mode.EVERY_EXECUTION, hyper);
         int i = 0;
         for (Param p : params) {
-            g.consume(ownerOf(p.value), p.value).consume(ownerOf(p.grad), p.grad).copyIn(Mode.FIRST_EXECUTION, p.m);
+            g.copyIn(Mode.FIRST_EXECUTION, p.m);
             if (adam) {
                 g.copyIn(Mode.FIRST_EXECUTION, p.v);
                 g.task("adamw_" + i, AdamW::updateNaive, p.value, p.grad, p.m, p.v, hyper, p.value.length);
@@ -442,14 +426,23 @@ final class TrainPlan implements AutoCloseable {
         }
     }
 
-    /** The graph that holds an array on the device first (a forward graph for parameters, a backward graph for gradients). */
-    private String ownerOf(Object array) {
-        for (Graph g : plan.graphs()) {
-            if (g.copyIn().containsKey(array)) {
-                return g.name();
-            }
+    /**
+     * A new graph that continues the chain: TornadoVM binds consumed arrays only from the graph executed
+     * immediately before, and the graphs always run in creation order (a prefix of it for evaluation),
+     * so every graph consumes from its predecessor everything the earlier graphs hold on the device,
+     * and persists it for its successor. Binding is bookkeeping; nothing is copied.
+     */
+    private Graph chain(String name) {
+        Graph g = plan.graph(name);
+        if (previous != null) {
+            List<Object> all = new ArrayList<>(previous.consumed().keySet());
+            all.addAll(previous.copyIn().keySet());
+            Object[] arrays = all.toArray();
+            previous.persist(arrays);
+            g.consume(previous.name(), arrays);
         }
-        throw new IllegalStateException("no graph uploads " + array);
+        previous = g;
+        return g;
     }
 
     // ---- host side ----

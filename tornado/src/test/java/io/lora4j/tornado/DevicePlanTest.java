@@ -64,10 +64,30 @@ class DevicePlanTest {
         p2.graph("a").copyIn(Mode.FIRST_EXECUTION, x);
         p2.graph("b").consume("a", x).copyIn(Mode.FIRST_EXECUTION, y).task("t", VectorOps::axpyNaive, y, x, 1f, 2);
         JvmRunner r2 = new JvmRunner(p2);
-        assertThrows(IllegalStateException.class, () -> r2.execute(1), "a has not run");
+        assertThrows(IllegalStateException.class, () -> r2.execute(1), "a has not run immediately before");
         r2.execute(0);
         var e2 = assertThrows(IllegalStateException.class, () -> r2.execute(1));
         assertTrue(e2.getMessage().contains("does not persist"), e2.getMessage());
+
+        // as on TornadoVM: consumed arrays bind only from the graph that ran immediately before
+        float[] z = new float[2];
+        DevicePlan p5 = new DevicePlan();
+        p5.graph("a").copyIn(Mode.FIRST_EXECUTION, x).persist(x);
+        p5.graph("other").copyIn(Mode.FIRST_EXECUTION, z);
+        p5.graph("b").consume("a", x).copyIn(Mode.FIRST_EXECUTION, y).task("t", VectorOps::axpyNaive, y, x, 1f, 2);
+        JvmRunner r5 = new JvmRunner(p5);
+        r5.execute(0);
+        r5.execute(1);
+        var e5 = assertThrows(IllegalStateException.class, () -> r5.execute(2));
+        assertTrue(e5.getMessage().contains("immediately before"), e5.getMessage());
+        r5.execute(0);
+        r5.execute(2); // bound now; it stays bound for later executions
+        r5.execute(1);
+        r5.execute(2);
+
+        DevicePlan p4 = new DevicePlan();
+        var e4 = assertThrows(IllegalStateException.class, () -> p4.graph("g").task("t", VectorOps::axpyNaive, x, x, 1f, 2));
+        assertTrue(e4.getMessage().contains("same array"), e4.getMessage());
 
         DevicePlan p3 = new DevicePlan();
         assertThrows(IllegalStateException.class, () -> p3.graph("g").copyIn(Mode.FIRST_EXECUTION, x).copyIn(Mode.EVERY_EXECUTION, x));
