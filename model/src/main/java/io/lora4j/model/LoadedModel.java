@@ -34,7 +34,8 @@ public record LoadedModel(WeightSource source, Llama llama, Tokenizer tokenizer)
         }
     }
 
-    private static Tokenizer findTokenizer(WeightSource src) {
+    /** The tokenizer that comes with {@code src}: inside the file, else {@link #tokenizerFile}; a ModelFormatException if none. */
+    public static Tokenizer findTokenizer(WeightSource src) {
         if (src instanceof ArrowModel a && a.embeddedTokenizer() != null) {
             ArrowModel.EmbeddedTokenizer e = a.embeddedTokenizer();
             return Tokenizers.fromBytes(src.path(), e.fileName(), e.data(), e.config());

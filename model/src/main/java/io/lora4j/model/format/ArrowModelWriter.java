@@ -168,7 +168,7 @@ public final class ArrowModelWriter {
         try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.CREATE, StandardOpenOption.TRUNCATE_EXISTING,
                 StandardOpenOption.READ, StandardOpenOption.WRITE)) {
             long pos = put(ch, 0, ByteBuffer.wrap(new byte[]{'A', 'R', 'R', 'O', 'W', '1', 0, 0}));
-            pos = put(ch, pos, message(schema.serializeAsMessage(), pos));
+            pos = put(ch, pos, message(schemaMessage(schema), pos));
             List<ArrowBlock> blocks = new ArrayList<>();
             for (Pending p : tensors) {
                 long start = pos;
@@ -297,6 +297,13 @@ public final class ArrowModelWriter {
         ByteBuffer b = le(total);
         b.putInt(-1).putInt(total - 8).put(flatbuffer);
         return b.position(0);
+    }
+
+    /** The Schema Message flatbuffer (Arrow Java's serializeAsMessage returns it already framed: drop the 8-byte prefix). */
+    static byte[] schemaMessage(Schema schema) {
+        byte[] framed = schema.serializeAsMessage();
+        int len = ByteBuffer.wrap(framed, 4, 4).order(ByteOrder.LITTLE_ENDIAN).getInt();
+        return java.util.Arrays.copyOfRange(framed, 8, 8 + len);
     }
 
     private static ByteBuffer le(int n) {

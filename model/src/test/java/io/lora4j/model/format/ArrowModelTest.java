@@ -13,6 +13,7 @@ import org.apache.arrow.vector.VarCharVector;
 import org.apache.arrow.vector.VectorSchemaRoot;
 import org.apache.arrow.vector.complex.ListVector;
 import org.apache.arrow.vector.ipc.ArrowFileReader;
+import org.apache.arrow.vector.ipc.ArrowStreamReader;
 import org.apache.arrow.vector.types.pojo.ArrowType;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -117,6 +118,28 @@ class ArrowModelTest {
             }
             assertEquals(new ArrayList<>(g.tensors().keySet()), names);
             assertTrue(names.stream().anyMatch(n -> g.tensor(n).type() == GgmlType.Q8_0));
+        }
+    }
+
+    /** The stream inside the file (after "ARROW1" and padding) reads on its own with ArrowStreamReader: schema, one batch per tensor, end. */
+    @Test
+    void embeddedStreamReadsWithArrowStreamReader() throws IOException {
+        Path arrow = convert(TestFiles.stories260kGguf(), null, tmp.resolve("s.arrow"));
+        try (GgufFile g = GgufFile.open(TestFiles.stories260kGguf()); BufferAllocator al = new RootAllocator();
+             FileChannel ch = FileChannel.open(arrow, StandardOpenOption.READ)) {
+            ch.position(8);
+            try (ArrowStreamReader r = new ArrowStreamReader(ch, al)) {
+                VectorSchemaRoot root = r.getVectorSchemaRoot();
+                assertEquals(ArrowModel.FORMAT, root.getSchema().getCustomMetadata().get("lora4j.format"));
+                int rows = 0;
+                while (r.loadNextBatch()) {
+                    rows += root.getRowCount();
+                    String name = root.getVector("name").getObject(0).toString();
+                    byte[] data = ((LargeVarBinaryVector) root.getVector("data")).getObject(0);
+                    assertEquals(-1L, MemorySegment.ofArray(data).mismatch(g.tensor(name).data()), name);
+                }
+                assertEquals(g.tensors().size(), rows);
+            }
         }
     }
 
