@@ -112,31 +112,17 @@ public final class ArrowModelWriter {
 
     /** Adds a tensor of {@code shape} in ggml order (ne0 first) whose bytes {@code fill} produces when the file is written. */
     public ArrowModelWriter addTensor(String name, GgmlType type, long[] shape, GgufWriter.TensorFill fill) {
-        long n = 1;
-        for (long d : shape) {
-            if (d <= 0) {
-                throw new IllegalArgumentException(name + ": bad shape " + Mapped.shape(shape));
-            }
-            n = Math.multiplyExact(n, d);
-        }
-        if (shape.length < 1 || shape.length > 4 || shape[0] % type.blockSize != 0) {
-            throw new IllegalArgumentException(name + ": shape " + Mapped.shape(shape) + " is invalid for " + type);
-        }
+        long bytes = GgufWriter.tensorBytes(name, type, shape);
         if (tensors.stream().anyMatch(p -> p.name.equals(name))) {
             throw new IllegalArgumentException("duplicate tensor " + name);
         }
-        tensors.add(new Pending(name, type, shape.clone(), type.byteSize(n), fill));
+        tensors.add(new Pending(name, type, shape.clone(), bytes, fill));
         return this;
     }
 
     /** Adds a tensor copied from {@code src} (e.g. a slice of another mapped file); its size must match. */
     public ArrowModelWriter addTensor(String name, GgmlType type, long[] shape, MemorySegment src) {
-        return addTensor(name, type, shape, dst -> {
-            if (dst.byteSize() != src.byteSize()) {
-                throw new IllegalArgumentException(name + ": source has " + src.byteSize() + " bytes, need " + dst.byteSize());
-            }
-            dst.copyFrom(src);
-        });
+        return addTensor(name, type, shape, GgufWriter.copyOf(name, src));
     }
 
     public ArrowModelWriter addTensor(TensorInfo t) {
