@@ -45,7 +45,7 @@ public final class LoraAdapter {
 
     /**
      * An AdaLoRA adapter whose modules have the ranks {@code pattern} keeps (module path → flags over
-     * init_r; a module without an entry keeps init_r), as PEFT loads a saved one; values are zero.
+     * init_r; a module without an entry keeps init_r), as PEFT loads a saved one; the loader fills the values.
      */
     static LoraAdapter pruned(String name, AdaLoraConfig config, Map<String, boolean[]> pattern, Llama base) {
         return new LoraAdapter(name, config.lora(), config, pattern, base, 0);

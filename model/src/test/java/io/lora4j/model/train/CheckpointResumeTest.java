@@ -85,23 +85,15 @@ class CheckpointResumeTest {
         List<Example> data = TrainerTest.data(5, 8, 3);
         Llama m = TrainerTest.model();
         Trainer full = new Trainer(m, TrainerTest.adaLora(m, 10), cfg(), data, List.of());
-        List<Double> fullLosses = new ArrayList<>();
-        while (full.step() < 10) {
-            fullLosses.add(full.trainStep().loss());
-        }
+        List<Double> fullLosses = stepsUntil(full, 10, new ArrayList<>());
         Llama m2 = TrainerTest.model();
         Trainer first = new Trainer(m2, TrainerTest.adaLora(m2, 10), cfg(), data, List.of());
-        List<Double> losses = new ArrayList<>();
-        for (int i = 0; i < 4; i++) {
-            losses.add(first.trainStep().loss());
-        }
+        List<Double> losses = stepsUntil(first, 4, new ArrayList<>());
         assertTrue(first.adapter().rankPattern() != null, "masking has started");
         Path ck = Checkpoints.save(first, dir.resolve("run"));
         assertTrue(Files.exists(ck.resolve(Checkpoints.ALLOCATOR)));
         Trainer resumed = Checkpoints.resume(ck, TrainerTest.model(), data, List.of());
-        while (resumed.step() < 10) {
-            losses.add(resumed.trainStep().loss());
-        }
+        stepsUntil(resumed, 10, losses);
         assertEquals(fullLosses, losses, "loss curve");
         assertAdaptersEqual(full.adapter(), resumed.adapter());
         Llama m3 = TrainerTest.model();
@@ -116,6 +108,14 @@ class CheckpointResumeTest {
         Files.write(ck.resolve(Checkpoints.ALLOCATOR), st);
         ModelFormatException e = assertThrows(ModelFormatException.class, () -> Checkpoints.verify(ck));
         assertTrue(e.getMessage().contains(Checkpoints.ALLOCATOR), e.getMessage());
+    }
+
+    /** Trains until step {@code until}, adding each step's loss to {@code losses}. */
+    static List<Double> stepsUntil(Trainer t, int until, List<Double> losses) {
+        while (t.step() < until) {
+            losses.add(t.trainStep().loss());
+        }
+        return losses;
     }
 
     static void assertAdaptersEqual(LoraAdapter a, LoraAdapter b) {
