@@ -2,9 +2,13 @@ package io.lora4j.cli;
 
 import io.lora4j.model.format.SafetensorsFile;
 import io.lora4j.model.format.TensorInfo;
+import io.lora4j.model.lora.AdaLoraConfig;
+import io.lora4j.model.lora.AdaLoraExport;
+import io.lora4j.model.lora.LoraAdapter;
 import io.lora4j.model.lora.LoraConfig;
 import io.lora4j.model.lora.PeftAdapters;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
 import java.io.IOException;
@@ -14,23 +18,42 @@ import java.util.Map;
 import java.util.TreeMap;
 import java.util.concurrent.Callable;
 
-/** {@code lora4j adapters inspect DIR}: what a PEFT adapter directory holds. */
+/** {@code lora4j adapters inspect DIR} and {@code adapters export-lora IN -o OUT}: PEFT adapter directories. */
 @Command(name = "adapters", mixinStandardHelpOptions = true, description = "Work with adapter directories.",
-        subcommands = AdaptersCommand.Inspect.class)
+        subcommands = {AdaptersCommand.Inspect.class, AdaptersCommand.ExportLora.class})
 final class AdaptersCommand {
 
     @Command(name = "inspect", mixinStandardHelpOptions = true,
-            description = "Config, targets, ranks, parameter count and size on disk of a PEFT adapter.")
+            description = "Config, targets, ranks, parameter count and size on disk of a PEFT LoRA or AdaLoRA adapter.")
     static final class Inspect implements Callable<Integer> {
         @Parameters(paramLabel = "DIR", description = "Adapter directory (adapter_config.json + adapter_model.safetensors).")
         Path dir;
 
         @Override
         public Integer call() throws IOException {
-            LoraConfig c = PeftAdapters.readConfig(dir);
+            PeftAdapters.Config h = PeftAdapters.readConfig(dir);
+            LoraConfig c = h.lora();
+            AdaLoraConfig ada = h.adaLora();
             System.out.println("adapter:  " + dir);
-            System.out.println("config:   r=" + c.r() + " lora_alpha=" + c.loraAlpha() + " dropout=" + c.loraDropout()
-                    + " bias=" + c.bias() + " use_rslora=" + c.useRslora() + " init=" + c.initLoraWeights());
+            System.out.println("type:     " + (ada == null ? "LORA" : "ADALORA"));
+            if (ada == null) {
+                System.out.println("config:   r=" + c.r() + " lora_alpha=" + c.loraAlpha() + " dropout=" + c.loraDropout()
+                        + " bias=" + c.bias() + " use_rslora=" + c.useRslora() + " init=" + c.initLoraWeights());
+            } else {
+                System.out.println("config:   init_r=" + ada.initR() + " target_r=" + ada.targetR() + " lora_alpha=" + c.loraAlpha()
+                        + " dropout=" + c.loraDropout() + " init=" + c.initLoraWeights());
+                System.out.println("schedule: tinit=" + ada.tinit() + " tfinal=" + ada.tfinal() + " deltaT=" + ada.deltaT()
+                        + " total_step=" + ada.totalStep() + " beta1=" + ada.beta1() + " beta2=" + ada.beta2()
+                        + " orth_reg_weight=" + ada.orthRegWeight());
+                if (h.rankPattern() != null) {
+                    int kept = 0;
+                    for (boolean[] f : h.rankPattern().values()) {
+                        kept += LoraAdapter.kept(f);
+                    }
+                    System.out.println("rank_pattern: " + h.rankPattern().size() + " modules, " + kept + " triplets kept of "
+                            + h.rankPattern().size() * ada.initR());
+                }
+            }
             System.out.println("targets:  " + (c.targetRegex() != null ? "regex " + c.targetRegex() : c.targetModules())
                     + (c.layersToTransform().isEmpty() ? "" : " in layers " + c.layersToTransform()));
             if (!c.rankPattern().isEmpty() || !c.alphaPattern().isEmpty()) {
@@ -40,24 +63,51 @@ final class AdaptersCommand {
                 System.out.println("modules_to_save: " + c.modulesToSave());
             }
             long params = 0;
+            long total = 0;
             Map<String, Integer> modules = new TreeMap<>();
             Map<Long, Integer> ranks = new TreeMap<>();
             try (SafetensorsFile st = SafetensorsFile.open(dir.resolve(PeftAdapters.WEIGHTS))) {
                 for (Map.Entry<String, TensorInfo> e : st.tensors().entrySet()) {
                     params += e.getValue().elementCount();
                     String k = e.getKey();
-                    int i = k.indexOf(".lora_A.");
+                    int i = k.endsWith(".lora_A") ? k.length() - ".lora_A".length() : k.indexOf(".lora_A.");
                     if (i > 0) {
                         String module = k.substring(k.lastIndexOf('.', i - 1) + 1, i);
                         modules.merge(module, 1, Integer::sum);
-                        ranks.merge(st.fileShape(k)[0], 1, Integer::sum);
+                        long r = st.fileShape(k)[0];
+                        ranks.merge(r, 1, Integer::sum);
+                        total += r;
                     }
                 }
                 System.out.println("tensors:  " + st.tensors().size() + ", adapted projections per module " + modules);
-                System.out.println("ranks:    " + ranks + " (rank → projections)");
+                System.out.println("ranks:    " + ranks + " (rank → projections), total " + total);
             }
             long bytes = Files.size(dir.resolve(PeftAdapters.WEIGHTS)) + Files.size(dir.resolve(PeftAdapters.CONFIG));
             System.out.printf(java.util.Locale.ROOT, "parameters: %,d; on disk %,d bytes%n", params, bytes);
+            return 0;
+        }
+    }
+
+    @Command(name = "export-lora", mixinStandardHelpOptions = true,
+            description = "Rewrite an AdaLoRA adapter as a plain LoRA adapter with the same update (E and the scaling folded "
+                    + "into lora_A, per-module ranks in rank_pattern/alpha_pattern), for tools that only know LoRA.")
+    static final class ExportLora implements Callable<Integer> {
+        @Parameters(paramLabel = "IN", description = "AdaLoRA adapter directory.")
+        Path in;
+
+        @Option(names = {"-o", "--output"}, required = true, paramLabel = "OUT", description = "Directory for the LoRA adapter.")
+        Path out;
+
+        @Override
+        public Integer call() {
+            if (in.toAbsolutePath().normalize().equals(out.toAbsolutePath().normalize())) {
+                throw new IllegalArgumentException("-o must differ from the input directory (the AdaLoRA files would be replaced)");
+            }
+            AdaLoraExport.Result r = AdaLoraExport.toLora(in, out);
+            long pruned = r.ranks().values().stream().filter(k -> k == 0).count();
+            System.err.println("exported " + (r.ranks().size() - pruned) + " modules as LoRA (r=" + r.config().r() + ", "
+                    + r.config().rankPattern().size() + " rank_pattern entries" + (pruned > 0 ? ", " + pruned
+                    + " modules pruned to rank 0 left out" : "") + ") to " + out);
             return 0;
         }
     }

@@ -39,14 +39,31 @@ final class BenchCommand implements Callable<Integer> {
     @Option(names = "--merge", description = "Merge the --adapter into the weights before measuring.")
     boolean merge;
 
+    @Option(names = "--load-only", description = "Measure opening instead: time to open (first and warm), tokenizer, first token of "
+            + "--prompt, and resident memory (VmRSS, RssFile) before and after; compare a GGUF with its `convert`ed Arrow file.")
+    boolean loadOnly;
+
+    @Option(names = "--prompt", defaultValue = "Once upon a time", description = "Prompt for --load-only's first token (default ${DEFAULT-VALUE}).")
+    String prompt;
+
     @Option(names = {"-r", "--repetitions"}, defaultValue = "5", description = "Timed repetitions (default ${DEFAULT-VALUE}).")
     int reps;
 
     @Override
-    public Integer call() {
+    public Integer call() throws java.io.IOException {
         inference.validate();
         if (reps < 1) {
             throw new IllegalArgumentException("--repetitions must be >= 1");
+        }
+        if (loadOnly) {
+            if (adapter != null) {
+                throw new IllegalArgumentException("--load-only measures the base model; drop --adapter");
+            }
+            modelOptions.applyThreads();
+            try (Backend backend = modelOptions.backend()) {
+                LoadBench.run(modelOptions.modelPath(), modelOptions.tokenizer, backend, reps, prompt);
+            }
+            return 0;
         }
         try (LoadedModel lm = modelOptions.open(); Backend backend = modelOptions.backend()) {
             Llama m = lm.llama();

@@ -11,10 +11,13 @@ import java.io.UncheckedIOException;
 @Command(name = "lora4j", mixinStandardHelpOptions = true, version = "lora4j 0.1.0",
         description = "Pure-Java Llama inference and LoRA fine-tuning.",
         subcommands = {GenerateCommand.class, ChatCommand.class, TrainCommand.class, DemoCommand.class, MergeCommand.class, AdaptersCommand.class, TokenizeCommand.class, InspectCommand.class, BenchCommand.class,
-                CreateModelCommand.class, DevicesCommand.class, CommandLine.HelpCommand.class})
+                CreateModelCommand.class, ConvertCommand.class, DevicesCommand.class, CommandLine.HelpCommand.class})
 public final class Main {
 
     public static void main(String[] args) {
+        if (System.getProperty("slf4j.internal.verbosity") == null) {
+            System.setProperty("slf4j.internal.verbosity", "ERROR"); // Arrow Java logs through slf4j; no provider is bundled
+        }
         System.exit(run(args));
     }
 

@@ -15,7 +15,10 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
 
-/** Training metrics as CSV and JSONL (one row per step or evaluation) and a PNG loss curve. */
+/**
+ * Training metrics as CSV and JSONL (one row per step or evaluation) and a PNG loss curve. AdaLoRA
+ * steps also carry {@code orth_reg_loss} (the regulariser's term, not in {@code loss}) and {@code budget}.
+ */
 final class Metrics implements AutoCloseable {
     private final Path dir;
     private final PrintWriter csv;
@@ -36,16 +39,18 @@ final class Metrics implements AutoCloseable {
         csv = new PrintWriter(Files.newBufferedWriter(dir.resolve("metrics.csv"), StandardCharsets.UTF_8, mode));
         jsonl = new PrintWriter(Files.newBufferedWriter(dir.resolve("metrics.jsonl"), StandardCharsets.UTF_8, mode));
         if (header) {
-            csv.println("step,split,loss,perplexity,lr,grad_norm,tokens,tokens_per_s");
+            csv.println("step,split,loss,perplexity,lr,grad_norm,tokens,tokens_per_s,orth_reg_loss,budget");
         }
     }
 
     void step(Trainer.StepStats s) {
         double tps = s.tokens() * 1e9 / s.nanos();
-        csv.printf(Locale.ROOT, "%d,train,%.6f,%.4f,%.6g,%.6g,%d,%.1f%n", s.step(), s.loss(), Math.exp(s.loss()), s.lr(),
-                s.gradNorm(), s.tokens(), tps);
-        jsonl.printf(Locale.ROOT, "{\"step\":%d,\"split\":\"train\",\"loss\":%.6f,\"lr\":%.6g,\"grad_norm\":%.6g,\"tokens\":%d,\"tokens_per_s\":%.1f}%n",
-                s.step(), s.loss(), s.lr(), s.gradNorm(), s.tokens(), tps);
+        boolean ada = s.budget() >= 0;
+        csv.printf(Locale.ROOT, "%d,train,%.6f,%.4f,%.6g,%.6g,%d,%.1f,%s%n", s.step(), s.loss(), Math.exp(s.loss()), s.lr(),
+                s.gradNorm(), s.tokens(), tps, ada ? String.format(Locale.ROOT, "%.6g,%d", s.orthLoss(), s.budget()) : ",");
+        jsonl.printf(Locale.ROOT, "{\"step\":%d,\"split\":\"train\",\"loss\":%.6f,\"lr\":%.6g,\"grad_norm\":%.6g,\"tokens\":%d,\"tokens_per_s\":%.1f%s}%n",
+                s.step(), s.loss(), s.lr(), s.gradNorm(), s.tokens(), tps,
+                ada ? String.format(Locale.ROOT, ",\"orth_reg_loss\":%.6g,\"budget\":%d", s.orthLoss(), s.budget()) : "");
         csv.flush();
         jsonl.flush();
         steps.add((double) s.step());
@@ -53,7 +58,7 @@ final class Metrics implements AutoCloseable {
     }
 
     void eval(int step, double loss) {
-        csv.printf(Locale.ROOT, "%d,eval,%.6f,%.4f,,,,%n", step, loss, Math.exp(loss));
+        csv.printf(Locale.ROOT, "%d,eval,%.6f,%.4f,,,,,,%n", step, loss, Math.exp(loss));
         jsonl.printf(Locale.ROOT, "{\"step\":%d,\"split\":\"eval\",\"loss\":%.6f,\"perplexity\":%.4f}%n", step, loss, Math.exp(loss));
         csv.flush();
         jsonl.flush();

@@ -11,7 +11,7 @@ import java.nio.file.Path;
 public final class ModelOptions {
 
     @Option(names = {"-m", "--model"}, paramLabel = "PATH",
-            description = "GGUF file, HF model directory (config.json + safetensors) or llama2.c .bin "
+            description = "GGUF file, HF model directory (config.json + safetensors), llama2.c .bin or Arrow file from `convert` "
                     + "(default: the embedded stories260K from ../shared/models).")
     Path model;
 

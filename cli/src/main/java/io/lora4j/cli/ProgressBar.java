@@ -5,7 +5,10 @@ import io.lora4j.model.train.Trainer;
 import java.io.PrintStream;
 import java.util.Locale;
 
-/** One line on standard error, redrawn per step: step, bar, loss, learning rate, tokens/s, ETA. */
+/**
+ * One line on standard error, redrawn per step: step, bar, loss, learning rate, tokens/s, ETA; for
+ * AdaLoRA also the orthogonal regulariser's loss term and the current triplet budget.
+ */
 final class ProgressBar {
     private final PrintStream err;
     private final int total;
@@ -33,8 +36,9 @@ final class ProgressBar {
         int width = 24;
         int filled = (int) ((long) width * s.step() / total);
         String bar = "=".repeat(filled) + (filled < width ? ">" + " ".repeat(width - filled - 1) : "");
-        String line = String.format(Locale.ROOT, "step %d/%d [%s] loss %.4f lr %.2e %.0f tok/s ETA %s",
-                s.step(), total, bar, s.loss(), s.lr(), tps, time(eta));
+        String ada = s.budget() < 0 ? "" : String.format(Locale.ROOT, " orth %.4f budget %d", s.orthLoss(), s.budget());
+        String line = String.format(Locale.ROOT, "step %d/%d [%s] loss %.4f%s lr %.2e %.0f tok/s ETA %s",
+                s.step(), total, bar, s.loss(), ada, s.lr(), tps, time(eta));
         if (interactive) {
             err.print("\r" + line);
             if (s.step() == total) {

@@ -1,7 +1,9 @@
 package io.lora4j.cli;
 
 import io.lora4j.model.LoadedModel;
+import io.lora4j.model.lora.AdaLoraConfig;
 import io.lora4j.model.lora.LoraAdapter;
+import io.lora4j.model.lora.LoraLayer;
 import io.lora4j.model.lora.PeftAdapters;
 import io.lora4j.model.train.Datasets;
 import io.lora4j.model.train.Example;
@@ -18,14 +20,16 @@ import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.util.List;
 import java.util.Locale;
+import java.util.Map;
+import java.util.TreeMap;
 import java.util.concurrent.Callable;
 
 /**
- * {@code lora4j train}: LoRA fine-tuning. Writes the adapter (PEFT format), metrics.csv,
+ * {@code lora4j train}: LoRA or AdaLoRA fine-tuning. Writes the adapter (PEFT format), metrics.csv,
  * metrics.jsonl and loss.png into the output directory.
  */
 @Command(name = "train", mixinStandardHelpOptions = true,
-        description = "Fine-tune a LoRA adapter on a text or JSONL file.")
+        description = "Fine-tune a LoRA or AdaLoRA adapter on a text or JSONL file.")
 final class TrainCommand implements Callable<Integer> {
     @Mixin
     ModelOptions modelOptions;
@@ -33,6 +37,12 @@ final class TrainCommand implements Callable<Integer> {
     LoraOptions lora;
     @Mixin
     TrainingOptions training;
+    @Mixin
+    AdaLoraOptions adaLora;
+
+    @Option(names = "--method", defaultValue = "lora", description = "lora, or adalora (SVD-form adapters whose ranks are "
+            + "pruned from --init-r to --target-r during training; --r is then unused) (default ${DEFAULT-VALUE}).")
+    String method;
 
     @Option(names = "--data", paramLabel = "FILE", description = "Training data: plain text (documents separated by blank "
             + "lines) or JSONL with {\"text\"}, {\"prompt\",\"completion\"} or {\"messages\"} records. "
@@ -70,6 +80,9 @@ final class TrainCommand implements Callable<Integer> {
         if (saveEvery < 0) {
             throw new IllegalArgumentException("--save-every must be >= 0");
         }
+        if (!method.equals("lora") && !method.equals("adalora")) {
+            throw new IllegalArgumentException("--method must be lora or adalora, got '" + method + "'");
+        }
         try (LoadedModel lm = modelOptions.open()) {
             Path dataFile = data != null ? data : demoData();
             Datasets.Loaded loaded = Datasets.load(dataFile, lm.tokenizer(), tc.seqLen());
@@ -87,9 +100,19 @@ final class TrainCommand implements Callable<Integer> {
                 trainer = io.lora4j.model.train.Checkpoints.resume(checkpoint, lm.llama(), train, eval);
                 System.err.println("resuming from " + checkpoint + " at step " + trainer.step() + " of " + tc.steps());
             } else {
-                LoraAdapter fresh = init != null
-                        ? PeftAdapters.load(init, lm.llama(), "default")
-                        : new LoraAdapter("default", lora.config(), lm.llama(), tc.seed());
+                LoraAdapter fresh;
+                if (init != null) {
+                    fresh = PeftAdapters.load(init, lm.llama(), "default");
+                } else if (method.equals("adalora")) {
+                    AdaLoraConfig ac = adaLora.config(lora.config(), tc.steps());
+                    if (ac.totalStep() != tc.steps()) {
+                        System.err.println("note: --total-step " + ac.totalStep() + " differs from --steps " + tc.steps()
+                                + (ac.totalStep() > tc.steps() ? ": the budget will not reach --target-r" : ""));
+                    }
+                    fresh = new LoraAdapter("default", ac, lm.llama(), tc.seed());
+                } else {
+                    fresh = new LoraAdapter("default", lora.config(), lm.llama(), tc.seed());
+                }
                 trainer = new Trainer(lm.llama(), fresh, tc, train, eval);
             }
             LoraAdapter adapter = trainer.adapter();
@@ -129,10 +152,25 @@ final class TrainCommand implements Callable<Integer> {
                 }
             }
             PeftAdapters.save(adapter, lm.llama(), output);
+            if (trainer.allocator() != null) {
+                adaLoraReport(trainer);
+            }
             System.err.println("adapter saved to " + output + " (adapter_config.json, adapter_model.safetensors); "
                     + "metrics in metrics.csv, metrics.jsonl, loss.png");
         }
         return 0;
+    }
+
+    /** The ranks AdaLoRA allocated: total against the target, and per module type. */
+    private static void adaLoraReport(Trainer t) {
+        Map<String, Integer> byModule = new TreeMap<>();
+        Map<String, boolean[]> pattern = t.adapter().rankPattern();
+        for (LoraLayer l : t.adapter().layers()) {
+            boolean[] keep = pattern == null ? null : pattern.get(l.path());
+            byModule.merge(l.module.peftName, keep == null ? l.r : LoraAdapter.kept(keep), Integer::sum);
+        }
+        System.err.println("adalora: kept " + t.allocator().keptTriplets() + " of " + t.allocator().initBudget()
+                + " triplets (target " + t.allocator().targetBudget() + "); total rank per module type " + byModule);
     }
 
     private static void memoryReport(LoadedModel lm, Trainer t) {

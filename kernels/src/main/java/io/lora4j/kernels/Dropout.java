@@ -11,13 +11,17 @@ public final class Dropout {
     private Dropout() {
     }
 
-    /** A uniform float in [0, 1) from (seed, index): splitmix64 of their combination, top 24 bits. */
+    /**
+     * A uniform float in [0, 1) from (seed, index): splitmix64 of their combination, top 24 bits. The
+     * unsigned shifts are written as arithmetic shifts and masks ({@code z >>> k == (z >> k) & (2^(64-k) − 1)}):
+     * the same bits, in a form TornadoVM's OpenCL code generator translates correctly.
+     */
     public static float uniform(long seed, long index) {
         long z = seed + (index + 1) * 0x9E3779B97F4A7C15L;
-        z = (z ^ (z >>> 30)) * 0xBF58476D1CE4E5B9L;
-        z = (z ^ (z >>> 27)) * 0x94D049BB133111EBL;
-        z = z ^ (z >>> 31);
-        return (z >>> 40) / (float) (1 << 24);
+        z = (z ^ ((z >> 30) & 0x3FFFFFFFFL)) * 0xBF58476D1CE4E5B9L;
+        z = (z ^ ((z >> 27) & 0x1FFFFFFFFFL)) * 0x94D049BB133111EBL;
+        z = z ^ ((z >> 31) & 0x1FFFFFFFFL);
+        return (int) ((z >> 40) & 0xFFFFFF) / (float) (1 << 24);
     }
 
     /**

@@ -1,24 +1,29 @@
 package io.lora4j.kernels;
 
 /**
- * The low-rank branch of a LoRA linear: {@code y += s · B (A x)}, never forming W + s·BA.
- * Glossary: T tokens, IN input width, OUT output width, r rank, s scaling (alpha / r or alpha / sqrt r).
- * {@code ax = A x} (T, r) is kept for the backward pass.
+ * The low-rank branch of a LoRA linear: {@code y += s · B diag(e) (A x)}, never forming W + s·BA.
+ * For plain LoRA {@code e = 1} (multiplying by 1 changes no bit, so the results are those of
+ * {@code s·B(Ax)} exactly); for AdaLoRA's SVD-parametrised branch {@code e} holds the singular
+ * values {@code lora_E}, i.e. {@code y += s · B ((A ⊙ E) x)}.
+ * Glossary: T tokens, IN input width, OUT output width, r rank, s scaling (alpha / r, alpha / sqrt r,
+ * or AdaLoRA's alpha / (init_r + 1e-5)), e the per-rank scale.
+ * {@code ax = A x} (T, r), without e, is kept for the backward pass.
  */
 public final class Lora {
     private Lora() {
     }
 
     /**
-     * Naive oracle: {@code ax[t] = A x[t]}, then {@code y[t] += s · B ax[t]} (accumulated onto the base output).
+     * Naive oracle: {@code ax[t] = A x[t]}, then {@code y[t] += s · B (e ⊙ ax[t])} (accumulated onto the base output).
      *
      * @param y  (T, OUT) accumulated
      * @param ax (T, r) out
      * @param x  (T, IN) the (dropped-out) input
      * @param a  (r, IN)
+     * @param e  (r)
      * @param b  (OUT, r)
      */
-    public static void forwardNaive(float[] y, float[] ax, float[] x, float[] a, float[] b, float s,
+    public static void forwardNaive(float[] y, float[] ax, float[] x, float[] a, float[] e, float[] b, float s,
                                     int T, int IN, int OUT, int r) {
         for (@Parallel int t = 0; t < T; t++) {
             for (int j = 0; j < r; j++) {
@@ -31,7 +36,7 @@ public final class Lora {
             for (int o = 0; o < OUT; o++) {
                 float acc = 0f;
                 for (int j = 0; j < r; j++) {
-                    acc += b[o * r + j] * ax[t * r + j];
+                    acc += b[o * r + j] * (e[j] * ax[t * r + j]);
                 }
                 y[t * OUT + o] += s * acc;
             }
@@ -39,7 +44,7 @@ public final class Lora {
     }
 
     /** Fast twin of {@link #forwardNaive}, parallel over tokens (the JIT vectorises the inner dots). */
-    public static void forward(float[] y, float[] ax, float[] x, float[] a, float[] b, float s,
+    public static void forward(float[] y, float[] ax, float[] x, float[] a, float[] e, float[] b, float s,
                                int T, int IN, int OUT, int r) {
         Threads.parallelFor(T, (long) r * (IN + OUT) * 2, (from, to) -> {
             for (int t = from; t < to; t++) {
@@ -56,7 +61,7 @@ public final class Lora {
                 for (int o = 0; o < OUT; o++) {
                     float acc = 0f;
                     for (int j = 0; j < r; j++) {
-                        acc += b[o * r + j] * ax[t * r + j];
+                        acc += b[o * r + j] * (e[j] * ax[t * r + j]);
                     }
                     y[yo + o] += s * acc;
                 }
@@ -65,18 +70,19 @@ public final class Lora {
     }
 
     /**
-     * Backward (naive oracle), three race-free passes:
-     * {@code dax = s · Bᵀ dy} (assigned), {@code dB += s · dyᵀ ax}, {@code dA += daxᵀ x},
-     * {@code dx += Aᵀ dax} (accumulated onto the base path's input gradient).
+     * Backward (naive oracle), race-free passes: {@code g = s · Bᵀ dy} into dax, {@code dE += Σ_t g ⊙ ax},
+     * then {@code dax = e ⊙ g} (assigned), {@code dx += Aᵀ dax} (accumulated onto the base path's input gradient),
+     * {@code dB += s · dyᵀ (e ⊙ ax)}, {@code dA += daxᵀ x}.
      *
      * @param dx  (T, IN) accumulated
      * @param dA  (r, IN) accumulated
+     * @param dE  (r) accumulated
      * @param dB  (OUT, r) accumulated
      * @param dax (T, r) scratch out
      * @param dy  (T, OUT)
      */
-    public static void backwardNaive(float[] dx, float[] dA, float[] dB, float[] dax, float[] dy, float[] ax,
-                                     float[] x, float[] a, float[] b, float s, int T, int IN, int OUT, int r) {
+    public static void backwardNaive(float[] dx, float[] dA, float[] dE, float[] dB, float[] dax, float[] dy, float[] ax,
+                                     float[] x, float[] a, float[] e, float[] b, float s, int T, int IN, int OUT, int r) {
         for (@Parallel int t = 0; t < T; t++) {
             for (int j = 0; j < r; j++) {
                 float acc = 0f;
@@ -84,6 +90,18 @@ public final class Lora {
                     acc += b[o * r + j] * dy[t * OUT + o];
                 }
                 dax[t * r + j] = s * acc;
+            }
+        }
+        for (@Parallel int j = 0; j < r; j++) {
+            float acc = 0f;
+            for (int t = 0; t < T; t++) {
+                acc += dax[t * r + j] * ax[t * r + j];
+            }
+            dE[j] += acc;
+        }
+        for (@Parallel int t = 0; t < T; t++) {
+            for (int j = 0; j < r; j++) {
+                dax[t * r + j] = e[j] * dax[t * r + j];
             }
             for (int c = 0; c < IN; c++) {
                 float acc = 0f;
@@ -97,7 +115,7 @@ public final class Lora {
             for (int j = 0; j < r; j++) {
                 float acc = 0f;
                 for (int t = 0; t < T; t++) {
-                    acc += dy[t * OUT + o] * ax[t * r + j];
+                    acc += dy[t * OUT + o] * (e[j] * ax[t * r + j]);
                 }
                 dB[o * r + j] += s * acc;
             }
@@ -113,10 +131,10 @@ public final class Lora {
         }
     }
 
-    /** Fast twin of {@link #backwardNaive}: the same passes, each parallel; dA is accumulated row-wise as axpys. */
-    public static void backward(float[] dx, float[] dA, float[] dB, float[] dax, float[] dy, float[] ax,
-                                float[] x, float[] a, float[] b, float s, int T, int IN, int OUT, int r) {
-        Threads.parallelFor(T, (long) r * (IN + OUT) * 2, (from, to) -> {
+    /** Fast twin of {@link #backwardNaive}: the same passes, each parallel; dx and dA are accumulated as axpys. */
+    public static void backward(float[] dx, float[] dA, float[] dE, float[] dB, float[] dax, float[] dy, float[] ax,
+                                float[] x, float[] a, float[] e, float[] b, float s, int T, int IN, int OUT, int r) {
+        Threads.parallelFor(T, (long) r * OUT * 2, (from, to) -> {
             for (int t = from; t < to; t++) {
                 int yo = t * OUT;
                 for (int j = 0; j < r; j++) {
@@ -126,9 +144,21 @@ public final class Lora {
                     }
                     dax[t * r + j] = s * acc;
                 }
+            }
+        });
+        for (int j = 0; j < r; j++) {
+            float acc = 0f;
+            for (int t = 0; t < T; t++) {
+                acc += dax[t * r + j] * ax[t * r + j];
+            }
+            dE[j] += acc;
+        }
+        Threads.parallelFor(T, (long) r * IN * 2, (from, to) -> {
+            for (int t = from; t < to; t++) {
                 int xo = t * IN;
                 for (int j = 0; j < r; j++) {
-                    float d = dax[t * r + j];
+                    float d = e[j] * dax[t * r + j];
+                    dax[t * r + j] = d;
                     int ao = j * IN;
                     for (int c = 0; c < IN; c++) {
                         dx[xo + c] += a[ao + c] * d;
@@ -141,7 +171,7 @@ public final class Lora {
                 for (int t = 0; t < T; t++) {
                     float d = s * dy[t * OUT + o];
                     for (int j = 0; j < r; j++) {
-                        dB[o * r + j] += d * ax[t * r + j];
+                        dB[o * r + j] += d * (e[j] * ax[t * r + j]);
                     }
                 }
             }

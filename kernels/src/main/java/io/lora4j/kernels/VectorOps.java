@@ -38,6 +38,16 @@ public final class VectorOps {
         }
     }
 
+    /**
+     * {@code y[t][j] = x[t][j] · v[j]}: each row of an (N / M, M) matrix times a vector (device kernel;
+     * AdaLoRA's singular values scaling {@code A x}).
+     */
+    public static void mulRowsNaive(float[] y, float[] x, float[] v, int N, int M) {
+        for (@Parallel int i = 0; i < N; i++) {
+            y[i] = x[i] * v[i % M];
+        }
+    }
+
     /** {@code y = v} (device kernel: zeroing gradients). */
     public static void fillNaive(float[] y, float v, int N) {
         for (@Parallel int i = 0; i < N; i++) {

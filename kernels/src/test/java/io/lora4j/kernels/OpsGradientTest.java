@@ -122,33 +122,102 @@ class OpsGradientTest {
         }
     }
 
+    /** LoRA (e = 1) and AdaLoRA's SVD form (random non-zero e): every input, A, B and E against central differences. */
     @ParameterizedTest
-    @CsvSource({"3,7,5,2", "4,16,9,4"})
-    void lora(int T, int IN, int OUT, int r) {
+    @CsvSource({"3,7,5,2,false", "4,16,9,4,false", "3,7,5,3,true", "5,13,11,6,true"})
+    void lora(int T, int IN, int OUT, int r, boolean svd) {
         SplittableRandom rnd = new SplittableRandom(6 + IN);
         float[] x = random(rnd, T * IN), a = random(rnd, r * IN), b = random(rnd, OUT * r), g = random(rnd, T * OUT);
+        float[] e = svd ? random(rnd, r) : ones(r);
         float[] base = random(rnd, T * OUT);
         float s = 2.0f;
         float[] y = new float[T * OUT], ax = new float[T * r];
         Runnable fwd = () -> {
             System.arraycopy(base, 0, y, 0, y.length);
-            Lora.forwardNaive(y, ax, x, a, b, s, T, IN, OUT, r);
+            Lora.forwardNaive(y, ax, x, a, e, b, s, T, IN, OUT, r);
         };
         fwd.run();
-        float[] dx = new float[T * IN], dA = new float[r * IN], dB = new float[OUT * r], dax = new float[T * r];
-        Lora.backwardNaive(dx, dA, dB, dax, g, ax.clone(), x, a, b, s, T, IN, OUT, r);
+        float[] dx = new float[T * IN], dA = new float[r * IN], dE = new float[r], dB = new float[OUT * r], dax = new float[T * r];
+        Lora.backwardNaive(dx, dA, dE, dB, dax, g, ax.clone(), x, a, e, b, s, T, IN, OUT, r);
         GradCheck.check("x", x, dx, () -> GradCheck.loss(fwd, y, g), 1e-2);
         GradCheck.check("A", a, dA, () -> GradCheck.loss(fwd, y, g), 1e-2);
         GradCheck.check("B", b, dB, () -> GradCheck.loss(fwd, y, g), 1e-2);
+        GradCheck.check("E", e, dE, () -> GradCheck.loss(fwd, y, g), 1e-2);
         fwd.run();
         float[] y2 = base.clone(), ax2 = new float[T * r];
-        Lora.forward(y2, ax2, x, a, b, s, T, IN, OUT, r);
+        Lora.forward(y2, ax2, x, a, e, b, s, T, IN, OUT, r);
         assertClose("lora y fast", y, y2, 1e-5);
-        float[] dx2 = new float[T * IN], dA2 = new float[r * IN], dB2 = new float[OUT * r];
-        Lora.backward(dx2, dA2, dB2, new float[T * r], g, ax2, x, a, b, s, T, IN, OUT, r);
+        float[] dx2 = new float[T * IN], dA2 = new float[r * IN], dE2 = new float[r], dB2 = new float[OUT * r];
+        Lora.backward(dx2, dA2, dE2, dB2, new float[T * r], g, ax2, x, a, e, b, s, T, IN, OUT, r);
         assertClose("lora dx fast", dx, dx2, 1e-5);
         assertClose("lora dA fast", dA, dA2, 1e-5);
         assertClose("lora dB fast", dB, dB2, 1e-5);
+        assertClose("lora dE fast", dE, dE2, 1e-5);
+    }
+
+    @Test
+    void aUnitScaleVectorLeavesLoraBitForBit() {
+        // e = 1 must give exactly s·B(Ax): y += s·Σ b·ax, computed here without e
+        int T = 3, IN = 19, OUT = 10, r = 5;
+        SplittableRandom rnd = new SplittableRandom(61);
+        float[] x = random(rnd, T * IN), a = random(rnd, r * IN), b = random(rnd, OUT * r);
+        float[] y = new float[T * OUT], ax = new float[T * r];
+        Lora.forward(y, ax, x, a, ones(r), b, 0.75f, T, IN, OUT, r);
+        for (int t = 0; t < T; t++) {
+            for (int o = 0; o < OUT; o++) {
+                float acc = 0f;
+                for (int j = 0; j < r; j++) {
+                    float p = 0f;
+                    for (int c = 0; c < IN; c++) {
+                        p += a[j * IN + c] * x[t * IN + c];
+                    }
+                    acc += b[o * r + j] * p;
+                }
+                org.junit.jupiter.api.Assertions.assertEquals(0.75f * acc, y[t * OUT + o], 0f, "y " + t + "," + o);
+            }
+        }
+    }
+
+    /** AdaLoRA's ‖AAᵀ − I‖_F (rows) and ‖BᵀB − I‖_F (columns): gradient check and the fast twin bitwise. */
+    @ParameterizedTest
+    @CsvSource({"3,7,true", "3,7,false", "6,13,true", "5,11,false"})
+    void orthogonality(int K, int N, boolean rows) {
+        SplittableRandom rnd = new SplittableRandom(70 + K * N);
+        float[] m = random(rnd, K * N), d = new float[K * K];
+        float[] out = new float[1], g = {(float) (rnd.nextDouble() + 0.5)};
+        Runnable fwd = () -> {
+            Orthogonality.forwardNaive(d, m, K, N, rows);
+            out[0] = (float) Orthogonality.norm(d, K);
+        };
+        fwd.run();
+        double norm = out[0];
+        float[] dm = new float[K * N];
+        Orthogonality.backwardNaive(dm, d, m, (float) (2 * g[0] / norm), K, N, rows);
+        GradCheck.check(rows ? "A" : "B", m, dm, () -> GradCheck.loss(fwd, out, g), 1e-2);
+        fwd.run();
+        // against the definition in double
+        double ss = 0;
+        for (int i = 0; i < K; i++) {
+            for (int j = 0; j < K; j++) {
+                double acc = 0;
+                for (int n = 0; n < N; n++) {
+                    acc += (double) (rows ? m[i * N + n] : m[n * K + i]) * (rows ? m[j * N + n] : m[n * K + j]);
+                }
+                ss += (acc - (i == j ? 1 : 0)) * (acc - (i == j ? 1 : 0));
+            }
+        }
+        org.junit.jupiter.api.Assertions.assertEquals(Math.sqrt(ss), Orthogonality.norm(d, K), 1e-5 * Math.sqrt(ss));
+        float[] d2 = new float[K * K], dm2 = new float[K * N];
+        Orthogonality.forward(d2, m, K, N, rows);
+        Orthogonality.backward(dm2, d2, m, (float) (2 * g[0] / norm), K, N, rows);
+        assertClose("orthogonality D fast", d, d2, 0);
+        assertClose("orthogonality dM fast", dm, dm2, 0);
+    }
+
+    static float[] ones(int n) {
+        float[] e = new float[n];
+        java.util.Arrays.fill(e, 1f);
+        return e;
     }
 
     @Test

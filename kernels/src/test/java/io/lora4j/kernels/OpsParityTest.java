@@ -204,6 +204,20 @@ class OpsParityTest {
         org.junit.jupiter.api.Assertions.assertEquals(0f, cache[3 * KV], "other positions untouched");
     }
 
+    /** The shift-and-mask form of the mask hash equals plain splitmix64 with unsigned shifts. */
+    @Test
+    void dropoutHashIsSplitmix64() {
+        java.util.SplittableRandom r = new java.util.SplittableRandom(74);
+        for (int i = 0; i < 10000; i++) {
+            long seed = r.nextLong(), index = r.nextInt(1 << 30);
+            long z = seed + (index + 1) * 0x9E3779B97F4A7C15L;
+            z = (z ^ (z >>> 30)) * 0xBF58476D1CE4E5B9L;
+            z = (z ^ (z >>> 27)) * 0x94D049BB133111EBL;
+            z = z ^ (z >>> 31);
+            org.junit.jupiter.api.Assertions.assertEquals((z >>> 40) / (float) (1 << 24), Dropout.uniform(seed, index));
+        }
+    }
+
     @Test
     void dropoutTwinsAreBitwiseEqualAndKeepTheRightFraction() {
         int N = 4001;

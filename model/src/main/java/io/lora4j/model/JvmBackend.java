@@ -94,7 +94,7 @@ public final class JvmBackend implements Backend {
         lora(s, ad, l, mod, y, x, T);
     }
 
-    /** y += scale·s·(B A x + bias) for every active adapter on this projection, in activation order. */
+    /** y += scale·s·(B diag(e) A x + bias) for every active adapter on this projection, in activation order. */
     private static void lora(State s, java.util.List<Llama.Active> ad, int l, LinearModule mod, float[] y, float[] x, int T) {
         for (Llama.Active act : ad) {
             LoraLayer ll = act.adapter().get(l, mod);
@@ -102,7 +102,7 @@ public final class JvmBackend implements Backend {
                 continue;
             }
             float sc = act.scale() * ll.scaling;
-            Lora.forward(y, s.loraScratch(T * ll.r), x, ll.a, ll.b, sc, T, ll.in, ll.out, ll.r);
+            Lora.forward(y, s.loraScratch(T * ll.r), x, ll.a, ll.e, ll.b, sc, T, ll.in, ll.out, ll.r);
             if (ll.bias != null) {
                 for (int t = 0; t < T; t++) {
                     for (int o = 0; o < ll.out; o++) {

@@ -226,7 +226,7 @@ public final class Llama {
 
     /**
      * Merges {@code a} into the weights: every adapted projection becomes an F32 matrix
-     * {@code W + s·B·A} held in memory (the memory-mapped original is untouched and kept for
+     * {@code W + s·B·A} (AdaLoRA: {@code W + s·B·(A ⊙ E)}) held in memory (the memory-mapped original is untouched and kept for
      * {@link #unmerge}); trained {@code lm_head} / {@code embed_tokens} replace the base ones.
      * Refuses non-finite results and adapters with a lora_B bias (Llama projections have no bias to
      * merge it into). After merging, generation runs at the base model's speed.
@@ -247,7 +247,7 @@ public final class Llama {
             }
             for (int o = 0; o < ll.out; o++) {
                 for (int j = 0; j < ll.r; j++) {
-                    float sb = ll.scaling * ll.b[o * ll.r + j];
+                    float sb = ll.scaling * ll.b[o * ll.r + j] * ll.e[j];
                     if (sb == 0f) {
                         continue;
                     }

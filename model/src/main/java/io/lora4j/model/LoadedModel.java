@@ -1,5 +1,6 @@
 package io.lora4j.model;
 
+import io.lora4j.model.format.ArrowModel;
 import io.lora4j.model.format.ModelFiles;
 import io.lora4j.model.format.ModelFormatException;
 import io.lora4j.model.format.WeightSource;
@@ -13,9 +14,9 @@ import java.nio.file.Path;
 public record LoadedModel(WeightSource source, Llama llama, Tokenizer tokenizer) implements AutoCloseable {
 
     /**
-     * Opens {@code model} (GGUF, HF directory or llama2.c .bin). The tokenizer is {@code tokenizer}
-     * when given, else the GGUF's own, else {@code tokenizer.json} / {@code tokenizer.model} in an HF
-     * directory, else {@code tokenizer.bin} or {@code tok<V>.bin} beside a llama2.c checkpoint.
+     * Opens {@code model} (GGUF, HF directory, llama2.c .bin or Arrow). The tokenizer is
+     * {@code tokenizer} when given, else the one inside the file (GGUF metadata, or an Arrow model's
+     * embedded tokenizer), else {@link #tokenizerFile}.
      */
     public static LoadedModel open(Path model, Path tokenizer) {
         WeightSource src = ModelFiles.open(model);
@@ -33,22 +34,43 @@ public record LoadedModel(WeightSource source, Llama llama, Tokenizer tokenizer)
         }
     }
 
-    private static Tokenizer findTokenizer(WeightSource src) {
-        if (src.format().equals("gguf")) {
+    /** The tokenizer that comes with {@code src}: inside the file, else {@link #tokenizerFile}; a ModelFormatException if none. */
+    public static Tokenizer findTokenizer(WeightSource src) {
+        if (src instanceof ArrowModel a && a.embeddedTokenizer() != null) {
+            ArrowModel.EmbeddedTokenizer e = a.embeddedTokenizer();
+            return Tokenizers.fromBytes(src.path(), e.fileName(), e.data(), e.config());
+        }
+        if (src.format().equals("gguf") || src.format().equals("arrow") && src.metadata().containsKey("tokenizer.ggml.tokens")) {
             return Tokenizers.fromGgufMetadata(src.metadata(), src.path());
         }
+        Path p = tokenizerFile(src);
+        if (p == null) {
+            throw new ModelFormatException(src.path(), "no tokenizer found beside the model (looked for "
+                    + String.join(", ", tokenizerCandidates(src)) + "); pass one with --tokenizer");
+        }
+        return Tokenizers.load(p);
+    }
+
+    /**
+     * The tokenizer file that belongs to a model without a built-in tokenizer: {@code tokenizer.json}
+     * or {@code tokenizer.model} in (or beside) an HF directory or Arrow file, {@code tok<V>.bin} or
+     * {@code tokenizer.bin} beside a llama2.c checkpoint; null when there is none.
+     */
+    public static Path tokenizerFile(WeightSource src) {
         Path dir = Files.isDirectory(src.path()) ? src.path() : src.path().toAbsolutePath().getParent();
-        String[] candidates = src.format().equals("llama2c")
-                ? new String[]{"tok" + src.config().vocabSize() + ".bin", "tokenizer.bin"}
-                : new String[]{"tokenizer.json", "tokenizer.model"};
-        for (String name : candidates) {
+        for (String name : tokenizerCandidates(src)) {
             Path p = dir.resolve(name);
             if (Files.isRegularFile(p)) {
-                return Tokenizers.load(p);
+                return p;
             }
         }
-        throw new ModelFormatException(src.path(), "no tokenizer found beside the model (looked for "
-                + String.join(", ", candidates) + "); pass one with --tokenizer");
+        return null;
+    }
+
+    private static String[] tokenizerCandidates(WeightSource src) {
+        return src.format().equals("llama2c")
+                ? new String[]{"tok" + src.config().vocabSize() + ".bin", "tokenizer.bin"}
+                : new String[]{"tokenizer.json", "tokenizer.model"};
     }
 
     @Override

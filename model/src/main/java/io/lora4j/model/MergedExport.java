@@ -3,11 +3,15 @@ package io.lora4j.model;
 import io.lora4j.kernels.Dequant;
 import io.lora4j.kernels.GgmlType;
 import io.lora4j.kernels.Weight;
+import io.lora4j.model.format.ArrowModel;
+import io.lora4j.model.format.ArrowModelWriter;
 import io.lora4j.model.format.GgufFile;
+import io.lora4j.model.format.ModelFormatException;
 import io.lora4j.model.format.GgufWriter;
 import io.lora4j.model.format.Quantizer;
 import io.lora4j.model.format.SafetensorsWriter;
 import io.lora4j.model.format.TensorInfo;
+import io.lora4j.model.format.WeightSource;
 
 import java.io.IOException;
 import java.nio.file.Files;
@@ -79,6 +83,66 @@ public final class MergedExport {
             add(w, "output.weight", head, type, new long[]{head.cols(), head.rows()});
         }
         w.write(out);
+    }
+
+    /**
+     * One Arrow IPC file (see {@link ArrowModel}) with the model as it currently is: untouched
+     * tensors copied byte for byte in their own type (quantized blocks included), merged matrices
+     * as F32, the config and metadata of the source, and its tokenizer: {@code tokenizer} when given
+     * (a .gguf contributes its tokenizer.* keys, any other file is embedded with its
+     * tokenizer_config.json), else the source's own (GGUF metadata, an Arrow file's embedded one, or
+     * {@link LoadedModel#tokenizerFile}). Returns the embedded tokenizer's path, or null when the
+     * tokenizer travels in the metadata or none was found.
+     */
+    public static Path writeArrow(Llama m, Path tokenizer, Path out) throws IOException {
+        WeightSource src = m.source();
+        ArrowModelWriter w = new ArrowModelWriter().describe(src);
+        if (!m.mergedAdapters().isEmpty()) {
+            w.putMetadata("general.name", "string", src.metadata().getOrDefault("general.name", "llama")
+                    + " + merged LoRA " + String.join(",", m.mergedAdapters()));
+        }
+        Path tok = tokenizer;
+        boolean inMetadata = src.metadata().containsKey("tokenizer.ggml.tokens");
+        if (tok == null && src instanceof ArrowModel a && a.embeddedTokenizer() != null) {
+            ArrowModel.EmbeddedTokenizer e = a.embeddedTokenizer();
+            w.tokenizer(e.fileName(), e.data(), e.config());
+        } else if (tok == null && !inMetadata) {
+            tok = LoadedModel.tokenizerFile(src);
+        }
+        if (tok != null && tok.getFileName().toString().endsWith(".gguf")) {
+            try (GgufFile g = GgufFile.open(tok)) {
+                w.removeMetadata("tokenizer.").addMetadataOf(g, "tokenizer.");
+            }
+            tok = null;
+        } else if (tok != null) {
+            Path cfg = tok.resolveSibling("tokenizer_config.json");
+            boolean json = tok.getFileName().toString().endsWith(".json");
+            w.tokenizer(tok.getFileName().toString(), read(tok), json && Files.isRegularFile(cfg) ? read(cfg) : null);
+        }
+        boolean headAdded = false;
+        for (TensorInfo t : src.tensors().values()) {
+            Weight cur = current(m, t.name());
+            if (cur == null || cur.data() == t.data()) {
+                w.addTensor(t);
+            } else {
+                w.addTensor(t.name(), cur.type(), t.shape(), cur.data());
+            }
+            headAdded |= t.name().equals("output.weight");
+        }
+        if (!headAdded && m.baseOutput() != m.tokenEmbedding()) {
+            Weight head = m.baseOutput();
+            w.addTensor("output.weight", head.type(), new long[]{head.cols(), head.rows()}, head.data());
+        }
+        w.write(out);
+        return tok;
+    }
+
+    private static byte[] read(Path p) {
+        try {
+            return Files.readAllBytes(p);
+        } catch (IOException e) {
+            throw new ModelFormatException(p, "cannot read: " + e.getMessage(), e);
+        }
     }
 
     private static void add(GgufWriter w, String name, Weight cur, GgmlType type, long[] shape) {

@@ -36,7 +36,7 @@ class CliTrainTest {
         assertEquals((byte) 0x89, png[0]);
         assertEquals('P', png[1]);
         List<String> csv = Files.readAllLines(out.resolve("metrics.csv"));
-        assertEquals("step,split,loss,perplexity,lr,grad_norm,tokens,tokens_per_s", csv.get(0));
+        assertEquals("step,split,loss,perplexity,lr,grad_norm,tokens,tokens_per_s,orth_reg_loss,budget", csv.get(0));
         assertTrue(csv.stream().filter(l -> l.contains(",train,")).count() == 6, csv.toString());
         assertTrue(csv.stream().anyMatch(l -> l.contains(",eval,")), csv.toString());
 

@@ -89,8 +89,8 @@ final class InferencePlan implements AutoCloseable {
         for (Llama.Active a : m.activeAdapters()) {
             for (LinearModule mod : LinearModule.values()) {
                 LoraLayer ll = a.adapter().get(l, mod);
-                if (ll != null) {
-                    lora.add(new Lora(mod, ll, a.scale() * ll.scaling, a.adapter().name(), g, this));
+                if (ll != null && ll.r > 0) { // AdaLoRA can prune a module to rank 0
+                    lora.add(new Lora(mod, ll, a.scale() * ll.scaling, a.adapter().name(), g, a.adapter().adaLora() != null, this));
                 }
             }
         }
@@ -155,11 +155,18 @@ final class InferencePlan implements AutoCloseable {
         }
     }
 
-    /** The low-rank branch of one adapter on one projection of a layer graph: {@code y += s·B(A·in) (+ s·bias)}. */
-    private record Lora(LinearModule module, LoraLayer ll, float scale, String adapter, Graph g, float[] ax, float[] bax) {
-        Lora(LinearModule module, LoraLayer ll, float scale, String adapter, Graph g, InferencePlan p) {
-            this(module, ll, scale, adapter, g, new float[ll.r], new float[ll.out]);
+    /**
+     * The low-rank branch of one adapter on one projection of a layer graph: {@code y += s·B(A·in) (+ s·bias)},
+     * or for AdaLoRA {@code y += s·B(E ⊙ A·in)} (eax holds E ⊙ A·in; null for LoRA).
+     */
+    private record Lora(LinearModule module, LoraLayer ll, float scale, String adapter, Graph g, float[] ax, float[] eax,
+                        float[] bax) {
+        Lora(LinearModule module, LoraLayer ll, float scale, String adapter, Graph g, boolean svd, InferencePlan p) {
+            this(module, ll, scale, adapter, g, new float[ll.r], svd ? new float[ll.r] : null, new float[ll.out]);
             p.in(g, ll.a, ll.b, ax, bax);
+            if (svd) {
+                p.in(g, ll.e, eax);
+            }
             if (ll.bias != null) {
                 p.in(g, ll.bias);
             }
@@ -176,7 +183,10 @@ final class InferencePlan implements AutoCloseable {
         private void add(float[] y, float[] in) {
             String id = "lora_" + module.peftName + "_" + adapter;
             g.task(id + "_a", io.lora4j.kernels.Matmul::forwardNaive, ax, in, ll.a, 1, ll.r, ll.in);
-            g.task(id + "_b", io.lora4j.kernels.Matmul::forwardNaive, bax, ax, ll.b, 1, ll.out, ll.r);
+            if (eax != null) {
+                g.task(id + "_e", VectorOps::mulRowsNaive, eax, ax, ll.e, ll.r, ll.r);
+            }
+            g.task(id + "_b", io.lora4j.kernels.Matmul::forwardNaive, bax, eax != null ? eax : ax, ll.b, 1, ll.out, ll.r);
             g.task(id + "_add", VectorOps::axpyNaive, y, bax, scale, ll.out);
             if (ll.bias != null) {
                 g.task(id + "_bias", VectorOps::axpyNaive, y, ll.bias, scale, ll.out);

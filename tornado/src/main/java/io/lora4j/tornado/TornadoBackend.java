@@ -103,6 +103,7 @@ public final class TornadoBackend implements Backend {
             for (LoraLayer ll : a.adapter().layers()) {
                 h = 31 * h + Arrays.hashCode(ll.a);
                 h = 31 * h + Arrays.hashCode(ll.b);
+                h = 31 * h + Arrays.hashCode(ll.e);
                 h = 31 * h + Arrays.hashCode(ll.bias);
             }
             h = 31 * h + Arrays.hashCode(a.adapter().lmHead);

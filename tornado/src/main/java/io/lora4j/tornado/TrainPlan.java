@@ -138,6 +138,10 @@ final class TrainPlan implements AutoCloseable {
      * @param optimizer "adamw" or "sgd"
      */
     TrainPlan(Llama m, LoraAdapter ad, int maxT, String optimizer, Function<DevicePlan, PlanRunner> runners) {
+        if (ad.adaLora() != null) {
+            throw new IllegalArgumentException("AdaLoRA training allocates ranks from gradients on the host; the tornado "
+                    + "backend trains LoRA adapters only (use --backend jvm for --method adalora)");
+        }
         if (ad.lmHead != null || ad.embedTokens != null) {
             throw new IllegalArgumentException("modules_to_save (lm_head, embed_tokens) is not supported by the tornado "
                     + "backend's training plan yet; train it with --backend jvm");

@@ -84,6 +84,23 @@ class InferencePlanTest {
         }
     }
 
+    /** An AdaLoRA adapter (A, E, B random; init "false") and its lm_head copy, on the device plan. */
+    @Test
+    void anAdaLoraAdapterGivesTheJvmBackendsLogits(@TempDir Path dir) throws Exception {
+        Path f = dir.resolve("m.gguf");
+        RandomModel.write(f, SMALL, GgmlType.Q8_0, 10, null);
+        try (GgufFile src = GgufFile.open(f)) {
+            Llama m = new Llama(src);
+            LoraConfig base = new LoraConfig(4, 6f, 0f, List.of("q_proj", "v_proj", "down_proj"), null, "none", false,
+                    "false", List.of(), Map.of(), Map.of(), List.of("lm_head"));
+            LoraAdapter a = new LoraAdapter("ada", io.lora4j.model.lora.AdaLoraConfig.of(base, 4, 2, 1, 1, 1, 0.85f, 0.85f,
+                    0.5f, 10), m, 7);
+            a.lmHead[3] += 0.5f;
+            m.setAdapter(a);
+            compare(m, 6, 1e-4f);
+        }
+    }
+
     @Test
     void changingAdaptersMidSequenceIsRefusedAndANewSequenceRebuilds(@TempDir Path dir) throws Exception {
         Path f = dir.resolve("m.gguf");

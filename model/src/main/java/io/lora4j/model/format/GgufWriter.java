@@ -187,6 +187,18 @@ public final class GgufWriter {
 
     /** Adds a tensor whose bytes {@code fill} produces when the file is written. */
     public GgufWriter addTensor(String name, GgmlType type, long[] shape, TensorFill fill) {
+        long bytes = tensorBytes(name, type, shape);
+        for (Pending p : tensors) {
+            if (p.name.equals(name)) {
+                throw new IllegalArgumentException("duplicate tensor " + name);
+            }
+        }
+        tensors.add(new Pending(name, type, shape.clone(), bytes, fill));
+        return this;
+    }
+
+    /** Bytes of a tensor of {@code type} and ggml {@code shape}; an IllegalArgumentException naming it when the shape is invalid. */
+    static long tensorBytes(String name, GgmlType type, long[] shape) {
         long n = 1;
         for (long d : shape) {
             if (d <= 0) {
@@ -197,23 +209,22 @@ public final class GgufWriter {
         if (shape.length < 1 || shape.length > 4 || shape[0] % type.blockSize != 0) {
             throw new IllegalArgumentException(name + ": shape " + Mapped.shape(shape) + " is invalid for " + type);
         }
-        for (Pending p : tensors) {
-            if (p.name.equals(name)) {
-                throw new IllegalArgumentException("duplicate tensor " + name);
-            }
-        }
-        tensors.add(new Pending(name, type, shape.clone(), type.byteSize(n), fill));
-        return this;
+        return type.byteSize(n);
     }
 
-    /** Adds a tensor copied from {@code src} (e.g. another mapped file); its size must match. */
-    public GgufWriter addTensor(String name, GgmlType type, long[] shape, MemorySegment src) {
-        return addTensor(name, type, shape, dst -> {
+    /** A fill that copies {@code src}, whose size must match the tensor's. */
+    static TensorFill copyOf(String name, MemorySegment src) {
+        return dst -> {
             if (dst.byteSize() != src.byteSize()) {
                 throw new IllegalArgumentException(name + ": source has " + src.byteSize() + " bytes, need " + dst.byteSize());
             }
             dst.copyFrom(src);
-        });
+        };
+    }
+
+    /** Adds a tensor copied from {@code src} (e.g. another mapped file); its size must match. */
+    public GgufWriter addTensor(String name, GgmlType type, long[] shape, MemorySegment src) {
+        return addTensor(name, type, shape, copyOf(name, src));
     }
 
     public GgufWriter addTensor(String name, GgmlType type, long[] shape, byte[] src) {

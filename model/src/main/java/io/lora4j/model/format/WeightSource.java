@@ -6,7 +6,7 @@ import java.nio.file.Path;
 import java.util.Map;
 
 /**
- * A memory-mapped model file (GGUF, HF safetensors directory, llama2.c checkpoint): the tensors
+ * A memory-mapped model file (GGUF, HF safetensors directory, llama2.c checkpoint, Arrow): the tensors
  * under their canonical GGUF names ({@code token_embd.weight}, {@code blk.0.attn_q.weight}, …),
  * the format's metadata, and the Llama hyper-parameters. Closing it unmaps the file; every
  * {@link TensorInfo#data()} is invalid afterwards.
@@ -14,7 +14,7 @@ import java.util.Map;
 public interface WeightSource extends AutoCloseable {
     Path path();
 
-    /** "gguf", "safetensors" or "llama2c". */
+    /** "gguf", "safetensors", "llama2c" or "arrow". */
     String format();
 
     /**

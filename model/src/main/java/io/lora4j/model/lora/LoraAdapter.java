@@ -7,17 +7,24 @@ import io.lora4j.model.LlamaConfig;
 
 import java.util.ArrayList;
 import java.util.Collections;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.SplittableRandom;
 
 /**
- * One named LoRA adapter injected into a {@link Llama}: a {@link LoraLayer} for every targeted
- * projection, and full trainable copies of {@code modules_to_save} ({@code lm_head},
+ * One named LoRA or AdaLoRA adapter injected into a {@link Llama}: a {@link LoraLayer} for every
+ * targeted projection, and full trainable copies of {@code modules_to_save} ({@code lm_head},
  * {@code embed_tokens}). The base model is never modified: the copies are new arrays.
+ * <p>
+ * An AdaLoRA adapter's layers are in SVD form (trainable lora_E); its {@link #rankPattern()} says
+ * which of each module's init_r triplets the rank allocator keeps (PEFT's {@code rank_pattern}).
  */
 public final class LoraAdapter {
     private final String name;
     private final LoraConfig config;
+    private final AdaLoraConfig adaLora;
+    private Map<String, boolean[]> rankPattern;
     private final LoraLayer[][] layers; // [layer][module ordinal], null where not targeted
     private final List<LoraLayer> all;
     /** (V, C) trainable output projection, or null. */
@@ -28,8 +35,27 @@ public final class LoraAdapter {
     public final float[] dEmbedTokens;
 
     public LoraAdapter(String name, LoraConfig config, Llama base, long seed) {
+        this(name, config, null, null, base, seed);
+    }
+
+    /** A fresh AdaLoRA adapter: init_r triplets per module, initialised as PEFT does, no rank pattern yet. */
+    public LoraAdapter(String name, AdaLoraConfig config, Llama base, long seed) {
+        this(name, config.lora(), config, null, base, seed);
+    }
+
+    /**
+     * An AdaLoRA adapter whose modules have the ranks {@code pattern} keeps (module path → flags over
+     * init_r; a module without an entry keeps init_r), as PEFT loads a saved one; the loader fills the values.
+     */
+    static LoraAdapter pruned(String name, AdaLoraConfig config, Map<String, boolean[]> pattern, Llama base) {
+        return new LoraAdapter(name, config.lora(), config, pattern, base, 0);
+    }
+
+    private LoraAdapter(String name, LoraConfig config, AdaLoraConfig ada, Map<String, boolean[]> pattern, Llama base, long seed) {
         this.name = name;
         this.config = config;
+        this.adaLora = ada;
+        this.rankPattern = pattern == null ? null : copy(pattern);
         LlamaConfig c = base.config();
         layers = new LoraLayer[c.nLayers()][LinearModule.values().length];
         List<LoraLayer> list = new ArrayList<>();
@@ -40,11 +66,25 @@ public final class LoraAdapter {
                 if (!config.targets(path)) {
                     continue;
                 }
-                LoraLayer ll = new LoraLayer(m, l, config.rankFor(path), m.inDim(c), m.outDim(c),
-                        config.scalingFor(path), config.bias().equals("lora_only"));
+                LoraLayer ll = ada == null
+                        ? new LoraLayer(m, l, config.rankFor(path), m.inDim(c), m.outDim(c), config.scalingFor(path),
+                        config.bias().equals("lora_only"))
+                        : new LoraLayer(m, l, pattern != null && pattern.containsKey(path) ? kept(pattern.get(path)) : ada.initR(),
+                        m.inDim(c), m.outDim(c), ada.scaling(), false, true);
                 ll.initialise(config.initLoraWeights(), rnd);
                 layers[l][m.ordinal()] = ll;
                 list.add(ll);
+            }
+        }
+        if (pattern != null) {
+            for (var e : pattern.entrySet()) {
+                if (list.stream().noneMatch(x -> x.path().equals(e.getKey()))) {
+                    throw new IllegalArgumentException("rank_pattern names " + e.getKey() + ", which the config does not target");
+                }
+                if (e.getValue().length != ada.initR()) {
+                    throw new IllegalArgumentException("rank_pattern of " + e.getKey() + " has " + e.getValue().length
+                            + " entries, init_r is " + ada.initR());
+                }
             }
         }
         if (list.isEmpty() && config.modulesToSave().isEmpty()) {
@@ -72,8 +112,45 @@ public final class LoraAdapter {
         return name;
     }
 
+    /** The LoRA fields (for AdaLoRA: those of {@link AdaLoraConfig#lora()}, r = init_r). */
     public LoraConfig config() {
         return config;
+    }
+
+    /** The AdaLoRA settings, or null for a LoRA adapter. */
+    public AdaLoraConfig adaLora() {
+        return adaLora;
+    }
+
+    /**
+     * PEFT's {@code rank_pattern}: module path (e.g. {@code model.layers.0.self_attn.q_proj}) → which
+     * of its init_r triplets are kept; null before the first allocation (and for LoRA).
+     */
+    public Map<String, boolean[]> rankPattern() {
+        return rankPattern == null ? null : Collections.unmodifiableMap(rankPattern);
+    }
+
+    /** Sets the rank pattern (the rank allocator's result); AdaLoRA only. */
+    public void setRankPattern(Map<String, boolean[]> pattern) {
+        if (adaLora == null) {
+            throw new IllegalStateException("adapter " + name + " is not an AdaLoRA adapter");
+        }
+        rankPattern = pattern == null ? null : copy(pattern);
+    }
+
+    /** Triplets kept by a rank-pattern entry. */
+    public static int kept(boolean[] flags) {
+        int n = 0;
+        for (boolean f : flags) {
+            n += f ? 1 : 0;
+        }
+        return n;
+    }
+
+    private static Map<String, boolean[]> copy(Map<String, boolean[]> m) {
+        Map<String, boolean[]> c = new LinkedHashMap<>();
+        m.forEach((k, v) -> c.put(k, v.clone()));
+        return c;
     }
 
     /** The adapter of projection {@code m} in block {@code l}, or null. */

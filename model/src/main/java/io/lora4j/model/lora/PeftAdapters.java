@@ -36,6 +36,12 @@ import java.util.TreeSet;
  * {@code base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight} [r, in] and
  * {@code ...lora_B.weight} [out, r] (no adapter name), F32 on save; F32, F16 and BF16 on load.
  * <p>
+ * AdaLoRA ({@code peft_type: ADALORA}) as PEFT's {@code AdaLoraModel._get_adapter_state_dict} writes
+ * it: parameters without a {@code .weight} suffix, {@code ...lora_A} [k, in], {@code ...lora_E}
+ * [k, 1], {@code ...lora_B} [out, k], cut to the k triplets that {@code rank_pattern}
+ * ({@code "model.layers.0.self_attn.q_proj.lora_E": [bool × init_r]}) keeps; loading builds each
+ * module with its kept rank, as {@code resize_modules_by_rank_pattern} does.
+ * <p>
  * Row order: PEFT adapters are in Hugging Face order. On a GGUF or llama2.c base, whose Q and K
  * rows llama.cpp's converter permuted per head from halves to adjacent pairs, lora_B (and a
  * lora_B bias) of q_proj and k_proj are permuted the same way on load and back on save.
@@ -50,17 +56,33 @@ public final class PeftAdapters {
 
     /** Writes {@code dir/adapter_config.json} and {@code dir/adapter_model.safetensors} (each via temp + rename). */
     public static void save(LoraAdapter a, Llama base, Path dir) {
+        save(a, base, dir, true);
+    }
+
+    /**
+     * As {@link #save(LoraAdapter, Llama, Path)}; with {@code truncate} false an AdaLoRA adapter keeps
+     * every triplet and is written without rank_pattern (the pruned triplets have E = 0, so PEFT
+     * loads the same update), which training checkpoints need to resume exactly.
+     */
+    public static void save(LoraAdapter a, Llama base, Path dir, boolean truncate) {
         try {
             Files.createDirectories(dir);
             LlamaConfig c = base.config();
             boolean permute = c.ropeStyle() == LlamaConfig.RopeStyle.ADJACENT;
+            boolean ada = a.adaLora() != null;
+            String w8 = ada ? "" : ".weight";
             SafetensorsWriter w = new SafetensorsWriter();
             for (LoraLayer l : a.layers()) {
                 String k = PREFIX + l.path();
-                w.add(k + ".lora_A.weight", new long[]{l.r, l.in}, l.a);
+                int[] keep = kept(a, l, truncate);
+                int r = keep.length;
+                w.add(k + ".lora_A" + w8, new long[]{r, l.in}, pick(l.a, l.r, l.in, keep, true));
                 int heads = heads(l.module, c);
-                float[] b = permute && heads > 0 ? rows(l.b, l.out, l.r, heads, false) : l.b;
-                w.add(k + ".lora_B.weight", new long[]{l.out, l.r}, b);
+                float[] b = pick(l.b, l.out, l.r, keep, false);
+                w.add(k + ".lora_B" + w8, new long[]{l.out, r}, permute && heads > 0 ? rows(b, l.out, r, heads, false) : b);
+                if (ada) {
+                    w.add(k + ".lora_E", new long[]{r, 1}, pick(l.e, l.r, 1, keep, true));
+                }
                 if (l.bias != null) {
                     float[] bias = permute && heads > 0 ? rows(l.bias, l.out, 1, heads, false) : l.bias;
                     w.add(k + ".lora_B.bias", new long[]{l.out}, bias);
@@ -73,20 +95,52 @@ public final class PeftAdapters {
                 w.add(PREFIX + "model.embed_tokens.weight", new long[]{c.vocabSize(), c.dim()}, a.embedTokens);
             }
             w.write(dir.resolve(WEIGHTS));
-            writeAtomically(dir.resolve(CONFIG), configJson(a.config(), base));
+            Map<String, boolean[]> pattern = ada && truncate ? a.rankPattern() : null;
+            writeAtomically(dir.resolve(CONFIG), configJson(a.config(), a.adaLora(), pattern, base.source().path().toString()));
         } catch (IOException e) {
             throw new UncheckedIOException("cannot write adapter to " + dir + ": " + e.getMessage(), e);
         }
     }
 
-    /** PEFT's adapter_config.json for {@code c}. */
-    static byte[] configJson(LoraConfig c, Llama base) throws IOException {
+    /** The triplets of {@code l} to write: those its rank pattern keeps (AdaLoRA, truncating), else all. */
+    private static int[] kept(LoraAdapter a, LoraLayer l, boolean truncate) {
+        boolean[] flags = a.rankPattern() == null || !truncate ? null : a.rankPattern().get(l.path());
+        if (flags == null || l.r == LoraAdapter.kept(flags)) { // nothing to cut, or cut already (a loaded adapter)
+            return java.util.stream.IntStream.range(0, l.r).toArray();
+        }
+        if (flags.length != l.r) {
+            throw new IllegalStateException(l.path() + " has rank " + l.r + " but its rank pattern covers " + flags.length
+                    + " triplets and keeps " + LoraAdapter.kept(flags));
+        }
+        return java.util.stream.IntStream.range(0, l.r).filter(i -> flags[i]).toArray();
+    }
+
+    /** The rows ({@code byRow}) or columns {@code keep} of an (n, m) matrix. */
+    private static float[] pick(float[] x, int n, int m, int[] keep, boolean byRow) {
+        float[] out = new float[keep.length * (byRow ? m : n)];
+        for (int i = 0; i < keep.length; i++) {
+            if (byRow) {
+                System.arraycopy(x, keep[i] * m, out, i * m, m);
+            } else {
+                for (int o = 0; o < n; o++) {
+                    out[o * keep.length + i] = x[o * m + keep[i]];
+                }
+            }
+        }
+        return out;
+    }
+
+    /**
+     * PEFT's adapter_config.json, keys sorted as PEFT writes them: a LoRA config for {@code c}, or with
+     * {@code ada} an AdaLoRA one ({@code r} is PEFT's unused default 8; {@code rank_pattern} the masks or null).
+     */
+    static byte[] configJson(LoraConfig c, AdaLoraConfig ada, Map<String, boolean[]> pattern, String baseModel) throws IOException {
         ObjectMapper json = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
         ObjectNode o = json.createObjectNode();
         ObjectNode ap = o.putObject("alpha_pattern");
         c.alphaPattern().forEach(ap::put);
         o.putNull("auto_mapping");
-        o.put("base_model_name_or_path", base.source().path().toString());
+        o.put("base_model_name_or_path", baseModel);
         o.put("bias", c.bias());
         o.put("fan_in_fan_out", false);
         o.put("inference_mode", true);
@@ -110,10 +164,22 @@ public final class PeftAdapters {
             ArrayNode m = o.putArray("modules_to_save");
             c.modulesToSave().forEach(m::add);
         }
-        o.put("peft_type", "LORA");
-        o.put("r", c.r());
-        ObjectNode rp = o.putObject("rank_pattern");
-        c.rankPattern().forEach(rp::put);
+        o.put("peft_type", ada == null ? "LORA" : "ADALORA");
+        o.put("r", ada == null ? c.r() : 8);
+        if (ada == null) {
+            ObjectNode rp = o.putObject("rank_pattern");
+            c.rankPattern().forEach(rp::put);
+        } else if (pattern == null) {
+            o.putNull("rank_pattern");
+        } else {
+            ObjectNode rp = o.putObject("rank_pattern");
+            pattern.forEach((k, v) -> {
+                ArrayNode flags = rp.putArray(k + ".lora_E");
+                for (boolean f : v) {
+                    flags.add(f);
+                }
+            });
+        }
         o.putNull("revision");
         if (c.targetRegex() != null) {
             o.put("target_modules", c.targetRegex());
@@ -124,11 +190,37 @@ public final class PeftAdapters {
         o.put("task_type", "CAUSAL_LM");
         o.put("use_dora", false);
         o.put("use_rslora", c.useRslora());
-        return json.writeValueAsBytes(o);
+        if (ada != null) {
+            o.put("beta1", ada.beta1());
+            o.put("beta2", ada.beta2());
+            o.put("deltaT", ada.deltaT());
+            o.put("init_r", ada.initR());
+            o.put("orth_reg_weight", ada.orthRegWeight());
+            o.put("target_r", ada.targetR());
+            o.put("tfinal", ada.tfinal());
+            o.put("tinit", ada.tinit());
+            o.put("total_step", ada.totalStep());
+        }
+        ObjectNode sorted = json.createObjectNode(); // json.dumps(..., sort_keys=True)
+        new TreeSet<String>(toList(o.fieldNames())).forEach(k -> sorted.set(k, o.get(k)));
+        return json.writeValueAsBytes(sorted);
     }
 
-    /** Reads {@code dir/adapter_config.json} (unknown keys ignored); errors name the file and key. */
-    public static LoraConfig readConfig(Path dir) {
+    private static List<String> toList(Iterator<String> it) {
+        List<String> l = new ArrayList<>();
+        it.forEachRemaining(l::add);
+        return l;
+    }
+
+    /**
+     * What {@code adapter_config.json} says: the LoRA fields, and for AdaLoRA its settings and rank
+     * pattern (module path → kept flags, or null).
+     */
+    public record Config(LoraConfig lora, AdaLoraConfig adaLora, Map<String, boolean[]> rankPattern, String baseModel) {
+    }
+
+    /** Reads {@code dir/adapter_config.json} (LoRA or AdaLoRA; unknown keys ignored); errors name the file and key. */
+    public static Config readConfig(Path dir) {
         Path file = dir.resolve(CONFIG);
         JsonNode n;
         try {
@@ -142,17 +234,19 @@ public final class PeftAdapters {
             throw new ModelFormatException(file, "not a JSON object");
         }
         String type = n.path("peft_type").asText("LORA");
-        if (!type.equals("LORA")) {
-            throw new ModelFormatException(file, "peft_type " + type + " is not a LoRA adapter");
+        if (!type.equals("LORA") && !type.equals("ADALORA")) {
+            throw new ModelFormatException(file, "peft_type " + type + " is not a LoRA or AdaLoRA adapter");
         }
+        boolean ada = type.equals("ADALORA");
         if (n.path("use_dora").asBoolean(false)) {
             throw new ModelFormatException(file, "use_dora: DoRA adapters are not supported");
         }
         if (n.path("fan_in_fan_out").asBoolean(false)) {
             throw new ModelFormatException(file, "fan_in_fan_out: true is for GPT-2 style Conv1D weights, not Llama");
         }
-        if (!n.hasNonNull("r") || !n.get("r").canConvertToInt()) {
-            throw new ModelFormatException(file, "missing or invalid key r");
+        String rKey = ada ? "init_r" : "r";
+        if (!ada && !n.hasNonNull("r") || n.has(rKey) && !n.get(rKey).canConvertToInt()) {
+            throw new ModelFormatException(file, "missing or invalid key " + rKey);
         }
         JsonNode tm = n.path("target_modules");
         List<String> targets = new ArrayList<>();
@@ -176,9 +270,11 @@ public final class PeftAdapters {
             lt.forEach(x -> layers.add(x.asInt()));
         }
         Map<String, Integer> rp = new LinkedHashMap<>();
-        n.path("rank_pattern").fields().forEachRemaining(e -> rp.put(e.getKey(), e.getValue().asInt()));
         Map<String, Float> ap = new LinkedHashMap<>();
-        n.path("alpha_pattern").fields().forEachRemaining(e -> ap.put(e.getKey(), (float) e.getValue().asDouble()));
+        if (!ada) {
+            n.path("rank_pattern").fields().forEachRemaining(e -> rp.put(e.getKey(), e.getValue().asInt()));
+            n.path("alpha_pattern").fields().forEachRemaining(e -> ap.put(e.getKey(), (float) e.getValue().asDouble()));
+        }
         List<String> save = new ArrayList<>();
         n.path("modules_to_save").forEach(x -> save.add(x.asText()));
         JsonNode init = n.path("init_lora_weights");
@@ -187,34 +283,79 @@ public final class PeftAdapters {
             initS = "true"; // other PEFT initialisations (pissa, olora, loftq) only matter before training
         }
         try {
-            return new LoraConfig(n.get("r").asInt(), (float) n.path("lora_alpha").asDouble(8), (float) n.path("lora_dropout").asDouble(0),
-                    targets, regex, n.path("bias").asText("none"), n.path("use_rslora").asBoolean(false), initS, layers, rp, ap, save);
+            LoraConfig lora = new LoraConfig(ada ? n.path("init_r").asInt(12) : n.get("r").asInt(), (float) n.path("lora_alpha").asDouble(8),
+                    (float) n.path("lora_dropout").asDouble(0), targets, regex, n.path("bias").asText("none"),
+                    !ada && n.path("use_rslora").asBoolean(false), initS, layers, rp, ap, save);
+            String baseModel = n.path("base_model_name_or_path").isTextual() ? n.get("base_model_name_or_path").asText() : null;
+            if (!ada) {
+                return new Config(lora, null, null, baseModel);
+            }
+            AdaLoraConfig ac = new AdaLoraConfig(lora, lora.r(), n.path("target_r").asInt(8), n.path("tinit").asInt(0),
+                    n.path("tfinal").asInt(0), n.path("deltaT").asInt(1), (float) n.path("beta1").asDouble(0.85),
+                    (float) n.path("beta2").asDouble(0.85), (float) n.path("orth_reg_weight").asDouble(0.5),
+                    n.path("total_step").canConvertToInt() ? n.get("total_step").asInt() : null);
+            return new Config(lora, ac, rankPattern(n.path("rank_pattern"), file), baseModel);
         } catch (IllegalArgumentException e) {
             throw new ModelFormatException(file, e.getMessage());
         }
     }
 
+    /** AdaLoRA's rank_pattern {"<module>.lora_E[.<adapter>]": [bool × init_r]} as module path → flags; null when absent. */
+    private static Map<String, boolean[]> rankPattern(JsonNode rp, Path file) {
+        if (rp.isMissingNode() || rp.isNull()) {
+            return null;
+        }
+        if (!rp.isObject()) {
+            throw new ModelFormatException(file, "rank_pattern of an AdaLoRA adapter must be an object of boolean lists");
+        }
+        Map<String, boolean[]> out = new LinkedHashMap<>();
+        for (Iterator<Map.Entry<String, JsonNode>> it = rp.fields(); it.hasNext(); ) {
+            Map.Entry<String, JsonNode> e = it.next();
+            String k = e.getKey().startsWith(PREFIX) ? e.getKey().substring(PREFIX.length()) : e.getKey();
+            int at = k.lastIndexOf(".lora_E");
+            if (at < 0 || !e.getValue().isArray()) {
+                throw new ModelFormatException(file, "rank_pattern key " + e.getKey() + " is not <module>.lora_E with a list of booleans");
+            }
+            boolean[] flags = new boolean[e.getValue().size()];
+            for (int i = 0; i < flags.length; i++) {
+                JsonNode f = e.getValue().get(i);
+                if (!f.isBoolean() && !f.isNumber()) {
+                    throw new ModelFormatException(file, "rank_pattern " + e.getKey() + "[" + i + "] is " + f + ", not a boolean");
+                }
+                flags[i] = f.isBoolean() ? f.asBoolean() : f.asDouble() != 0;
+            }
+            out.put(k.substring(0, at), flags);
+        }
+        return out;
+    }
+
     /**
      * Loads the adapter in {@code dir} for {@code base}: every targeted module must have lora_A and
-     * lora_B of the right shapes, no tensor may be left over, and every value must be finite.
+     * lora_B (and for AdaLoRA lora_E) of the right shapes, no tensor may be left over, and every
+     * value must be finite.
      */
     public static LoraAdapter load(Path dir, Llama base, String name) {
-        LoraConfig cfg = readConfig(dir);
+        Config cfg = readConfig(dir);
         LoraAdapter a;
         try {
-            a = new LoraAdapter(name, cfg, base, 0);
+            a = cfg.adaLora() == null ? new LoraAdapter(name, cfg.lora(), base, 0)
+                    : LoraAdapter.pruned(name, cfg.adaLora(), cfg.rankPattern(), base);
         } catch (IllegalArgumentException e) {
             throw new ModelFormatException(dir.resolve(CONFIG), e.getMessage() + " in this base model");
         }
         Path file = dir.resolve(WEIGHTS);
         LlamaConfig c = base.config();
         boolean permute = c.ropeStyle() == LlamaConfig.RopeStyle.ADJACENT;
+        String w8 = cfg.adaLora() == null ? ".weight" : "";
         try (SafetensorsFile st = SafetensorsFile.open(file)) {
             Set<String> unused = new HashSet<>(st.tensors().keySet());
             for (LoraLayer l : a.layers()) {
                 String k = PREFIX + l.path();
-                read(st, file, k + ".lora_A.weight", new long[]{l.r, l.in}, l.a, unused);
-                read(st, file, k + ".lora_B.weight", new long[]{l.out, l.r}, l.b, unused);
+                read(st, file, k + ".lora_A" + w8, new long[]{l.r, l.in}, l.a, unused);
+                read(st, file, k + ".lora_B" + w8, new long[]{l.out, l.r}, l.b, unused);
+                if (l.svd()) {
+                    read(st, file, k + ".lora_E", new long[]{l.r, 1}, l.e, unused);
+                }
                 int heads = heads(l.module, c);
                 if (permute && heads > 0) {
                     System.arraycopy(rows(l.b, l.out, l.r, heads, true), 0, l.b, 0, l.b.length);
@@ -241,7 +382,7 @@ public final class PeftAdapters {
         return a;
     }
 
-    private static void read(SafetensorsFile st, Path file, String key, long[] shape, float[] dst, Set<String> unused) {
+    static void read(SafetensorsFile st, Path file, String key, long[] shape, float[] dst, Set<String> unused) {
         if (!st.tensors().containsKey(key)) {
             throw new ModelFormatException(file, "missing tensor " + key);
         }
@@ -290,7 +431,7 @@ public final class PeftAdapters {
         return r;
     }
 
-    private static void writeAtomically(Path target, byte[] bytes) throws IOException {
+    static void writeAtomically(Path target, byte[] bytes) throws IOException {
         Path tmp = target.resolveSibling(target.getFileName() + ".tmp");
         Files.write(tmp, bytes);
         Files.move(tmp, target, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);

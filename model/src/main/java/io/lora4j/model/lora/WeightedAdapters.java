@@ -10,11 +10,13 @@ import java.util.Set;
 
 /**
  * PEFT's {@code add_weighted_adapter}: a new adapter from weighted adapters with the same targets.
- * The result has scaling 1 (lora_alpha = r), the old scalings folded into A.
+ * The result is a LoRA adapter with scaling 1 (lora_alpha = r), the old scalings folded into A; so
+ * are AdaLoRA's singular values E (which PEFT's AdaLoRA refuses to combine at all).
  * <ul>
  *   <li>{@code linear}: equal ranks; A = Σ √w·s·A_i, B = Σ √w·B_i (PEFT's definition; not the sum of
  *       the updates when there are several adapters);</li>
- *   <li>{@code cat}: A stacks √w·s·A_i, B stacks √w·B_i side by side: rank Σ r_i and ΔW = Σ w·s·B_i A_i exactly;</li>
+ *   <li>{@code cat}: A stacks √w·s·A_i, B stacks √w·B_i side by side: rank Σ r_i (of the widest module) and
+ *       ΔW = Σ w·s·B_i A_i exactly;</li>
  *   <li>{@code svd}: ΔW = Σ w·s·B_i A_i truncated to {@code svdRank} singular triplets (B = U·S, A = Vᵀ),
  *       computed from the factors (QR of the stacked B and Aᵀ, SVD of the small core) without forming ΔW.</li>
  * </ul>
@@ -52,9 +54,14 @@ public final class WeightedAdapters {
                 yield adapters.get(0).layers().get(0).r;
             }
             case "cat" -> {
+                // the widest module's Σ r_i (ranks differ per module with rank_pattern or AdaLoRA); others are zero-padded
                 int r = 0;
-                for (LoraAdapter a : adapters) {
-                    r += a.layers().get(0).r;
+                for (LoraLayer l : adapters.get(0).layers()) {
+                    int sum = 0;
+                    for (LoraAdapter a : adapters) {
+                        sum += a.get(l.layer, l.module).r;
+                    }
+                    r = Math.max(r, sum);
                 }
                 yield r;
             }
@@ -102,7 +109,7 @@ public final class WeightedAdapters {
             LoraLayer s = src.get(k);
             float sw = (float) Math.sqrt(w.get(k));
             for (int i = 0; i < t.a.length; i++) {
-                t.a[i] += sw * s.scaling * s.a[i];
+                t.a[i] += sw * s.scaling * s.e[i / s.in] * s.a[i];
             }
             for (int i = 0; i < t.b.length; i++) {
                 t.b[i] += sw * s.b[i];
@@ -111,13 +118,15 @@ public final class WeightedAdapters {
     }
 
     private static void cat(LoraLayer t, List<LoraLayer> src, List<Float> w) {
+        java.util.Arrays.fill(t.a, 0f);
+        java.util.Arrays.fill(t.b, 0f);
         int row = 0;
         for (int k = 0; k < src.size(); k++) {
             LoraLayer s = src.get(k);
             float sw = (float) Math.sqrt(w.get(k));
             for (int j = 0; j < s.r; j++) {
                 for (int i = 0; i < t.in; i++) {
-                    t.a[(row + j) * t.in + i] = sw * s.scaling * s.a[j * s.in + i];
+                    t.a[(row + j) * t.in + i] = sw * s.scaling * s.e[j] * s.a[j * s.in + i];
                 }
                 for (int o = 0; o < t.out; o++) {
                     t.b[o * t.r + row + j] = sw * s.b[o * s.r + j];
@@ -140,7 +149,7 @@ public final class WeightedAdapters {
             LoraLayer s = src.get(k);
             for (int j = 0; j < s.r; j++) {
                 for (int o = 0; o < t.out; o++) {
-                    bc[o][col + j] = (double) w.get(k) * s.scaling * s.b[o * s.r + j];
+                    bc[o][col + j] = (double) w.get(k) * s.scaling * s.e[j] * s.b[o * s.r + j];
                 }
                 for (int i = 0; i < t.in; i++) {
                     act[i][col + j] = s.a[j * s.in + i];

@@ -89,7 +89,12 @@ public final class Tokenizers {
 
     /** A SentencePiece {@code tokenizer.model} (protobuf). */
     public static Tokenizer fromSentencePieceModel(Path file) {
-        SentencePieceModelFile m = SentencePieceModelFile.parse(file, read(file));
+        return fromSentencePieceModel(file, read(file));
+    }
+
+    /** A SentencePiece model from its bytes; {@code file} names it in errors. */
+    public static Tokenizer fromSentencePieceModel(Path file, byte[] data) {
+        SentencePieceModelFile m = SentencePieceModelFile.parse(file, data);
         int n = m.pieces.size();
         String[] pieces = m.pieces.toArray(new String[0]);
         float[] scores = new float[n];
@@ -106,7 +111,12 @@ public final class Tokenizers {
      * 256 special tokens are added from id 128000 (they are not in the file).
      */
     public static Tokenizer fromTiktoken(Path file) {
-        String text = new String(read(file), StandardCharsets.UTF_8);
+        return fromTiktoken(file, read(file));
+    }
+
+    /** A tiktoken file from its bytes; {@code file} names it in errors. */
+    public static Tokenizer fromTiktoken(Path file, byte[] data) {
+        String text = new String(data, StandardCharsets.UTF_8);
         String[] lines = text.split("\\r?\\n");
         List<String> toks = new ArrayList<>();
         for (int ln = 0; ln < lines.length; ln++) {
@@ -142,9 +152,15 @@ public final class Tokenizers {
 
     /** A Hugging Face {@code tokenizer.json} with a byte-level BPE model (and tokenizer_config.json beside it, if any). */
     public static Tokenizer fromHfTokenizerJson(Path file) {
+        Path cfgFile = file.resolveSibling("tokenizer_config.json");
+        return fromHfTokenizerJson(file, read(file), Files.isRegularFile(cfgFile) ? read(cfgFile) : null);
+    }
+
+    /** A tokenizer.json from its bytes and those of tokenizer_config.json (null if none); {@code file} names it in errors. */
+    public static Tokenizer fromHfTokenizerJson(Path file, byte[] data, byte[] config) {
         JsonNode root;
         try {
-            root = new ObjectMapper().readTree(read(file));
+            root = new ObjectMapper().readTree(data);
         } catch (IOException e) {
             throw new ModelFormatException(file, "invalid JSON: " + e.getMessage());
         }
@@ -198,9 +214,9 @@ public final class Tokenizers {
         Path cfgFile = file.resolveSibling("tokenizer_config.json");
         int bos = -1, eos = -1;
         boolean addBos = false;
-        if (Files.isRegularFile(cfgFile)) {
+        if (config != null) {
             try {
-                JsonNode cfg = new ObjectMapper().readTree(read(cfgFile));
+                JsonNode cfg = new ObjectMapper().readTree(config);
                 bos = specials.getOrDefault(tokenName(cfg.path("bos_token")), -1);
                 eos = specials.getOrDefault(tokenName(cfg.path("eos_token")), -1);
                 addBos = cfg.path("add_bos_token").asBoolean(false);
@@ -227,7 +243,11 @@ public final class Tokenizers {
 
     /** A llama2.c tokenizer.bin: int32 max length, then {f32 score, int32 len, bytes} per token. */
     public static Tokenizer fromLlama2cBin(Path file) {
-        byte[] all = read(file);
+        return fromLlama2cBin(file, read(file));
+    }
+
+    /** A llama2.c tokenizer from its bytes; {@code file} names it in errors. */
+    public static Tokenizer fromLlama2cBin(Path file, byte[] all) {
         ByteBuffer b = ByteBuffer.wrap(all).order(ByteOrder.LITTLE_ENDIAN);
         if (b.remaining() < 4) {
             throw new ModelFormatException(file, "truncated llama2.c tokenizer");
@@ -283,22 +303,34 @@ public final class Tokenizers {
         if (name.endsWith(".json")) {
             return fromHfTokenizerJson(file);
         }
-        if (name.endsWith(".bin")) {
-            return fromLlama2cBin(file);
-        }
         if (name.endsWith(".gguf")) {
             try (var g = io.lora4j.model.format.GgufFile.open(file)) {
                 return fromGgufMetadata(g.metadata(), file);
             }
         }
-        byte[] head = read(file);
+        return fromBytes(file, name, read(file), null);
+    }
+
+    /**
+     * A tokenizer file's contents, read as {@link #load} reads a file called {@code name}
+     * ({@code config}: the bytes of tokenizer_config.json for a tokenizer.json, or null); for
+     * tokenizers carried inside another file, e.g. an Arrow model. {@code origin} names it in errors.
+     */
+    public static Tokenizer fromBytes(Path origin, String name, byte[] data, byte[] config) {
+        if (name.endsWith(".json")) {
+            return fromHfTokenizerJson(origin, data, config);
+        }
+        if (name.endsWith(".bin")) {
+            return fromLlama2cBin(origin, data);
+        }
+        byte[] head = data;
         int n = Math.min(head.length, 64);
         boolean text = n > 0;
         for (int i = 0; i < n; i++) {
             int c = head[i] & 0xff;
             text &= c == '\n' || c == '\r' || (c >= 0x20 && c < 0x7f);
         }
-        return text ? fromTiktoken(file) : fromSentencePieceModel(file);
+        return text ? fromTiktoken(origin, data) : fromSentencePieceModel(origin, data);
     }
 
     private static byte[] read(Path file) {

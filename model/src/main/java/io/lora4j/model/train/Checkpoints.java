@@ -24,7 +24,9 @@ import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 import java.util.ArrayList;
 import java.util.HexFormat;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.stream.Stream;
 
 /**
@@ -35,10 +37,15 @@ import java.util.stream.Stream;
  * on resume a checkpoint whose files do not match their hashes is reported and the previous one used.
  * Dropout masks and data order derive from (seed, step, epoch), so resuming reproduces the
  * uninterrupted run bit for bit.
+ * <p>
+ * An AdaLoRA run keeps every init_r triplet in the checkpoint's adapter (written without
+ * rank_pattern, pruned triplets at E = 0, so PEFT still loads it), the rank allocator's EMAs in
+ * {@code rank_allocator.safetensors} and its rank pattern in {@code trainer_state.json}.
  */
 public final class Checkpoints {
     public static final String STATE = "trainer_state.json";
     public static final String OPTIMIZER = "optimizer.safetensors";
+    public static final String ALLOCATOR = "rank_allocator.safetensors";
     private static final String PREFIX = "checkpoint-";
 
     private Checkpoints() {
@@ -51,7 +58,7 @@ public final class Checkpoints {
         try {
             Files.createDirectories(out);
             deleteTree(tmp);
-            PeftAdapters.save(t.adapter(), t.model(), tmp);
+            PeftAdapters.save(t.adapter(), t.model(), tmp, false);
             SafetensorsWriter w = new SafetensorsWriter();
             for (Trainer.Param p : t.params()) {
                 if (p.m() != null) {
@@ -62,6 +69,11 @@ public final class Checkpoints {
                 }
             }
             w.write(tmp.resolve(OPTIMIZER));
+            if (t.allocator() != null) {
+                SafetensorsWriter aw = new SafetensorsWriter();
+                t.allocator().state().forEach((k, v) -> aw.add(k, new long[]{v.length}, v));
+                aw.write(tmp.resolve(ALLOCATOR));
+            }
             Trainer.Cursor c = t.cursor();
             ObjectMapper json = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
             ObjectNode st = json.createObjectNode();
@@ -73,8 +85,23 @@ public final class Checkpoints {
                 order.add(i);
             }
             st.set("config", json.valueToTree(t.config()));
+            if (t.allocator() != null) {
+                Map<String, boolean[]> pattern = t.adapter().rankPattern();
+                ObjectNode ada = st.putObject("adalora");
+                if (pattern == null) {
+                    ada.putNull("rank_pattern");
+                } else {
+                    ObjectNode rp = ada.putObject("rank_pattern");
+                    pattern.forEach((k, v) -> {
+                        ArrayNode flags = rp.putArray(k);
+                        for (boolean f : v) {
+                            flags.add(f);
+                        }
+                    });
+                }
+            }
             ObjectNode hashes = st.putObject("sha256");
-            for (String f : new String[]{PeftAdapters.CONFIG, PeftAdapters.WEIGHTS, OPTIMIZER}) {
+            for (String f : files(t.allocator() != null)) {
                 hashes.put(f, sha256(tmp.resolve(f)));
             }
             Files.write(tmp.resolve(STATE), json.writeValueAsBytes(st));
@@ -121,10 +148,16 @@ public final class Checkpoints {
         }
     }
 
+    /** The files a checkpoint's hashes cover. */
+    private static String[] files(boolean adaLora) {
+        return adaLora ? new String[]{PeftAdapters.CONFIG, PeftAdapters.WEIGHTS, OPTIMIZER, ALLOCATOR}
+                : new String[]{PeftAdapters.CONFIG, PeftAdapters.WEIGHTS, OPTIMIZER};
+    }
+
     /** Checks a checkpoint's files against the hashes in its state; a ModelFormatException names the bad file. */
     public static void verify(Path checkpoint) {
         JsonNode st = read(checkpoint);
-        for (String f : new String[]{PeftAdapters.CONFIG, PeftAdapters.WEIGHTS, OPTIMIZER}) {
+        for (String f : files(st.has("adalora"))) {
             String want = st.path("sha256").path(f).asText("");
             String got;
             try {
@@ -168,8 +201,30 @@ public final class Checkpoints {
         Trainer t = new Trainer(model, adapter, cfg, train, eval);
         try (SafetensorsFile opt = SafetensorsFile.open(checkpoint.resolve(OPTIMIZER))) {
             for (Trainer.Param p : t.params()) {
-                restore(opt, p.name() + ".m", p.m(), checkpoint);
-                restore(opt, p.name() + ".v", p.v(), checkpoint);
+                restore(opt, p.name() + ".m", p.m(), checkpoint.resolve(OPTIMIZER));
+                restore(opt, p.name() + ".v", p.v(), checkpoint.resolve(OPTIMIZER));
+            }
+        }
+        if (t.allocator() != null) {
+            if (!st.has("adalora")) {
+                throw new ModelFormatException(checkpoint.resolve(STATE), "an AdaLoRA adapter but no rank allocator state");
+            }
+            try (SafetensorsFile al = SafetensorsFile.open(checkpoint.resolve(ALLOCATOR))) {
+                for (var e : t.allocator().state().entrySet()) {
+                    restore(al, e.getKey(), e.getValue(), checkpoint.resolve(ALLOCATOR));
+                }
+            }
+            JsonNode rp = st.path("adalora").path("rank_pattern");
+            if (rp.isObject()) {
+                Map<String, boolean[]> pattern = new LinkedHashMap<>();
+                rp.fields().forEachRemaining(e -> {
+                    boolean[] flags = new boolean[e.getValue().size()];
+                    for (int i = 0; i < flags.length; i++) {
+                        flags[i] = e.getValue().get(i).asBoolean();
+                    }
+                    pattern.put(e.getKey(), flags);
+                });
+                adapter.setRankPattern(pattern);
             }
         }
         int[] order = new int[st.path("order").size()];
@@ -180,13 +235,13 @@ public final class Checkpoints {
         return t;
     }
 
-    private static void restore(SafetensorsFile f, String key, float[] dst, Path checkpoint) {
+    private static void restore(SafetensorsFile f, String key, float[] dst, Path file) {
         if (dst == null) {
             return;
         }
         TensorInfo t = f.tensors().get(key);
         if (t == null || t.elementCount() != dst.length) {
-            throw new ModelFormatException(checkpoint.resolve(OPTIMIZER), "missing or mis-sized optimizer state " + key);
+            throw new ModelFormatException(file, "missing or mis-sized state " + key);
         }
         Dequant.row(new Weight(key, t.type(), t.data(), 1, dst.length), 0, dst, 0);
     }

@@ -22,7 +22,9 @@ import java.util.SplittableRandom;
  *       packed into windows (every position has a target);</li>
  *   <li>JSONL {@code {"text": …}}: documents, packed the same way;</li>
  *   <li>JSONL {@code {"prompt": …, "completion": …}}: one sequence each, loss on the completion only;</li>
- *   <li>JSONL {@code {"messages": [{"role","content"}…]}}: the chat template, loss on assistant turns only.</li>
+ *   <li>JSONL {@code {"messages": [{"role","content"}…]}}: the chat template, loss on assistant turns only;</li>
+ *   <li>Arrow IPC files or streams (e.g. Hugging Face {@code datasets} cache files) with the same
+ *       fields as columns ({@code messages}: list&lt;struct&lt;role, content&gt;&gt;), see {@link ArrowTables}.</li>
  * </ul>
  * Records longer than a window are truncated (counted in {@link Loaded#truncated}).
  */
@@ -39,6 +41,11 @@ public final class Datasets {
     }
 
     public static Loaded load(Path file, Tokenizer tok, int seqLen) {
+        if (ArrowTables.isArrow(file)) {
+            Records r = new Records(tok, seqLen);
+            ArrowTables.read(file, r::add);
+            return r.finish(file);
+        }
         String text;
         try {
             text = StandardCharsets.UTF_8.newDecoder().decode(java.nio.ByteBuffer.wrap(Files.readAllBytes(file))).toString();
@@ -63,12 +70,16 @@ public final class Datasets {
         return new Loaded(pack(docs, seqLen), 0, docs.size());
     }
 
+    /**
+     * One record of a JSONL or Arrow file: {@code text}, or {@code prompt} and {@code completion},
+     * or {@code messages}; the fields it lacks are null.
+     */
+    record Row(String text, String prompt, String completion, List<ChatTemplate.Message> messages) {
+    }
+
     private static Loaded jsonl(Path file, String text, Tokenizer tok, int seqLen) {
         ObjectMapper json = new ObjectMapper();
-        List<int[]> docs = new ArrayList<>();
-        List<Example> single = new ArrayList<>();
-        int truncated = 0;
-        int records = 0;
+        Records out = new Records(tok, seqLen);
         String[] lines = text.split("\\r?\\n");
         for (int ln = 0; ln < lines.length; ln++) {
             String line = lines[ln].strip();
@@ -81,12 +92,46 @@ public final class Datasets {
             } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
                 throw new ModelFormatException(file, "line " + (ln + 1) + ": invalid JSON (" + e.getOriginalMessage() + ")");
             }
+            List<ChatTemplate.Message> msgs = null;
+            if (n.has("messages") && n.get("messages").isArray()) {
+                msgs = new ArrayList<>();
+                for (JsonNode m : n.get("messages")) {
+                    if (!m.hasNonNull("role") || !m.hasNonNull("content")) {
+                        throw new ModelFormatException(file, "line " + (ln + 1) + ": every message needs role and content");
+                    }
+                    msgs.add(new ChatTemplate.Message(m.get("role").asText(), m.get("content").asText()));
+                }
+            }
+            out.add(file, "line " + (ln + 1), new Row(string(n, "text"), string(n, "prompt"), string(n, "completion"), msgs));
+        }
+        return out.finish(file);
+    }
+
+    private static String string(JsonNode n, String field) {
+        return n.hasNonNull(field) ? n.get(field).asText() : null;
+    }
+
+    /** Turns rows into examples: documents packed together, prompt/completion and chats one sequence each. */
+    private static final class Records {
+        final Tokenizer tok;
+        final int seqLen;
+        final List<int[]> docs = new ArrayList<>();
+        final List<Example> single = new ArrayList<>();
+        int truncated;
+        int records;
+
+        Records(Tokenizer tok, int seqLen) {
+            this.tok = tok;
+            this.seqLen = seqLen;
+        }
+
+        void add(Path file, String where, Row r) {
             records++;
-            if (n.hasNonNull("text")) {
-                docs.add(document(tok, n.get("text").asText()));
-            } else if (n.hasNonNull("prompt") && n.hasNonNull("completion")) {
-                int[] p = tok.encode(n.get("prompt").asText());
-                int[] c = tok.encode(n.get("completion").asText());
+            if (r.text() != null) {
+                docs.add(document(tok, r.text()));
+            } else if (r.prompt() != null && r.completion() != null) {
+                int[] p = tok.encode(r.prompt());
+                int[] c = tok.encode(r.completion());
                 int bos = tok.bos() >= 0 && tok.addBos() ? 1 : 0;
                 int eos = tok.eos() >= 0 ? 1 : 0;
                 int[] ids = new int[bos + p.length + c.length + eos];
@@ -107,30 +152,25 @@ public final class Datasets {
                     ids[k++] = tok.eos();
                 }
                 truncated += addMasked(single, ids, loss, seqLen) ? 1 : 0;
-            } else if (n.has("messages") && n.get("messages").isArray()) {
-                List<ChatTemplate.Message> msgs = new ArrayList<>();
-                for (JsonNode m : n.get("messages")) {
-                    if (!m.hasNonNull("role") || !m.hasNonNull("content")) {
-                        throw new ModelFormatException(file, "line " + (ln + 1) + ": every message needs role and content");
-                    }
-                    msgs.add(new ChatTemplate.Message(m.get("role").asText(), m.get("content").asText()));
-                }
-                ChatTemplate.Encoded e = ChatTemplate.forTokenizer(tok).encode(msgs, false);
+            } else if (r.messages() != null) {
+                ChatTemplate.Encoded e = ChatTemplate.forTokenizer(tok).encode(r.messages(), false);
                 truncated += addMasked(single, e.ids(), e.assistantMask(), seqLen) ? 1 : 0;
             } else {
-                throw new ModelFormatException(file, "line " + (ln + 1)
-                        + ": expected a \"text\", \"prompt\"+\"completion\" or \"messages\" field");
+                throw new ModelFormatException(file, where + ": expected a \"text\", \"prompt\"+\"completion\" or \"messages\" field");
             }
         }
-        if (records == 0) {
-            throw new ModelFormatException(file, "no records");
+
+        Loaded finish(Path file) {
+            if (records == 0) {
+                throw new ModelFormatException(file, "no records");
+            }
+            List<Example> all = new ArrayList<>(pack(docs, seqLen));
+            all.addAll(single);
+            if (all.isEmpty()) {
+                throw new ModelFormatException(file, "no record has anything to learn (every target is masked)");
+            }
+            return new Loaded(all, truncated, records);
         }
-        List<Example> all = new ArrayList<>(pack(docs, seqLen));
-        all.addAll(single);
-        if (all.isEmpty()) {
-            throw new ModelFormatException(file, "no record has anything to learn (every target is masked)");
-        }
-        return new Loaded(all, truncated, records);
     }
 
     private static int[] document(Tokenizer tok, String text) {

@@ -290,7 +290,7 @@ public final class TrainGraph {
             in = a.loraIn[mod.ordinal()];
             Dropout.forward(in, x, maskSeed(l, mod), dropout, T * ll.in);
         }
-        Lora.forward(y, a.ax[mod.ordinal()], in, ll.a, ll.b, ll.scaling, T, ll.in, ll.out, ll.r);
+        Lora.forward(y, a.ax[mod.ordinal()], in, ll.a, ll.e, ll.b, ll.scaling, T, ll.in, ll.out, ll.r);
         if (ll.bias != null) {
             for (int t = 0; t < T; t++) {
                 for (int o = 0; o < ll.out; o++) {
@@ -378,15 +378,27 @@ public final class TrainGraph {
         if (dropout > 0) {
             float[] in = a.loraIn[i];
             Arrays.fill(dLoraIn, 0, T * ll.in, 0f);
-            Lora.backward(dLoraIn, ll.da, ll.db, tmpAx(ll, T), dy, a.ax[i], in, ll.a, ll.b, ll.scaling, T, ll.in, ll.out, ll.r);
+            Lora.backward(dLoraIn, ll.da, dE(ll), ll.db, tmpAx(ll, T), dy, a.ax[i], in, ll.a, ll.e, ll.b, ll.scaling, T, ll.in, ll.out, ll.r);
             // through the mask: kept elements were scaled by 1/(1-p), dropped ones get no gradient
             Dropout.backward(dx, dLoraIn, maskSeed(l, mod), dropout, T * ll.in);
         } else {
-            Lora.backward(dx, ll.da, ll.db, tmpAx(ll, T), dy, a.ax[i], x, ll.a, ll.b, ll.scaling, T, ll.in, ll.out, ll.r);
+            Lora.backward(dx, ll.da, dE(ll), ll.db, tmpAx(ll, T), dy, a.ax[i], x, ll.a, ll.e, ll.b, ll.scaling, T, ll.in, ll.out, ll.r);
         }
     }
 
     private float[] daxScratch = new float[0];
+    private float[] deScratch = new float[0];
+
+    /** Where dE goes: lora_E's gradient (AdaLoRA), or a discarded scratch for LoRA's frozen e = 1. */
+    private float[] dE(LoraLayer ll) {
+        if (ll.de != null) {
+            return ll.de;
+        }
+        if (deScratch.length < ll.r) {
+            deScratch = new float[ll.r];
+        }
+        return deScratch;
+    }
 
     private float[] tmpAx(LoraLayer ll, int T) {
         if (daxScratch.length < T * ll.r) {

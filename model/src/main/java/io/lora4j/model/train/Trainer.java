@@ -1,6 +1,7 @@
 package io.lora4j.model.train;
 
 import io.lora4j.kernels.AdamW;
+import io.lora4j.kernels.Orthogonality;
 import io.lora4j.kernels.Sgd;
 import io.lora4j.model.Llama;
 import io.lora4j.model.lora.LoraAdapter;
@@ -16,6 +17,11 @@ import java.util.SplittableRandom;
  * gradient accumulation, global-norm clipping, AdamW or SGD with a schedule, periodic evaluation.
  * Deterministic: the same seed gives the same data order, dropout masks and therefore the same
  * loss curve, bit for bit. A non-finite loss or gradient stops training with the step named.
+ * <p>
+ * AdaLoRA adapters train A, E and B; the step's gradient also gets the orthogonal regulariser's
+ * ({@code orth_reg_weight · mean over every A and B of ‖AAᵀ − I‖_F, ‖BᵀB − I‖_F}, added once per
+ * optimizer step, before clipping), and after the optimizer update the {@link RankAllocator} runs
+ * with that step's gradients (PEFT's {@code update_and_allocate}, which PEFT leaves to the user).
  */
 public final class Trainer {
 
@@ -23,8 +29,12 @@ public final class Trainer {
     public record Param(String name, float[] value, float[] grad, float[] m, float[] v) {
     }
 
-    /** What a finished optimizer step reports. */
-    public record StepStats(int step, double loss, float lr, double gradNorm, int tokens, long nanos) {
+    /**
+     * What a finished optimizer step reports: the data loss, and for AdaLoRA the regulariser's term
+     * of the loss ({@code orthLoss}, else 0) and the triplet budget in force after the step (else −1).
+     */
+    public record StepStats(int step, double loss, float lr, double gradNorm, int tokens, long nanos, double orthLoss,
+                            int budget) {
     }
 
     /** Receives progress. */
@@ -42,6 +52,7 @@ public final class Trainer {
     private final List<Param> params = new ArrayList<>();
     private final List<Example> train;
     private final List<Example> eval;
+    private final RankAllocator allocator;
     private int[] order;
     private int cursor;
     private int epoch;
@@ -70,8 +81,21 @@ public final class Trainer {
         graph = new TrainGraph(model, adapter, maxT, cfg.checkpointing());
         boolean adam = cfg.optimizer().equals("adamw");
         boolean momentum = !adam && cfg.beta1() > 0;
+        if (adapter.adaLora() != null) {
+            for (LoraLayer l : adapter.layers()) {
+                if (l.r != adapter.adaLora().initR()) {
+                    throw new IllegalArgumentException(l.path() + " has rank " + l.r + ", not init_r " + adapter.adaLora().initR()
+                            + ": a saved AdaLoRA adapter was already pruned and cannot be trained again; export it as LoRA "
+                            + "(adapters export-lora) or resume from a training checkpoint");
+                }
+            }
+        }
+        allocator = adapter.adaLora() == null ? null : new RankAllocator(adapter);
         for (LoraLayer l : adapter.layers()) {
             addParam(l.path() + ".lora_A", l.a, l.da, adam, momentum);
+            if (l.svd()) {
+                addParam(l.path() + ".lora_E", l.e, l.de, adam, momentum);
+            }
             addParam(l.path() + ".lora_B", l.b, l.db, adam, momentum);
             if (l.bias != null) {
                 addParam(l.path() + ".lora_B.bias", l.bias, l.dbias, adam, momentum);
@@ -113,6 +137,11 @@ public final class Trainer {
 
     public LoraAdapter adapter() {
         return adapter;
+    }
+
+    /** The AdaLoRA rank allocator, or null for LoRA. */
+    public RankAllocator allocator() {
+        return allocator;
     }
 
     Llama model() {
@@ -193,6 +222,7 @@ public final class Trainer {
             lossSum += graph.forwardBackward(e.tokens(), e.targets(), e.tokens().length, scale, seed);
         }
         double loss = counted == 0 ? 0 : lossSum / counted;
+        double orth = allocator == null ? 0 : orthogonalRegularizer();
         if (!Double.isFinite(loss)) {
             throw new TrainingDivergedException("loss is " + loss + " at step " + (step + 1) + "; stopping");
         }
@@ -230,8 +260,36 @@ public final class Trainer {
                 Sgd.update(p.value, p.grad, p.m, lr, cfg.beta1(), cfg.weightDecay(), p.value.length);
             }
         }
+        int budget = allocator == null ? -1 : allocator.updateAndAllocate(step);
         step++;
-        return new StepStats(step, loss, lr, norm, tokens, System.nanoTime() - t0);
+        return new StepStats(step, loss, lr, norm, tokens, System.nanoTime() - t0, orth, budget);
+    }
+
+    /**
+     * AdaLoRA's {@code orth_reg_weight · mean(‖AAᵀ − I‖_F, ‖BᵀB − I‖_F)} over every A and B (PEFT's
+     * {@code AdaLoraModel.forward}); adds its gradient to dA and dB and returns its value.
+     */
+    double orthogonalRegularizer() {
+        float w = adapter.adaLora().orthRegWeight();
+        List<LoraLayer> layers = adapter.layers();
+        double sum = 0;
+        float[] d = new float[0];
+        for (LoraLayer l : layers) {
+            if (d.length < l.r * l.r) {
+                d = new float[l.r * l.r];
+            }
+            for (boolean rows : new boolean[]{true, false}) {
+                float[] m = rows ? l.a : l.b, dm = rows ? l.da : l.db;
+                int n = rows ? l.in : l.out;
+                Orthogonality.forward(d, m, l.r, n, rows);
+                double norm = Orthogonality.norm(d, l.r);
+                sum += norm;
+                if (w > 0 && norm > 0) {
+                    Orthogonality.backward(dm, d, m, (float) (2.0 * w / (2 * layers.size()) / norm), l.r, n, rows);
+                }
+            }
+        }
+        return layers.isEmpty() ? 0 : w * sum / (2 * layers.size());
     }
 
     /** Mean loss per counted token over the held-out examples (no dropout, no gradients). */

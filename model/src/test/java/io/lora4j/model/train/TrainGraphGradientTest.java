@@ -84,6 +84,43 @@ class TrainGraphGradientTest {
         return Math.abs(numeric - grad[i]) / Math.max(1e-2, Math.abs(numeric) + Math.abs(grad[i]));
     }
 
+    @ParameterizedTest
+    @EnumSource(LlamaConfig.RopeStyle.class)
+    void adaLoraGradientsOfAEAndBMatchCentralDifferences(LlamaConfig.RopeStyle style) {
+        // SVD form on all seven projections, init "false": A, E and B all non-zero
+        Llama m = new Llama(new TinyModel(TinyModel.config(style), 6, false));
+        LoraConfig base = new LoraConfig(3, 6f, 0f, LoraConfig.ALL_LINEAR, null, "none", false, "false", List.of(), Map.of(),
+                Map.of(), List.of());
+        LoraAdapter ad = new LoraAdapter("default", io.lora4j.model.lora.AdaLoraConfig.of(base, 3, 1, 0, 0, 1, 0.85f, 0.85f,
+                0.5f, 10), m, 12);
+        for (LoraLayer ll : ad.layers()) { // N(0, 1) factors saturate the tiny model; keep the update moderate
+            for (float[] f : new float[][]{ll.a, ll.b}) {
+                for (int i = 0; i < f.length; i++) {
+                    f[i] *= 0.2f;
+                }
+            }
+        }
+        TrainGraph g = new TrainGraph(m, ad, 8, false);
+        int T = TOKENS.length;
+        g.forwardBackward(TOKENS, TARGETS, T, 1f, 0);
+        double worst = 0;
+        String where = "";
+        for (LoraLayer ll : ad.layers()) {
+            for (float[][] pair : new float[][][]{{ll.a, ll.da}, {ll.e, ll.de}, {ll.b, ll.db}}) {
+                for (int i = 0; i < pair[0].length; i += pair[0] == ll.e ? 1 : 5) {
+                    double e = relErr(g, pair[0], pair[1], i, T);
+                    if (e > worst) {
+                        worst = e;
+                        where = ll.path() + (pair[0] == ll.e ? " E " : " param ") + i;
+                    }
+                }
+            }
+        }
+        if (worst > 2e-2) {
+            fail("worst relative gradient error " + worst + " at " + where);
+        }
+    }
+
     @Test
     void checkpointingGivesTheSameGradientsWithLessActivationMemory() {
         Llama m = new Llama(new TinyModel(TinyModel.config(LlamaConfig.RopeStyle.ADJACENT), 4, true));

@@ -1,8 +1,10 @@
 package io.lora4j.model.train;
 
+import io.lora4j.kernels.Orthogonality;
 import io.lora4j.model.Llama;
 import io.lora4j.model.LlamaConfig;
 import io.lora4j.model.TinyModel;
+import io.lora4j.model.lora.AdaLoraConfig;
 import io.lora4j.model.lora.LoraAdapter;
 import io.lora4j.model.lora.LoraConfig;
 import io.lora4j.model.lora.LoraLayer;
@@ -144,6 +146,102 @@ class TrainerTest {
         ad.layers().get(0).a[0] = Float.NaN;
         TrainingDivergedException e = assertThrows(TrainingDivergedException.class, t::trainStep);
         assertTrue(e.getMessage().contains("step 2"), e.getMessage());
+    }
+
+    static LoraAdapter adaLora(Llama m, int total) {
+        LoraConfig base = new LoraConfig(4, 8f, 0f, LoraConfig.ALL_LINEAR, null, "none", false, "true", List.of(), Map.of(),
+                Map.of(), List.of());
+        return new LoraAdapter("default", AdaLoraConfig.of(base, 4, 2, 1, 2, 1, 0.85f, 0.85f, 0.5f, total), m, 1);
+    }
+
+    @Test
+    void orthogonalRegularizerGradientMatchesCentralDifferences() {
+        Llama m = model();
+        LoraAdapter ad = adaLora(m, 10);
+        Trainer t = new Trainer(m, ad, cfg("adamw", 10, 1, 1), data(2, 8, 3), List.of());
+        double value = t.orthogonalRegularizer(); // grads were zero: da, db now hold the regulariser's gradient alone
+        assertTrue(value > 0, "random A, B are not orthogonal");
+        List<float[][]> pairs = new ArrayList<>();
+        for (LoraLayer l : ad.layers()) {
+            pairs.add(new float[][]{l.a, l.da.clone()});
+            pairs.add(new float[][]{l.b, l.db.clone()});
+        }
+        double worst = 0;
+        for (float[][] p : pairs) {
+            for (int i = 0; i < p[0].length; i += 3) {
+                float orig = p[0][i];
+                float eps = 1e-3f;
+                p[0][i] = orig + eps;
+                double lp = t.orthogonalRegularizer();
+                p[0][i] = orig - eps;
+                double lm = t.orthogonalRegularizer();
+                p[0][i] = orig;
+                double numeric = (lp - lm) / (2 * eps);
+                worst = Math.max(worst, Math.abs(numeric - p[1][i]) / Math.max(1e-4, Math.abs(numeric) + Math.abs(p[1][i])));
+            }
+        }
+        assertTrue(worst < 1e-2, "worst relative error " + worst);
+        // its value: w · mean over every A and B of ‖G − I‖_F (the kernel is checked against the definition in OpsGradientTest)
+        double sum = 0;
+        for (LoraLayer l : ad.layers()) {
+            float[] d = new float[l.r * l.r];
+            Orthogonality.forwardNaive(d, l.a, l.r, l.in, true);
+            sum += Orthogonality.norm(d, l.r);
+            Orthogonality.forwardNaive(d, l.b, l.r, l.out, false);
+            sum += Orthogonality.norm(d, l.r);
+        }
+        assertEquals(0.5 * sum / (2 * ad.layers().size()), value, 1e-6 * value);
+    }
+
+    @Test
+    void adaLoraTrainingAllocatesAfterEveryStepAndEndsAtTheTargetBudget() {
+        Llama m = model();
+        LoraAdapter ad = adaLora(m, 12);
+        Trainer t = new Trainer(m, ad, cfg("adamw", 12, 2, 1), data(12, 8, 3), data(3, 8, 4));
+        double before = t.evalLoss();
+        List<Trainer.StepStats> stats = new ArrayList<>();
+        for (int i = 0; i < 12; i++) {
+            stats.add(t.trainStep());
+        }
+        assertEquals(4 * 14, stats.get(0).budget(), "step 0 ≤ tinit: init_r · modules");
+        assertEquals(2 * 14, stats.get(11).budget());
+        assertEquals(2 * 14, t.allocator().keptTriplets(), "exactly the target budget at the end");
+        int kept = 0;
+        for (LoraLayer l : ad.layers()) {
+            boolean[] keep = ad.rankPattern().get(l.path());
+            for (int j = 0; j < l.r; j++) {
+                if (!keep[j]) {
+                    assertEquals(0f, l.e[j], l.path() + " E " + j + " is cut");
+                }
+            }
+            kept += LoraAdapter.kept(keep);
+        }
+        assertEquals(28, kept);
+        assertTrue(stats.stream().allMatch(s -> s.orthLoss() > 0), "the regulariser is reported");
+        assertTrue(t.evalLoss() < before, "held-out loss " + before + " -> " + t.evalLoss());
+        // a pruned (saved) AdaLoRA adapter cannot be trained again
+        LoraAdapter cut = new LoraAdapter("cut", AdaLoraConfig.of(ad.config(), 4, 2, 1, 2, 1, 0.85f, 0.85f, 0.5f, 12), m, 1);
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> new Trainer(m, prunedCopy(cut),
+                cfg("adamw", 3, 1, 1), data(2, 8, 3), List.of()));
+        assertTrue(e.getMessage().contains("already pruned"), e.getMessage());
+    }
+
+    /** The adapter as PEFT saves and loads it: through the files, cut to a rank pattern. */
+    private static LoraAdapter prunedCopy(LoraAdapter a) {
+        Map<String, boolean[]> pattern = new java.util.LinkedHashMap<>();
+        for (LoraLayer l : a.layers()) {
+            boolean[] keep = new boolean[l.r];
+            keep[0] = true;
+            pattern.put(l.path(), keep);
+        }
+        a.setRankPattern(pattern);
+        try {
+            java.nio.file.Path dir = java.nio.file.Files.createTempDirectory("cut");
+            io.lora4j.model.lora.PeftAdapters.save(a, model(), dir);
+            return io.lora4j.model.lora.PeftAdapters.load(dir, model(), "cut");
+        } catch (java.io.IOException ex) {
+            throw new java.io.UncheckedIOException(ex);
+        }
     }
 
     @Test
