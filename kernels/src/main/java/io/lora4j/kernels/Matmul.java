@@ -44,12 +44,20 @@ public final class Matmul {
      * @param w   (rows, cols)
      */
     public static void forwardNaive(float[] out, float[] x, float[] w, int T, int rows, int cols) {
+        forwardNaive(out, x, w, 0, T, rows, cols);
+    }
+
+    /**
+     * {@link #forwardNaive(float[], float[], float[], int, int, int)} with W starting at {@code w[wOff]}: the
+     * device kernel (device plans keep many matrices in one flat buffer, llm.c style).
+     */
+    public static void forwardNaive(float[] out, float[] x, float[] w, int wOff, int T, int rows, int cols) {
         for (@Parallel int tr = 0; tr < T * rows; tr++) {
             int t = tr / rows;
             int r = tr % rows;
             float acc = 0f;
             for (int c = 0; c < cols; c++) {
-                acc += w[r * cols + c] * x[t * cols + c];
+                acc += w[wOff + r * cols + c] * x[t * cols + c];
             }
             out[tr] = acc;
         }
@@ -77,15 +85,15 @@ public final class Matmul {
      *
      * @param out (T, rows)
      * @param x   (T, cols)
-     * @param w   (rows, cols) fp16 bits
+     * @param w   (rows, cols) fp16 bits, from {@code w[wOff]}
      */
-    public static void forwardNaive(float[] out, float[] x, short[] w, int T, int rows, int cols) {
+    public static void forwardNaive(float[] out, float[] x, short[] w, int wOff, int T, int rows, int cols) {
         for (@Parallel int tr = 0; tr < T * rows; tr++) {
             int t = tr / rows;
             int r = tr % rows;
             float acc = 0f;
             for (int c = 0; c < cols; c++) {
-                acc += Dequant.finiteHalfToFloat(w[r * cols + c]) * x[t * cols + c];
+                acc += Dequant.finiteHalfToFloat(w[wOff + r * cols + c]) * x[t * cols + c];
             }
             out[tr] = acc;
         }
@@ -99,11 +107,12 @@ public final class Matmul {
      *
      * @param out (T, rows)
      * @param x   (T, cols)
-     * @param q   (rows, cols) int8 quants
-     * @param d   (rows, cols / 32) block scales
+     * @param q   (rows, cols) int8 quants, from {@code q[qOff]} (a multiple of 32)
+     * @param d   (rows, cols / 32) block scales, from {@code d[qOff / 32]}
      */
-    public static void forwardNaive(float[] out, float[] x, byte[] q, float[] d, int T, int rows, int cols) {
+    public static void forwardNaive(float[] out, float[] x, byte[] q, float[] d, int qOff, int T, int rows, int cols) {
         int nb = cols / 32;
+        int dOff = qOff / 32;
         for (@Parallel int tr = 0; tr < T * rows; tr++) {
             int t = tr / rows;
             int r = tr % rows;
@@ -111,9 +120,9 @@ public final class Matmul {
             for (int b = 0; b < nb; b++) {
                 float s = 0f;
                 for (int j = 0; j < 32; j++) {
-                    s += q[r * cols + b * 32 + j] * x[t * cols + b * 32 + j];
+                    s += q[qOff + r * cols + b * 32 + j] * x[t * cols + b * 32 + j];
                 }
-                acc += d[r * nb + b] * s;
+                acc += d[dOff + r * nb + b] * s;
             }
             out[tr] = acc;
         }
@@ -421,39 +430,45 @@ public final class Matmul {
      * @param w  (rows, cols) as float
      */
     public static void backwardNaive(float[] dx, float[] dy, float[] w, int T, int rows, int cols, int accumulate) {
+        backwardNaive(dx, dy, w, 0, T, rows, cols, accumulate);
+    }
+
+    /** {@link #backwardNaive(float[], float[], float[], int, int, int, int)} with W at {@code w[wOff]} (device kernel). */
+    public static void backwardNaive(float[] dx, float[] dy, float[] w, int wOff, int T, int rows, int cols, int accumulate) {
         for (@Parallel int tc = 0; tc < T * cols; tc++) {
             int t = tc / cols;
             int c = tc % cols;
             float acc = accumulate == 1 ? dx[tc] : 0f;
             for (int r = 0; r < rows; r++) {
-                acc += dy[t * rows + r] * w[r * cols + c];
+                acc += dy[t * rows + r] * w[wOff + r * cols + c];
             }
             dx[tc] = acc;
         }
     }
 
     /** {@link #backwardNaive} over F16 weights (device form, halves decoded with integer arithmetic). */
-    public static void backwardNaive(float[] dx, float[] dy, short[] w, int T, int rows, int cols, int accumulate) {
+    public static void backwardNaive(float[] dx, float[] dy, short[] w, int wOff, int T, int rows, int cols, int accumulate) {
         for (@Parallel int tc = 0; tc < T * cols; tc++) {
             int t = tc / cols;
             int c = tc % cols;
             float acc = accumulate == 1 ? dx[tc] : 0f;
             for (int r = 0; r < rows; r++) {
-                acc += dy[t * rows + r] * Dequant.finiteHalfToFloat(w[r * cols + c]);
+                acc += dy[t * rows + r] * Dequant.finiteHalfToFloat(w[wOff + r * cols + c]);
             }
             dx[tc] = acc;
         }
     }
 
     /** {@link #backwardNaive} over Q8_0 weights as int8 quants + block scales (device form, see {@link #forwardNaive(float[], float[], byte[], float[], int, int, int)}). */
-    public static void backwardNaive(float[] dx, float[] dy, byte[] q, float[] d, int T, int rows, int cols, int accumulate) {
+    public static void backwardNaive(float[] dx, float[] dy, byte[] q, float[] d, int qOff, int T, int rows, int cols, int accumulate) {
         int nb = cols / 32;
+        int dOff = qOff / 32;
         for (@Parallel int tc = 0; tc < T * cols; tc++) {
             int t = tc / cols;
             int c = tc % cols;
             float acc = accumulate == 1 ? dx[tc] : 0f;
             for (int r = 0; r < rows; r++) {
-                acc += dy[t * rows + r] * (d[r * nb + c / 32] * q[r * cols + c]);
+                acc += dy[t * rows + r] * (d[dOff + r * nb + c / 32] * q[qOff + r * cols + c]);
             }
             dx[tc] = acc;
         }
@@ -589,6 +604,11 @@ public final class Matmul {
      * @param x  (T, cols)
      */
     public static void backwardWeightNaive(float[] dw, float[] dy, float[] x, int T, int rows, int cols) {
+        backwardWeightNaive(dw, 0, dy, x, T, rows, cols);
+    }
+
+    /** {@link #backwardWeightNaive(float[], float[], float[], int, int, int)} into {@code dw[dwOff..]} (device kernel). */
+    public static void backwardWeightNaive(float[] dw, int dwOff, float[] dy, float[] x, int T, int rows, int cols) {
         for (@Parallel int rc = 0; rc < rows * cols; rc++) {
             int r = rc / cols;
             int c = rc % cols;
@@ -596,7 +616,7 @@ public final class Matmul {
             for (int t = 0; t < T; t++) {
                 acc += dy[t * rows + r] * x[t * cols + c];
             }
-            dw[rc] += acc;
+            dw[dwOff + rc] += acc;
         }
     }
 

@@ -166,15 +166,16 @@ class MatmulParityTest {
         int rows = 29, cols = 96;
         byte[] wb = randomWeights(type, rows, cols, 12);
         Weight w = new Weight("w", type, MemorySegment.ofArray(wb), rows, cols);
-        short[] h = new short[rows * cols];
-        byte[] q = new byte[rows * cols];
-        float[] d = new float[rows * cols / 32];
+        int off = 64; // the matrix sits inside a larger buffer, as device plans pack a layer's matrices
+        short[] h = new short[off + rows * cols];
+        byte[] q = new byte[off + rows * cols];
+        float[] d = new float[(off + rows * cols) / 32];
         if (type == GgmlType.F16) {
-            MemorySegment.copy(MemorySegment.ofArray(wb), ValueLayout.JAVA_SHORT_UNALIGNED, 0, h, 0, h.length);
+            MemorySegment.copy(MemorySegment.ofArray(wb), ValueLayout.JAVA_SHORT_UNALIGNED, 0, h, off, rows * cols);
         } else {
-            for (int b = 0; b < d.length; b++) {
-                d[b] = Dequant.halfToFloat(Dequant.u16(wb, 34 * b));
-                System.arraycopy(wb, 34 * b + 2, q, 32 * b, 32);
+            for (int b = 0; b < rows * cols / 32; b++) {
+                d[off / 32 + b] = Dequant.halfToFloat(Dequant.u16(wb, 34 * b));
+                System.arraycopy(wb, 34 * b + 2, q, off + 32 * b, 32);
             }
         }
         for (int T : new int[]{1, 5}) {
@@ -182,18 +183,18 @@ class MatmulParityTest {
             float[] want = new float[T * rows], got = new float[T * rows];
             Matmul.forward(want, x, w, T);
             if (type == GgmlType.F16) {
-                Matmul.forwardNaive(got, x, h, T, rows, cols);
+                Matmul.forwardNaive(got, x, h, off, T, rows, cols);
             } else {
-                Matmul.forwardNaive(got, x, q, d, T, rows, cols);
+                Matmul.forwardNaive(got, x, q, d, off, T, rows, cols);
             }
             assertSums(type + " device forward T=" + T, want, got, wb, type, x, T, rows, cols);
             float[] dy = random(new SplittableRandom(T + 50), T * rows);
             float[] dx = random(new SplittableRandom(T + 60), T * cols), dx2 = dx.clone();
             Matmul.backward(dx, dy, w, T, true);
             if (type == GgmlType.F16) {
-                Matmul.backwardNaive(dx2, dy, h, T, rows, cols, 1);
+                Matmul.backwardNaive(dx2, dy, h, off, T, rows, cols, 1);
             } else {
-                Matmul.backwardNaive(dx2, dy, q, d, T, rows, cols, 1);
+                Matmul.backwardNaive(dx2, dy, q, d, off, T, rows, cols, 1);
             }
             assertClose(type + " device input gradient T=" + T, dx, dx2, 2e-5);
         }

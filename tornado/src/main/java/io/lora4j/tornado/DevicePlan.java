@@ -253,6 +253,56 @@ public final class DevicePlan {
         throw new IllegalArgumentException("no graph named " + name);
     }
 
+    /**
+     * Links the graphs into one chain, in creation order, the way TornadoVM 5.2 shares device buffers
+     * (a graph binds consumed arrays only from the graph executed immediately before it): every array
+     * that a task or a copy out of graph i uses, and that graph i does not copy in, is consumed by
+     * graph i from graph i−1 — which persists it — and so on back to the graph that copies it in. A
+     * plan linked this way must run its graphs in creation order (any prefix, restarting from any
+     * graph that consumes nothing it has not already bound). Returns the largest number of arrays one
+     * graph holds (TornadoVM bounds the size of a graph).
+     */
+    public int linkChain() {
+        int most = 0;
+        for (int i = 0; i < graphs.size(); i++) {
+            Graph g = graphs.get(i);
+            java.util.Set<Object> used = java.util.Collections.newSetFromMap(new java.util.IdentityHashMap<>());
+            for (Task t : g.tasks) {
+                for (Object a : t.args()) {
+                    if (isArray(a)) {
+                        used.add(a);
+                    }
+                }
+            }
+            used.addAll(g.copyOut.keySet());
+            for (Object a : used) {
+                if (g.copyIn.containsKey(a) || g.consumed.containsKey(a)) {
+                    continue;
+                }
+                int owner = i - 1;
+                while (owner >= 0 && !graphs.get(owner).copyIn.containsKey(a)) {
+                    owner--;
+                }
+                if (owner < 0) {
+                    throw new IllegalStateException(g.name + " uses an array that no earlier graph copies in");
+                }
+                for (int k = owner + 1; k <= i; k++) {
+                    Graph from = graphs.get(k - 1), to = graphs.get(k);
+                    if (!to.consumed.containsKey(a)) {
+                        to.consumed.put(a, from.name);
+                    }
+                    if (from.persisted.stream().noneMatch(x -> x == a)) {
+                        from.persisted.add(a);
+                    }
+                }
+            }
+        }
+        for (Graph g : graphs) {
+            most = Math.max(most, g.copyIn.size() + g.consumed.size());
+        }
+        return most;
+    }
+
     static boolean isArray(Object o) {
         return o instanceof float[] || o instanceof int[] || o instanceof short[] || o instanceof byte[]
                 || o instanceof long[] || o instanceof double[];

@@ -57,6 +57,7 @@ final class InferencePlan implements AutoCloseable {
             layer(m, l);
         }
         logitsGraph(m);
+        plan.linkChain(); // x stays on the device from graph to graph
         runner = runners.apply(plan);
     }
 
@@ -77,12 +78,10 @@ final class InferencePlan implements AutoCloseable {
         Graph g = plan.graph(name);
         if (l == 0) {
             g.copyIn(Mode.EVERY_EXECUTION, x);
-        } else {
-            g.consume(layerName(l - 1), x);
         }
         g.copyIn(Mode.EVERY_EXECUTION, pos);
-        DeviceMatrix wq = upload(g, w.wq()), wk = upload(g, w.wk()), wv = upload(g, w.wv()), wo = upload(g, w.wo());
-        DeviceMatrix gate = upload(g, w.gate()), up = upload(g, w.up()), down = upload(g, w.down());
+        DeviceMatrix[] ws = upload(g, w.wq(), w.wk(), w.wv(), w.wo(), w.gate(), w.up(), w.down());
+        DeviceMatrix wq = ws[0], wk = ws[1], wv = ws[2], wo = ws[3], gate = ws[4], up = ws[5], down = ws[6];
         float[] freqs = m.ropeFreqs().clone(); // each graph uploads its own small arrays
         in(g, w.attnNorm(), w.ffnNorm(), freqs, xb, rstd, q, k, v, att, attOut, proj, hb, hb2, act, kCache, vCache);
         List<Lora> lora = new ArrayList<>();
@@ -119,7 +118,6 @@ final class InferencePlan implements AutoCloseable {
         down.matmul(g, "down", proj, act, 1);
         Lora.apply(lora, LinearModule.DOWN_PROJ, proj, act);
         g.task("ffn_residual", VectorOps::axpyNaive, x, proj, 1f, C);
-        g.persist(x);
     }
 
     private void logitsGraph(Llama m) {
@@ -127,19 +125,20 @@ final class InferencePlan implements AutoCloseable {
         int C = c.dim();
         float[] xb = new float[C], rstd = new float[1];
         Graph g = plan.graph("logits");
-        g.consume(layerName(nLayers - 1), x);
-        DeviceMatrix out = upload(g, m.output());
+        DeviceMatrix out = upload(g, m.output())[0];
         in(g, m.outputNorm(), xb, rstd, logits);
         g.task("output_norm", RmsNorm::forwardNaive, xb, rstd, x, m.outputNorm(), 1, C, c.rmsEps());
         out.matmul(g, "output", logits, xb, 1);
         g.copyOut(Mode.EVERY_EXECUTION, logits);
     }
 
-    /** Declares a weight matrix as uploaded once by {@code g}. */
-    private DeviceMatrix upload(Graph g, io.lora4j.kernels.Weight w) {
-        DeviceMatrix d = DeviceMatrix.of(w);
-        g.copyIn(Mode.FIRST_EXECUTION, d.arrays());
-        deviceBytes += d.bytes();
+    /** Weight matrices packed into shared buffers, uploaded once by {@code g}. */
+    private DeviceMatrix[] upload(Graph g, io.lora4j.kernels.Weight... w) {
+        DeviceMatrix[] d = DeviceMatrix.pack(w);
+        g.copyIn(Mode.FIRST_EXECUTION, DeviceMatrix.buffers(d));
+        for (DeviceMatrix x : d) {
+            deviceBytes += x.bytes();
+        }
         return d;
     }
 
@@ -182,11 +181,11 @@ final class InferencePlan implements AutoCloseable {
 
         private void add(float[] y, float[] in) {
             String id = "lora_" + module.peftName + "_" + adapter;
-            g.task(id + "_a", io.lora4j.kernels.Matmul::forwardNaive, ax, in, ll.a, 1, ll.r, ll.in);
+            g.task(id + "_a", io.lora4j.kernels.Matmul::forwardNaive, ax, in, ll.a, 0, 1, ll.r, ll.in);
             if (eax != null) {
                 g.task(id + "_e", VectorOps::mulRowsNaive, eax, ax, ll.e, ll.r, ll.r);
             }
-            g.task(id + "_b", io.lora4j.kernels.Matmul::forwardNaive, bax, eax != null ? eax : ax, ll.b, 1, ll.out, ll.r);
+            g.task(id + "_b", io.lora4j.kernels.Matmul::forwardNaive, bax, eax != null ? eax : ax, ll.b, 0, 1, ll.out, ll.r);
             g.task(id + "_add", VectorOps::axpyNaive, y, bax, scale, ll.out);
             if (ll.bias != null) {
                 g.task(id + "_bias", VectorOps::axpyNaive, y, ll.bias, scale, ll.out);

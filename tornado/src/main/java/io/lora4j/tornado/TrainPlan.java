@@ -26,28 +26,34 @@ import java.util.List;
 import java.util.function.Function;
 
 /**
- * LoRA training on a device: the forward pass with saved activations, the hand-written backward
- * pass and the optimizer step as task graphs, the same math as {@link TrainGraph} and the JVM
- * optimizer. Sequences are padded to {@code maxT} tokens (padded positions have no target and a zero
- * embedding: causal attention keeps them out of the real positions, and their gradients are exact
- * zeros). Frozen weights, saved activations, adapter factors, their gradients and the optimizer
- * moments live on the device; per sequence only embeddings, targets and dropout seeds go in and the
- * per-position losses come back; per step the partial sums of squares of the gradients come back (for
- * clipping) and the step's hyper-parameters go in. Adapter weights and moments come back on demand
- * ({@link #syncToHost}).
+ * LoRA training on a device: the forward pass, the hand-written backward pass and the optimizer
+ * step as task graphs; the same math as {@link TrainGraph} with gradient checkpointing (which gives
+ * TrainGraph's gradients exactly) and the JVM optimizers.
+ * <p>
+ * Layout, llm.c style: every adapter tensor lives in one flat {@code params} buffer, its gradient at
+ * the same offset of {@code grads}, the optimizer moments in {@code m} and {@code v}, so zeroing is
+ * one fill, the norm one reduction and the update one loop. Each block keeps only its input
+ * {@code xs[l]} between the forward and the backward sweep; the backward graph of a block recomputes
+ * its activations (same dropout masks, from the same seeds) right before differentiating it. This
+ * keeps what crosses graphs small, which TornadoVM needs: a graph shares device buffers only with
+ * the graph run just before it ({@link DevicePlan#linkChain}), and a graph has a bounded size.
+ * <p>
+ * Sequences are padded to {@code maxT} tokens: padded positions have no target and a zero
+ * embedding, causal attention keeps them out of the real positions, and their gradients are exact
+ * zeros. Per sequence only embeddings, targets and dropout seeds go in and the per-position losses
+ * come back; per step the partial sums of squares of the gradient come back (for clipping) and the
+ * step's hyper-parameters go in. The adapter and the moments come back on demand ({@link #syncToHost}).
  *
  * <pre>
- * graphs, in execution order for one sequence:
- *   fwd_0 .. fwd_{L-1}   one block each: xs[l] → xs[l+1], saving what bwd_l needs
+ * graphs, in execution order (evaluation runs the first L+1):
+ *   fwd_0 .. fwd_{L-1}   one block each: xs[l] → xs[l+1]
  *   loss                 output norm, logits, cross-entropy → losses (copied out), probabilities
- *   head_bwd             dlogits (over the logits) → dResid (through the output projection and norm)
- *   bwd_{L-1} .. bwd_0   one block each, dResid in place; LoRA gradients accumulate (+=)
- * per optimizer step:
- *   norm                 partial Σg² of every gradient (copied out)
- *   update               AdamW or SGD with the step's hyper-parameters, then gradients := 0
+ *   head_bwd             dlogits (over the logits) → dResid, through the output projection and norm
+ *   bwd_{L-1} .. bwd_0   recompute block l from xs[l], then its backward; dResid in place, grads +=
+ *   norm                 partial Σg² of grads (copied out)            } once per optimizer step
+ *   update               AdamW or SGD on params, then grads := 0      }
  * </pre>
- * Each graph hands everything on the device to the next ({@link #chain}).
- * Glossary: T = maxT tokens, C dim, Q = NH·HS, KV = NKV·HS, H hidden, V vocab, L layers, r rank.
+ * Glossary: T = maxT tokens, C dim, H hidden, V vocab, L layers, r rank, P adapter parameters.
  */
 final class TrainPlan implements AutoCloseable {
     private static final int CHUNK = 4096;
@@ -55,64 +61,74 @@ final class TrainPlan implements AutoCloseable {
     private final DevicePlan plan = new DevicePlan();
     private final Llama m;
     private final LlamaConfig c;
-    private final LoraAdapter ad;
     private final int T;
     private final boolean adam;
     private final float dropoutP;
     private final PlanRunner runner;
     // host ends of the per-sequence inputs and outputs
-    private final float[] x0;          // (T, C) embeddings, zero beyond the sequence
-    private final int[] targets;       // (T) -1 beyond the sequence
-    private final float[] dlosses;     // (T)
-    private final float[] losses;      // (T)
-    private final List<long[]> seeds = new ArrayList<>();   // per adapted module and graph: the dropout seed
-    private final List<long[]> seedModules = new ArrayList<>(); // parallel: {layer, module ordinal}
+    private final float[] x0;       // (T, C) embeddings, zero beyond the sequence
+    private final int[] targets;    // (T) -1 beyond the sequence
+    private final float[] dlosses;  // (T)
+    private final float[] losses;   // (T)
+    private final List<Seed> seeds = new ArrayList<>();
     private final List<float[]> dropHolders = new ArrayList<>();
-    // optimizer state
+    // the adapter, flat
     private final List<Param> params = new ArrayList<>();
-    private final float[] hyper;
+    private final float[] p, g, mom1, mom2, partial, hyper;
     private final int idxLoss, idxHead, idxNorm, idxUpdate;
-    private boolean updated;
-    private Graph previous; // the last graph of the chain so far
     private final int[] idxFwd, idxBwd;
+    private boolean updated;
 
-    /** A trainable tensor on the device: the adapter's array, its gradient, moments, and its partial norms. */
-    private record Param(String name, float[] value, float[] grad, float[] m, float[] v, float[] partial) {
+    /** One adapter tensor: its host arrays and its offset in the flat buffers. */
+    private record Param(String name, float[] value, float[] grad, int off) {
     }
 
-    /** One adapted projection of one layer: its factors, gradients and the buffers its branch needs. */
+    /** The dropout seed holder of one adapted projection in one graph. */
+    private record Seed(long[] holder, int layer, LinearModule module) {
+    }
+
+    /** One adapted projection: where its tensors sit in params/grads, and its own scratch in one graph. */
     private static final class Branch {
         final LoraLayer ll;
+        final int aOff, bOff, biasOff;
         final float[] ax, bax, in, dys, dax, dIn, ones, biasOut;
-        final long[] fwdSeed, bwdSeed;
+        final long[] seed = new long[1];
 
-        Branch(LoraLayer ll, int T, boolean dropout) {
+        Branch(LoraLayer ll, int aOff, int bOff, int biasOff, int T, boolean dropout, boolean backward) {
             this.ll = ll;
+            this.aOff = aOff;
+            this.bOff = bOff;
+            this.biasOff = biasOff;
             ax = new float[T * ll.r];
             bax = new float[T * ll.out];
             in = dropout ? new float[T * ll.in] : null;
-            dys = new float[T * ll.out];
-            dax = new float[T * ll.r];
-            dIn = dropout ? new float[T * ll.in] : null;
+            dys = backward ? new float[T * ll.out] : null;
+            dax = backward ? new float[T * ll.r] : null;
+            dIn = backward && dropout ? new float[T * ll.in] : null;
             ones = ll.bias != null ? filled(T, 1f) : null;
             biasOut = ll.bias != null ? new float[T * ll.out] : null;
-            fwdSeed = new long[1];
-            bwdSeed = new long[1];
+        }
+
+        Object[] arrays() {
+            return Arrays.stream(new Object[]{ax, bax, in, dys, dax, dIn, ones, biasOut}).filter(o -> o != null).toArray();
         }
     }
 
-    /** What one block's forward saves for its backward (llm.c style named buffers), all (T, ·). */
-    private static final class Acts {
-        final float[] xIn, rstd1, xb1, q, k, v, att, attOut, xMid, rstd2, xb2, gate, up, hb;
-        final Branch[] lora = new Branch[LinearModule.values().length];
-        final float[] freqs, attnNorm, ffnNorm;
+    /** A block's activations in one graph (llm.c style named buffers, all (T, ·)), its weights and its branches. */
+    private static final class Block {
+        final float[] xIn, rstd1, xb1, q, k, v, att, attOut, xMid, rstd2, xb2, gate, up, hb, out;
+        final float[] freqs, attnNorm, ffnNorm, drop = new float[1];
         final int[] pos;
+        final DeviceMatrix[] w;
+        final Branch[] lora = new Branch[LinearModule.values().length];
 
-        Acts(LlamaConfig c, int T, float[] xIn, Llama m, int l) {
+        Block(LlamaConfig c, int T, float[] xIn, float[] out, DeviceMatrix[] w, Llama m, int l) {
             this.xIn = xIn;
-            freqs = m.ropeFreqs().clone(); // each block's graph has its own small arrays
-            attnNorm = m.layer(l).attnNorm();
-            ffnNorm = m.layer(l).ffnNorm();
+            this.out = out;
+            this.w = w;
+            freqs = m.ropeFreqs().clone(); // each graph owns its small constant arrays
+            attnNorm = m.layer(l).attnNorm().clone();
+            ffnNorm = m.layer(l).ffnNorm().clone();
             pos = positions(T);
             rstd1 = new float[T];
             xb1 = new float[T * c.dim()];
@@ -129,8 +145,8 @@ final class TrainPlan implements AutoCloseable {
             hb = new float[T * c.hiddenDim()];
         }
 
-        Object[] arrays() {
-            return new Object[]{rstd1, xb1, q, k, v, att, attOut, xMid, rstd2, xb2, gate, up, hb};
+        Object[] own() {
+            return new Object[]{rstd1, xb1, q, k, v, att, attOut, xMid, rstd2, xb2, gate, up, hb, freqs, attnNorm, ffnNorm, pos};
         }
     }
 
@@ -148,52 +164,96 @@ final class TrainPlan implements AutoCloseable {
         }
         this.m = m;
         this.c = m.config();
-        this.ad = ad;
         this.T = maxT;
         this.adam = optimizer.equals("adamw");
         this.dropoutP = ad.config().loraDropout();
         int C = c.dim(), L = c.nLayers();
+        int n = 0;
+        for (LoraLayer ll : ad.layers()) { // the Trainer's order
+            params.add(new Param(ll.path() + ".lora_A", ll.a, ll.da, n));
+            n += ll.a.length;
+            params.add(new Param(ll.path() + ".lora_B", ll.b, ll.db, n));
+            n += ll.b.length;
+            if (ll.bias != null) {
+                params.add(new Param(ll.path() + ".lora_B.bias", ll.bias, ll.dbias, n));
+                n += ll.bias.length;
+            }
+        }
+        p = new float[n];
+        g = new float[n];
+        mom1 = new float[n];
+        mom2 = new float[adam ? n : 1];
+        partial = new float[(n + CHUNK - 1) / CHUNK];
+        hyper = new float[adam ? AdamW.HYPER : Sgd.HYPER];
+        for (Param q : params) {
+            System.arraycopy(q.value, 0, p, q.off, q.value.length);
+        }
         x0 = new float[T * C];
         targets = new int[T];
         dlosses = new float[T];
         losses = new float[T];
-        hyper = new float[adam ? AdamW.HYPER : Sgd.HYPER];
         float[][] xs = new float[L + 1][];
         for (int l = 0; l <= L; l++) {
             xs[l] = l == 0 ? x0 : new float[T * C];
         }
-        Acts[] acts = new Acts[L];
         DeviceMatrix[][] w = new DeviceMatrix[L][];
         idxFwd = new int[L];
         for (int l = 0; l < L; l++) {
-            acts[l] = new Acts(c, T, xs[l], m, l);
-            w[l] = forwardGraph(l, acts[l], xs[l + 1]);
-            idxFwd[l] = plan.graphs().size() - 1;
+            io.lora4j.kernels.Weight[] ws = new io.lora4j.kernels.Weight[LinearModule.values().length];
+            for (LinearModule mod : LinearModule.values()) {
+                ws[mod.ordinal()] = mod.weight(m.layer(l));
+            }
+            w[l] = DeviceMatrix.pack(ws);
+            Graph fg = plan.graph("fwd_" + l);
+            if (l == 0) {
+                fg.copyIn(Mode.FIRST_EXECUTION, p).copyIn(Mode.EVERY_EXECUTION, x0);
+            }
+            fg.copyIn(Mode.FIRST_EXECUTION, DeviceMatrix.buffers(w[l])); // uploaded once, used again by bwd_l
+            fg.copyIn(Mode.FIRST_EXECUTION, xs[l + 1]);
+            Block b = block(fg, l, ad, xs[l], xs[l + 1], w[l], false);
+            blockForward(fg, b, "");
+            idxFwd[l] = l;
         }
         float[] xbF = new float[T * C], rstdF = new float[T], logits = new float[Math.multiplyExact(T, c.vocabSize())];
         float[] probs = new float[logits.length];
         DeviceMatrix out = DeviceMatrix.of(m.baseOutput());
         lossGraph(xs[L], xbF, rstdF, logits, probs, out);
-        idxLoss = plan.graphs().size() - 1;
+        idxLoss = L;
         float[] dResid = new float[T * C];
         headGraph(xs[L], xbF, rstdF, logits, probs, out, dResid);
-        idxHead = plan.graphs().size() - 1;
+        idxHead = L + 1;
         idxBwd = new int[L];
         for (int l = L - 1; l >= 0; l--) {
-            backwardGraph(l, acts[l], w[l], dResid);
+            Graph bg = plan.graph("bwd_" + l);
+            if (l == L - 1) {
+                bg.copyIn(Mode.FIRST_EXECUTION, g);
+            }
+            Block b = block(bg, l, ad, xs[l], new float[T * C], w[l], true);
+            bg.copyIn(Mode.FIRST_EXECUTION, b.out);
+            blockForward(bg, b, "recompute_");
+            blockBackward(bg, b, dResid);
             idxBwd[l] = plan.graphs().size() - 1;
         }
-        for (LoraLayer ll : ad.layers()) { // the Trainer's order
-            addParam(ll.path() + ".lora_A", ll.a, ll.da);
-            addParam(ll.path() + ".lora_B", ll.b, ll.db);
-            if (ll.bias != null) {
-                addParam(ll.path() + ".lora_B.bias", ll.bias, ll.dbias);
-            }
-        }
-        normGraph();
+        Graph ng = plan.graph("norm");
+        ng.copyIn(Mode.FIRST_EXECUTION, partial);
+        ng.task("grad_sumsq", VectorOps::sumSquaresNaive, partial, g, n, CHUNK);
+        ng.copyOut(Mode.EVERY_EXECUTION, partial).copyOut(Mode.UNDER_DEMAND, g);
         idxNorm = plan.graphs().size() - 1;
-        updateGraph();
+        Graph ug = plan.graph("update");
+        ug.copyIn(Mode.EVERY_EXECUTION, hyper).copyIn(Mode.FIRST_EXECUTION, mom1);
+        if (adam) {
+            ug.copyIn(Mode.FIRST_EXECUTION, mom2);
+            ug.task("adamw", AdamW::updateNaive, p, g, mom1, mom2, hyper, n);
+        } else {
+            ug.task("sgd", Sgd::updateNaive, p, g, mom1, hyper, n);
+        }
+        ug.task("zero_grad", VectorOps::fillNaive, g, 0f, n);
+        ug.copyOut(Mode.UNDER_DEMAND, p, mom1);
+        if (adam) {
+            ug.copyOut(Mode.UNDER_DEMAND, mom2);
+        }
         idxUpdate = plan.graphs().size() - 1;
+        plan.linkChain();
         runner = runners.apply(plan);
     }
 
@@ -211,242 +271,155 @@ final class TrainPlan implements AutoCloseable {
         return p;
     }
 
-    // ---- forward ----
-
-    private DeviceMatrix[] forwardGraph(int l, Acts a, float[] out) {
-        int C = c.dim(), H = c.hiddenDim();
-        Llama.Layer lw = m.layer(l);
-        int halves = c.ropeStyle() == LlamaConfig.RopeStyle.HALVES ? 1 : 0;
-        Graph g = chain("fwd_" + l);
-        if (l == 0) {
-            g.copyIn(Mode.EVERY_EXECUTION, a.xIn);
-        }
-        DeviceMatrix[] w = new DeviceMatrix[LinearModule.values().length];
-        for (LinearModule mod : LinearModule.values()) {
-            w[mod.ordinal()] = DeviceMatrix.of(mod.weight(lw));
-            g.copyIn(Mode.FIRST_EXECUTION, w[mod.ordinal()].arrays());
-        }
-        float[] freqs = a.freqs, attnNorm = a.attnNorm, ffnNorm = a.ffnNorm;
-        int[] pos = a.pos;
-        float[] drop = new float[1];
-        dropHolders.add(drop);
-        g.copyIn(Mode.FIRST_EXECUTION, freqs, attnNorm, ffnNorm, pos, out).copyIn(Mode.EVERY_EXECUTION, drop);
-        g.copyIn(Mode.FIRST_EXECUTION, a.arrays());
+    /** A block's buffers in graph {@code gr}, which owns them; the adapted projections' branches and seeds. */
+    private Block block(Graph gr, int l, LoraAdapter ad, float[] xIn, float[] out, DeviceMatrix[] w, boolean backward) {
+        Block b = new Block(c, T, xIn, out, w, m, l);
+        gr.copyIn(Mode.FIRST_EXECUTION, b.own()).copyIn(Mode.EVERY_EXECUTION, b.drop);
+        dropHolders.add(b.drop);
         for (LinearModule mod : LinearModule.values()) {
             LoraLayer ll = ad.get(l, mod);
-            if (ll != null) {
-                Branch b = new Branch(ll, T, dropoutP > 0);
-                a.lora[mod.ordinal()] = b;
-                g.copyIn(Mode.FIRST_EXECUTION, ll.a, ll.b, b.ax, b.bax).copyIn(Mode.EVERY_EXECUTION, b.fwdSeed);
-                if (b.in != null) {
-                    g.copyIn(Mode.FIRST_EXECUTION, b.in);
-                }
-                if (ll.bias != null) {
-                    g.copyIn(Mode.FIRST_EXECUTION, ll.bias, b.ones, b.biasOut);
-                }
-                seeds.add(b.fwdSeed);
-                seedModules.add(new long[]{l, mod.ordinal()});
+            if (ll == null) {
+                continue;
+            }
+            int aOff = offset(ll.a), bOff = offset(ll.b), biasOff = ll.bias == null ? -1 : offset(ll.bias);
+            Branch br = new Branch(ll, aOff, bOff, biasOff, T, dropoutP > 0, backward);
+            b.lora[mod.ordinal()] = br;
+            gr.copyIn(Mode.FIRST_EXECUTION, br.arrays()).copyIn(Mode.EVERY_EXECUTION, br.seed);
+            seeds.add(new Seed(br.seed, l, mod));
+        }
+        return b;
+    }
+
+    private int offset(float[] hostArray) {
+        for (Param q : params) {
+            if (q.value == hostArray) {
+                return q.off;
             }
         }
+        throw new IllegalStateException("not an adapter tensor");
+    }
+
+    /** One block, b.xIn → b.out, filling b's activations; as TrainGraph.layerForward. */
+    private void blockForward(Graph gr, Block b, String prefix) {
+        int C = c.dim(), H = c.hiddenDim();
+        int halves = c.ropeStyle() == LlamaConfig.RopeStyle.HALVES ? 1 : 0;
         float eps = c.rmsEps();
-        g.task("attn_norm", RmsNorm::forwardNaive, a.xb1, a.rstd1, a.xIn, attnNorm, T, C, eps);
-        linear(g, a, w, drop, LinearModule.Q_PROJ, a.q, a.xb1);
-        linear(g, a, w, drop, LinearModule.K_PROJ, a.k, a.xb1);
-        linear(g, a, w, drop, LinearModule.V_PROJ, a.v, a.xb1);
-        g.task("rope_q", Rope::forwardNaive, a.q, freqs, pos, T, c.nHeads(), c.headSize(), halves);
-        g.task("rope_k", Rope::forwardNaive, a.k, freqs, pos, T, c.nKvHeads(), c.headSize(), halves);
-        g.task("attention", Attention::forwardNaive, a.attOut, a.att, a.q, a.k, a.v, pos, T, c.nHeads(), c.nKvHeads(),
-                c.headSize(), T);
-        linear(g, a, w, drop, LinearModule.O_PROJ, a.xMid, a.attOut);
-        g.task("attn_residual", VectorOps::axpyNaive, a.xMid, a.xIn, 1f, T * C);
-        g.task("ffn_norm", RmsNorm::forwardNaive, a.xb2, a.rstd2, a.xMid, ffnNorm, T, C, eps);
-        linear(g, a, w, drop, LinearModule.GATE_PROJ, a.gate, a.xb2);
-        linear(g, a, w, drop, LinearModule.UP_PROJ, a.up, a.xb2);
-        g.task("swiglu", SwiGlu::forwardNaive, a.hb, a.gate, a.up, T * H);
-        linear(g, a, w, drop, LinearModule.DOWN_PROJ, out, a.hb);
-        g.task("ffn_residual", VectorOps::axpyNaive, out, a.xMid, 1f, T * C);
-        return w;
+        gr.task(prefix + "attn_norm", RmsNorm::forwardNaive, b.xb1, b.rstd1, b.xIn, b.attnNorm, T, C, eps);
+        linear(gr, b, prefix, LinearModule.Q_PROJ, b.q, b.xb1);
+        linear(gr, b, prefix, LinearModule.K_PROJ, b.k, b.xb1);
+        linear(gr, b, prefix, LinearModule.V_PROJ, b.v, b.xb1);
+        gr.task(prefix + "rope_q", Rope::forwardNaive, b.q, b.freqs, b.pos, T, c.nHeads(), c.headSize(), halves);
+        gr.task(prefix + "rope_k", Rope::forwardNaive, b.k, b.freqs, b.pos, T, c.nKvHeads(), c.headSize(), halves);
+        gr.task(prefix + "attention", Attention::forwardNaive, b.attOut, b.att, b.q, b.k, b.v, b.pos, T, c.nHeads(),
+                c.nKvHeads(), c.headSize(), T);
+        linear(gr, b, prefix, LinearModule.O_PROJ, b.xMid, b.attOut);
+        gr.task(prefix + "attn_residual", VectorOps::axpyNaive, b.xMid, b.xIn, 1f, T * C);
+        gr.task(prefix + "ffn_norm", RmsNorm::forwardNaive, b.xb2, b.rstd2, b.xMid, b.ffnNorm, T, C, eps);
+        linear(gr, b, prefix, LinearModule.GATE_PROJ, b.gate, b.xb2);
+        linear(gr, b, prefix, LinearModule.UP_PROJ, b.up, b.xb2);
+        gr.task(prefix + "swiglu", SwiGlu::forwardNaive, b.hb, b.gate, b.up, T * H);
+        linear(gr, b, prefix, LinearModule.DOWN_PROJ, b.out, b.hb);
+        gr.task(prefix + "ffn_residual", VectorOps::axpyNaive, b.out, b.xMid, 1f, T * C);
     }
 
     /** y = W x (+ s·(B A dropout(x) + bias) when the module is adapted), as TrainGraph.linear. */
-    private void linear(Graph g, Acts a, DeviceMatrix[] w, float[] drop, LinearModule mod, float[] y, float[] x) {
-        String id = mod.peftName;
-        w[mod.ordinal()].matmul(g, id, y, x, T);
-        Branch b = a.lora[mod.ordinal()];
-        if (b == null) {
+    private void linear(Graph gr, Block b, String prefix, LinearModule mod, float[] y, float[] x) {
+        String id = prefix + mod.peftName;
+        b.w[mod.ordinal()].matmul(gr, id, y, x, T);
+        Branch br = b.lora[mod.ordinal()];
+        if (br == null) {
             return;
         }
-        LoraLayer ll = b.ll;
+        LoraLayer ll = br.ll;
         float[] in = x;
-        if (b.in != null) {
-            g.task(id + "_dropout", Dropout::forwardNaive, b.in, x, b.fwdSeed, drop, T * ll.in);
-            in = b.in;
+        if (br.in != null) {
+            gr.task(id + "_dropout", Dropout::forwardNaive, br.in, x, br.seed, b.drop, T * ll.in);
+            in = br.in;
         }
-        g.task(id + "_lora_a", Matmul::forwardNaive, b.ax, in, ll.a, T, ll.r, ll.in);
-        g.task(id + "_lora_b", Matmul::forwardNaive, b.bax, b.ax, ll.b, T, ll.out, ll.r);
-        g.task(id + "_lora_add", VectorOps::axpyNaive, y, b.bax, ll.scaling, T * ll.out);
+        gr.task(id + "_lora_a", Matmul::forwardNaive, br.ax, in, p, br.aOff, T, ll.r, ll.in);
+        gr.task(id + "_lora_b", Matmul::forwardNaive, br.bax, br.ax, p, br.bOff, T, ll.out, ll.r);
+        gr.task(id + "_lora_add", VectorOps::axpyNaive, y, br.bax, ll.scaling, T * ll.out);
         if (ll.bias != null) {
-            g.task(id + "_lora_bias", Matmul::forwardNaive, b.biasOut, b.ones, ll.bias, T, ll.out, 1);
-            g.task(id + "_lora_bias_add", VectorOps::axpyNaive, y, b.biasOut, ll.scaling, T * ll.out);
+            gr.task(id + "_lora_bias", Matmul::forwardNaive, br.biasOut, br.ones, p, br.biasOff, T, ll.out, 1);
+            gr.task(id + "_lora_bias_add", VectorOps::axpyNaive, y, br.biasOut, ll.scaling, T * ll.out);
         }
     }
 
-    /** logits (T, V) from the forward; probs (T, V) the softmax (device tasks never alias arguments). */
     private void lossGraph(float[] xL, float[] xbF, float[] rstdF, float[] logits, float[] probs, DeviceMatrix out) {
-        Graph g = chain("loss");
-        float[] norm = m.outputNorm();
-        g.copyIn(Mode.FIRST_EXECUTION, out.arrays()).copyIn(Mode.FIRST_EXECUTION, norm, xbF, rstdF, logits, probs, losses)
+        Graph gr = plan.graph("loss");
+        float[] norm = m.outputNorm().clone();
+        gr.copyIn(Mode.FIRST_EXECUTION, DeviceMatrix.buffers(out)).copyIn(Mode.FIRST_EXECUTION, norm, xbF, rstdF, logits, probs, losses)
                 .copyIn(Mode.EVERY_EXECUTION, targets);
-        g.task("output_norm", RmsNorm::forwardNaive, xbF, rstdF, xL, norm, T, c.dim(), c.rmsEps());
-        out.matmul(g, "output", logits, xbF, T);
-        g.task("cross_entropy", CrossEntropy::forwardNaive, losses, probs, logits, targets, T, c.vocabSize());
-        g.copyOut(Mode.EVERY_EXECUTION, losses);
+        gr.task("output_norm", RmsNorm::forwardNaive, xbF, rstdF, xL, norm, T, c.dim(), c.rmsEps());
+        out.matmul(gr, "output", logits, xbF, T);
+        gr.task("cross_entropy", CrossEntropy::forwardNaive, losses, probs, logits, targets, T, c.vocabSize());
+        gr.copyOut(Mode.EVERY_EXECUTION, losses);
     }
 
-    /** dlogits overwrite logits. */
-    private void headGraph(float[] xL, float[] xbF, float[] rstdF, float[] logits, float[] probs, DeviceMatrix out, float[] dResid) {
-        Graph g = chain("head_bwd");
-        float[] norm = m.outputNorm();
+    /** dlogits overwrite the logits. */
+    private void headGraph(float[] xL, float[] xbF, float[] rstdF, float[] logits, float[] probs, DeviceMatrix out,
+                           float[] dResid) {
+        Graph gr = plan.graph("head_bwd");
+        float[] norm = m.outputNorm().clone();
         float[] dxbF = new float[T * c.dim()];
-        g.copyIn(Mode.EVERY_EXECUTION, dlosses).copyIn(Mode.FIRST_EXECUTION, dxbF, dResid);
-        g.task("cross_entropy_bwd", CrossEntropy::backwardNaive, logits, probs, targets, dlosses, T, c.vocabSize());
-        out.backward(g, "output_bwd", dxbF, logits, T, false);
-        g.task("output_norm_bwd", RmsNorm::backwardNaive, dResid, dxbF, xL, norm, rstdF, T, c.dim());
+        gr.copyIn(Mode.EVERY_EXECUTION, dlosses).copyIn(Mode.FIRST_EXECUTION, norm, dxbF, dResid);
+        gr.task("cross_entropy_bwd", CrossEntropy::backwardNaive, logits, probs, targets, dlosses, T, c.vocabSize());
+        out.backward(gr, "output_bwd", dxbF, logits, T, false);
+        gr.task("output_norm_bwd", RmsNorm::backwardNaive, dResid, dxbF, xL, norm, rstdF, T, c.dim());
     }
 
-    // ---- backward ----
-
-    private void backwardGraph(int l, Acts a, DeviceMatrix[] w, float[] dResid) {
+    /** dResid holds dL/d(block output) on entry and dL/d(block input) on exit; as TrainGraph.layerBackward. */
+    private void blockBackward(Graph gr, Block b, float[] dResid) {
         int C = c.dim(), H = c.hiddenDim();
         int halves = c.ropeStyle() == LlamaConfig.RopeStyle.HALVES ? 1 : 0;
-        Graph g = chain("bwd_" + l);
-        float[] freqs = a.freqs, attnNorm = a.attnNorm, ffnNorm = a.ffnNorm;
-        int[] pos = a.pos;
-        float[] drop = new float[1];
-        dropHolders.add(drop);
-        g.copyIn(Mode.EVERY_EXECUTION, drop);
         float[] dxb = new float[T * C], tmpC = new float[T * C], dq = new float[T * c.qDim()], dk = new float[T * c.kvDim()],
                 dv = new float[T * c.kvDim()], dAttOut = new float[T * c.qDim()], dAtt = new float[T * c.nHeads() * T],
                 dh = new float[T * H], dgate = new float[T * H], dup = new float[T * H];
-        g.copyIn(Mode.FIRST_EXECUTION, dxb, tmpC, dq, dk, dv, dAttOut, dAtt, dh, dgate, dup);
-        for (LinearModule mod : LinearModule.values()) {
-            Branch b = a.lora[mod.ordinal()];
-            if (b == null) {
-                continue;
-            }
-            LoraLayer ll = b.ll;
-            if (b.in != null) {
-                g.copyIn(Mode.FIRST_EXECUTION, b.dIn);
-            }
-            g.copyIn(Mode.EVERY_EXECUTION, b.bwdSeed).copyIn(Mode.FIRST_EXECUTION, b.dys, b.dax, ll.da, ll.db);
-            if (ll.bias != null) {
-                g.copyIn(Mode.FIRST_EXECUTION, ll.dbias);
-            }
-            seeds.add(b.bwdSeed);
-            seedModules.add(new long[]{l, mod.ordinal()});
-        }
+        gr.copyIn(Mode.FIRST_EXECUTION, dxb, tmpC, dq, dk, dv, dAttOut, dAtt, dh, dgate, dup);
         // FFN: out = xMid + down(silu(gate)·up)
-        linearBackward(g, a, w, drop, LinearModule.DOWN_PROJ, dh, false, dResid, a.hb);
-        g.task("swiglu_bwd", SwiGlu::backwardNaive, dgate, dup, dh, a.gate, a.up, T * H);
-        linearBackward(g, a, w, drop, LinearModule.GATE_PROJ, dxb, false, dgate, a.xb2);
-        linearBackward(g, a, w, drop, LinearModule.UP_PROJ, dxb, true, dup, a.xb2);
-        g.task("ffn_norm_bwd", RmsNorm::backwardNaive, tmpC, dxb, a.xMid, ffnNorm, a.rstd2, T, C);
-        g.task("ffn_residual_bwd", VectorOps::axpyNaive, dResid, tmpC, 1f, T * C);
+        linearBackward(gr, b, LinearModule.DOWN_PROJ, dh, false, dResid, b.hb);
+        gr.task("swiglu_bwd", SwiGlu::backwardNaive, dgate, dup, dh, b.gate, b.up, T * H);
+        linearBackward(gr, b, LinearModule.GATE_PROJ, dxb, false, dgate, b.xb2);
+        linearBackward(gr, b, LinearModule.UP_PROJ, dxb, true, dup, b.xb2);
+        gr.task("ffn_norm_bwd", RmsNorm::backwardNaive, tmpC, dxb, b.xMid, b.ffnNorm, b.rstd2, T, C);
+        gr.task("ffn_residual_bwd", VectorOps::axpyNaive, dResid, tmpC, 1f, T * C);
         // attention: xMid = xIn + o(attention(rope(q), rope(k), v))
-        linearBackward(g, a, w, drop, LinearModule.O_PROJ, dAttOut, false, dResid, a.attOut);
-        g.task("attention_bwd_q", Attention::backwardQueryNaive, dq, dAtt, dAttOut, a.att, a.k, a.v, T, c.nHeads(),
+        linearBackward(gr, b, LinearModule.O_PROJ, dAttOut, false, dResid, b.attOut);
+        gr.task("attention_bwd_q", Attention::backwardQueryNaive, dq, dAtt, dAttOut, b.att, b.k, b.v, T, c.nHeads(),
                 c.nKvHeads(), c.headSize());
-        g.task("attention_bwd_kv", Attention::backwardKeyValueNaive, dk, dv, dAtt, dAttOut, a.att, a.q, T, c.nHeads(),
+        gr.task("attention_bwd_kv", Attention::backwardKeyValueNaive, dk, dv, dAtt, dAttOut, b.att, b.q, T, c.nHeads(),
                 c.nKvHeads(), c.headSize());
-        g.task("rope_q_bwd", Rope::backwardNaive, dq, freqs, pos, T, c.nHeads(), c.headSize(), halves);
-        g.task("rope_k_bwd", Rope::backwardNaive, dk, freqs, pos, T, c.nKvHeads(), c.headSize(), halves);
-        linearBackward(g, a, w, drop, LinearModule.Q_PROJ, dxb, false, dq, a.xb1);
-        linearBackward(g, a, w, drop, LinearModule.K_PROJ, dxb, true, dk, a.xb1);
-        linearBackward(g, a, w, drop, LinearModule.V_PROJ, dxb, true, dv, a.xb1);
-        g.task("attn_norm_bwd", RmsNorm::backwardNaive, tmpC, dxb, a.xIn, attnNorm, a.rstd1, T, C);
-        g.task("attn_residual_bwd", VectorOps::axpyNaive, dResid, tmpC, 1f, T * C);
+        gr.task("rope_q_bwd", Rope::backwardNaive, dq, b.freqs, b.pos, T, c.nHeads(), c.headSize(), halves);
+        gr.task("rope_k_bwd", Rope::backwardNaive, dk, b.freqs, b.pos, T, c.nKvHeads(), c.headSize(), halves);
+        linearBackward(gr, b, LinearModule.Q_PROJ, dxb, false, dq, b.xb1);
+        linearBackward(gr, b, LinearModule.K_PROJ, dxb, true, dk, b.xb1);
+        linearBackward(gr, b, LinearModule.V_PROJ, dxb, true, dv, b.xb1);
+        gr.task("attn_norm_bwd", RmsNorm::backwardNaive, tmpC, dxb, b.xIn, b.attnNorm, b.rstd1, T, C);
+        gr.task("attn_residual_bwd", VectorOps::axpyNaive, dResid, tmpC, 1f, T * C);
     }
 
     /** dx (=, or += with accumulate) = Wᵀ dy + the LoRA branch's; its gradients accumulate. As TrainGraph.linearBackward. */
-    private void linearBackward(Graph g, Acts a, DeviceMatrix[] w, float[] drop, LinearModule mod, float[] dx,
-                                boolean accumulate, float[] dy, float[] x) {
+    private void linearBackward(Graph gr, Block b, LinearModule mod, float[] dx, boolean accumulate, float[] dy, float[] x) {
         String id = mod.peftName + "_bwd";
-        w[mod.ordinal()].backward(g, id, dx, dy, T, accumulate);
-        Branch b = a.lora[mod.ordinal()];
-        if (b == null) {
+        b.w[mod.ordinal()].backward(gr, id, dx, dy, T, accumulate);
+        Branch br = b.lora[mod.ordinal()];
+        if (br == null) {
             return;
         }
-        LoraLayer ll = b.ll;
-        g.task(id + "_lora_dy", VectorOps::scaleNaive, b.dys, dy, ll.scaling, T * ll.out);
+        LoraLayer ll = br.ll;
+        gr.task(id + "_lora_dy", VectorOps::scaleNaive, br.dys, dy, ll.scaling, T * ll.out);
         if (ll.bias != null) {
-            g.task(id + "_lora_dbias", Matmul::backwardWeightNaive, ll.dbias, b.dys, b.ones, T, ll.out, 1);
+            gr.task(id + "_lora_dbias", Matmul::backwardWeightNaive, g, br.biasOff, br.dys, br.ones, T, ll.out, 1);
         }
-        g.task(id + "_lora_db", Matmul::backwardWeightNaive, ll.db, b.dys, b.ax, T, ll.out, ll.r);
-        g.task(id + "_lora_dax", Matmul::backwardNaive, b.dax, b.dys, ll.b, T, ll.out, ll.r, 0);
-        g.task(id + "_lora_da", Matmul::backwardWeightNaive, ll.da, b.dax, b.in != null ? b.in : x, T, ll.r, ll.in);
-        if (b.in != null) {
-            g.task(id + "_lora_dx", Matmul::backwardNaive, b.dIn, b.dax, ll.a, T, ll.r, ll.in, 0);
-            g.task(id + "_dropout_bwd", Dropout::backwardNaive, dx, b.dIn, b.bwdSeed, drop, T * ll.in);
+        gr.task(id + "_lora_db", Matmul::backwardWeightNaive, g, br.bOff, br.dys, br.ax, T, ll.out, ll.r);
+        gr.task(id + "_lora_dax", Matmul::backwardNaive, br.dax, br.dys, p, br.bOff, T, ll.out, ll.r, 0);
+        gr.task(id + "_lora_da", Matmul::backwardWeightNaive, g, br.aOff, br.dax, br.in != null ? br.in : x, T, ll.r, ll.in);
+        if (br.in != null) {
+            gr.task(id + "_lora_dx", Matmul::backwardNaive, br.dIn, br.dax, p, br.aOff, T, ll.r, ll.in, 0);
+            gr.task(id + "_dropout_bwd", Dropout::backwardNaive, dx, br.dIn, br.seed, b.drop, T * ll.in);
         } else {
-            g.task(id + "_lora_dx", Matmul::backwardNaive, dx, b.dax, ll.a, T, ll.r, ll.in, 1);
+            gr.task(id + "_lora_dx", Matmul::backwardNaive, dx, br.dax, p, br.aOff, T, ll.r, ll.in, 1);
         }
-    }
-
-    // ---- optimizer ----
-
-    private void addParam(String name, float[] value, float[] grad) {
-        int n = value.length;
-        params.add(new Param(name, value, grad, new float[n], adam ? new float[n] : null, new float[(n + CHUNK - 1) / CHUNK]));
-    }
-
-    private void normGraph() {
-        Graph g = chain("norm");
-        int i = 0;
-        for (Param p : params) {
-            g.copyIn(Mode.FIRST_EXECUTION, p.partial);
-            g.task("sumsq_" + i++, VectorOps::sumSquaresNaive, p.partial, p.grad, p.grad.length, CHUNK);
-            g.copyOut(Mode.EVERY_EXECUTION, p.partial).copyOut(Mode.UNDER_DEMAND, p.grad);
-        }
-    }
-
-    private void updateGraph() {
-        Graph g = chain("update");
-        g.copyIn(Mode.EVERY_EXECUTION, hyper);
-        int i = 0;
-        for (Param p : params) {
-            g.copyIn(Mode.FIRST_EXECUTION, p.m);
-            if (adam) {
-                g.copyIn(Mode.FIRST_EXECUTION, p.v);
-                g.task("adamw_" + i, AdamW::updateNaive, p.value, p.grad, p.m, p.v, hyper, p.value.length);
-            } else {
-                g.task("sgd_" + i, Sgd::updateNaive, p.value, p.grad, p.m, hyper, p.value.length);
-            }
-            g.task("zero_grad_" + i, VectorOps::fillNaive, p.grad, 0f, p.grad.length);
-            g.copyOut(Mode.UNDER_DEMAND, p.value, p.m);
-            if (adam) {
-                g.copyOut(Mode.UNDER_DEMAND, p.v);
-            }
-            i++;
-        }
-    }
-
-    /**
-     * A new graph that continues the chain: TornadoVM binds consumed arrays only from the graph executed
-     * immediately before, and the graphs always run in creation order (a prefix of it for evaluation),
-     * so every graph consumes from its predecessor everything the earlier graphs hold on the device,
-     * and persists it for its successor. Binding is bookkeeping; nothing is copied.
-     */
-    private Graph chain(String name) {
-        Graph g = plan.graph(name);
-        if (previous != null) {
-            List<Object> all = new ArrayList<>(previous.consumed().keySet());
-            all.addAll(previous.copyIn().keySet());
-            Object[] arrays = all.toArray();
-            previous.persist(arrays);
-            g.consume(previous.name(), arrays);
-        }
-        previous = g;
-        return g;
     }
 
     // ---- host side ----
@@ -468,13 +441,12 @@ final class TrainPlan implements AutoCloseable {
             targets[t] = tgt[t];
             dlosses[t] = lossScale;
         }
-        float p = training ? dropoutP : 0f;
+        float drop = training ? dropoutP : 0f;
         for (float[] d : dropHolders) {
-            d[0] = p;
+            d[0] = drop;
         }
-        for (int i = 0; i < seeds.size(); i++) {
-            long[] lm = seedModules.get(i);
-            seeds.get(i)[0] = TrainGraph.maskSeed(seed, (int) lm[0], LinearModule.values()[(int) lm[1]]);
+        for (Seed s : seeds) {
+            s.holder[0] = TrainGraph.maskSeed(seed, s.layer, s.module);
         }
     }
 
@@ -506,28 +478,27 @@ final class TrainPlan implements AutoCloseable {
         return sum;
     }
 
-    /** Σ g² over every gradient accumulated since the last update (from device partial sums). */
+    /** Σ g² over the gradient accumulated since the last update (from device partial sums). */
     double gradNormSquared() {
         runner.execute(idxNorm);
         double s = 0;
-        for (Param p : params) {
-            for (float x : p.partial) {
-                s += x;
-            }
+        for (float x : partial) {
+            s += x;
         }
         return s;
     }
 
-    /** Copies the gradients to the adapter's host arrays (to name a non-finite one). Call after {@link #gradNormSquared}. */
+    /** Copies the gradients into the adapter's host gradient arrays (to name a non-finite one). Call after {@link #gradNormSquared}. */
     void gradientsToHost() {
-        for (Param p : params) {
-            runner.copyToHost(idxNorm, p.grad);
+        runner.copyToHost(idxNorm, g);
+        for (Param q : params) {
+            System.arraycopy(g, q.off, q.grad, 0, q.grad.length);
         }
     }
 
     /**
      * One optimizer step on the device with the gradients scaled by {@code gradScale} (clipping), then
-     * zeroes the gradients. {@code step} is 1-based.
+     * zeroes the gradients. {@code step} is 1-based; with SGD, beta1 is the momentum.
      */
     void update(float lr, float beta1, float beta2, float eps, float weightDecay, int step, float gradScale) {
         if (adam) {
@@ -540,39 +511,42 @@ final class TrainPlan implements AutoCloseable {
     }
 
     /**
-     * Sets the optimizer moments the first update starts from (a resumed run), in {@link #paramNames}
-     * order; null entries stay zero. Must come before the first {@link #update}.
+     * Sets the optimizer moments the first update starts from (a resumed run), one array per tensor in
+     * {@link #paramNames} order; null entries stay zero. Must come before the first {@link #update}.
      */
     void loadMoments(List<float[]> firstMoments, List<float[]> secondMoments) {
         if (updated) {
             throw new IllegalStateException("the moments are on the device already");
         }
         for (int i = 0; i < params.size(); i++) {
-            Param p = params.get(i);
+            Param q = params.get(i);
             if (firstMoments != null && firstMoments.get(i) != null) {
-                System.arraycopy(firstMoments.get(i), 0, p.m, 0, p.m.length);
+                System.arraycopy(firstMoments.get(i), 0, mom1, q.off, q.value.length);
             }
             if (adam && secondMoments != null && secondMoments.get(i) != null) {
-                System.arraycopy(secondMoments.get(i), 0, p.v, 0, p.v.length);
+                System.arraycopy(secondMoments.get(i), 0, mom2, q.off, q.value.length);
             }
         }
     }
 
-    /** Copies the adapter's weights and the optimizer moments back into host arrays (after at least one update). */
+    /**
+     * Copies the adapter's weights into its host arrays and the moments into {@code firstMoments} /
+     * {@code secondMoments} (one array per tensor, or null to skip), after at least one update.
+     */
     void syncToHost(List<float[]> firstMoments, List<float[]> secondMoments) {
         if (!updated) {
             return; // nothing has changed on the device
         }
-        int i = 0;
-        for (Param p : params) {
-            runner.copyToHost(idxUpdate, adam ? new Object[]{p.value, p.m, p.v} : new Object[]{p.value, p.m});
+        runner.copyToHost(idxUpdate, adam ? new Object[]{p, mom1, mom2} : new Object[]{p, mom1});
+        for (int i = 0; i < params.size(); i++) {
+            Param q = params.get(i);
+            System.arraycopy(p, q.off, q.value, 0, q.value.length);
             if (firstMoments != null) {
-                System.arraycopy(p.m, 0, firstMoments.get(i), 0, p.m.length);
+                System.arraycopy(mom1, q.off, firstMoments.get(i), 0, q.value.length);
             }
             if (secondMoments != null && adam) {
-                System.arraycopy(p.v, 0, secondMoments.get(i), 0, p.v.length);
+                System.arraycopy(mom2, q.off, secondMoments.get(i), 0, q.value.length);
             }
-            i++;
         }
     }
 
