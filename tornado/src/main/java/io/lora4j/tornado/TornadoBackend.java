@@ -22,6 +22,7 @@ public final class TornadoBackend implements Backend {
     private InferencePlan plan;
     private List<Object> builtFor;
     private int builtHash;
+    private final List<TrainPlan> trainPlans = new ArrayList<>();
 
     TornadoBackend(Function<DevicePlan, PlanRunner> runners) {
         this.runners = runners;
@@ -111,11 +112,22 @@ public final class TornadoBackend implements Backend {
         return h;
     }
 
+    /** The training plan for {@code adapter} (AdamW or SGD on the device); closed with the backend. */
+    @Override
+    public io.lora4j.model.train.DeviceTraining training(Llama m, io.lora4j.model.lora.LoraAdapter adapter, int maxT,
+                                                        io.lora4j.model.train.TrainConfig cfg) {
+        TrainPlan tp = new TrainPlan(m, adapter, maxT, cfg.optimizer(), runners);
+        trainPlans.add(tp);
+        return tp;
+    }
+
     @Override
     public void close() {
         if (plan != null) {
             plan.close();
             plan = null;
         }
+        trainPlans.forEach(TrainPlan::close);
+        trainPlans.clear();
     }
 }

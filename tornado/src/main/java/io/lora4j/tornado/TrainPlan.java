@@ -16,6 +16,7 @@ import io.lora4j.model.LlamaConfig;
 import io.lora4j.model.lora.LinearModule;
 import io.lora4j.model.lora.LoraAdapter;
 import io.lora4j.model.lora.LoraLayer;
+import io.lora4j.model.train.DeviceTraining;
 import io.lora4j.model.train.TrainGraph;
 import io.lora4j.tornado.DevicePlan.Graph;
 import io.lora4j.tornado.DevicePlan.Mode;
@@ -55,7 +56,7 @@ import java.util.function.Function;
  * </pre>
  * Glossary: T = maxT tokens, C dim, H hidden, V vocab, L layers, r rank, P adapter parameters.
  */
-final class TrainPlan implements AutoCloseable {
+final class TrainPlan implements DeviceTraining, AutoCloseable {
     private static final int CHUNK = 4096;
 
     private final DevicePlan plan = new DevicePlan();
@@ -464,12 +465,14 @@ final class TrainPlan implements AutoCloseable {
     }
 
     /** Forward only (no dropout): the summed loss over counted positions, as {@link TrainGraph#loss}. */
-    double loss(int[] tokens, int[] tgt, int n) {
+    @Override
+    public double loss(int[] tokens, int[] tgt, int n) {
         return forward(tokens, tgt, n, false, 0f, 0);
     }
 
     /** Forward and backward of one sequence; gradients accumulate on the device, as {@link TrainGraph#forwardBackward}. */
-    double forwardBackward(int[] tokens, int[] tgt, int n, float lossScale, long seed) {
+    @Override
+    public double forwardBackward(int[] tokens, int[] tgt, int n, float lossScale, long seed) {
         double sum = forward(tokens, tgt, n, true, lossScale, seed);
         runner.execute(idxHead);
         for (int l = c.nLayers() - 1; l >= 0; l--) {
@@ -479,7 +482,8 @@ final class TrainPlan implements AutoCloseable {
     }
 
     /** Σ g² over the gradient accumulated since the last update (from device partial sums). */
-    double gradNormSquared() {
+    @Override
+    public double gradNormSquared() {
         runner.execute(idxNorm);
         double s = 0;
         for (float x : partial) {
@@ -489,7 +493,8 @@ final class TrainPlan implements AutoCloseable {
     }
 
     /** Copies the gradients into the adapter's host gradient arrays (to name a non-finite one). Call after {@link #gradNormSquared}. */
-    void gradientsToHost() {
+    @Override
+    public void gradientsToHost() {
         runner.copyToHost(idxNorm, g);
         for (Param q : params) {
             System.arraycopy(g, q.off, q.grad, 0, q.grad.length);
@@ -500,7 +505,8 @@ final class TrainPlan implements AutoCloseable {
      * One optimizer step on the device with the gradients scaled by {@code gradScale} (clipping), then
      * zeroes the gradients. {@code step} is 1-based; with SGD, beta1 is the momentum.
      */
-    void update(float lr, float beta1, float beta2, float eps, float weightDecay, int step, float gradScale) {
+    @Override
+    public void update(float lr, float beta1, float beta2, float eps, float weightDecay, int step, float gradScale) {
         if (adam) {
             AdamW.hyper(hyper, lr, beta1, beta2, eps, weightDecay, step, gradScale);
         } else {
@@ -514,7 +520,8 @@ final class TrainPlan implements AutoCloseable {
      * Sets the optimizer moments the first update starts from (a resumed run), one array per tensor in
      * {@link #paramNames} order; null entries stay zero. Must come before the first {@link #update}.
      */
-    void loadMoments(List<float[]> firstMoments, List<float[]> secondMoments) {
+    @Override
+    public void loadMoments(List<float[]> firstMoments, List<float[]> secondMoments) {
         if (updated) {
             throw new IllegalStateException("the moments are on the device already");
         }
@@ -533,7 +540,8 @@ final class TrainPlan implements AutoCloseable {
      * Copies the adapter's weights into its host arrays and the moments into {@code firstMoments} /
      * {@code secondMoments} (one array per tensor, or null to skip), after at least one update.
      */
-    void syncToHost(List<float[]> firstMoments, List<float[]> secondMoments) {
+    @Override
+    public void syncToHost(List<float[]> firstMoments, List<float[]> secondMoments) {
         if (!updated) {
             return; // nothing has changed on the device
         }
@@ -541,13 +549,29 @@ final class TrainPlan implements AutoCloseable {
         for (int i = 0; i < params.size(); i++) {
             Param q = params.get(i);
             System.arraycopy(p, q.off, q.value, 0, q.value.length);
-            if (firstMoments != null) {
+            if (firstMoments != null && firstMoments.get(i) != null) {
                 System.arraycopy(mom1, q.off, firstMoments.get(i), 0, q.value.length);
             }
-            if (secondMoments != null && adam) {
+            if (adam && secondMoments != null && secondMoments.get(i) != null) {
                 System.arraycopy(mom2, q.off, secondMoments.get(i), 0, q.value.length);
             }
         }
+    }
+
+    @Override
+    public long deviceBytes() {
+        long n = 0;
+        for (Graph gr : plan.graphs()) {
+            for (Object a : gr.copyIn().keySet()) {
+                n += java.lang.reflect.Array.getLength(a) * (long) switch (a) {
+                    case byte[] b -> 1;
+                    case short[] h -> 2;
+                    case long[] l -> 8;
+                    default -> 4;
+                };
+            }
+        }
+        return n;
     }
 
     /** The trainable tensors in the order the plan holds them, by name. */
@@ -555,7 +579,8 @@ final class TrainPlan implements AutoCloseable {
         return params.stream().map(Param::name).toList();
     }
 
-    String device() {
+    @Override
+    public String device() {
         return runner.device();
     }
 
