@@ -23,8 +23,8 @@ final class DevicesCommand implements Callable<Integer> {
         List<Tornado.Device> all = Tornado.devices();
         System.out.println("tornado: " + all.size() + " device(s)");
         for (Tornado.Device d : all) {
-            System.out.printf(Locale.ROOT, "  --device %d  [%s %d:%d] %s, %s, %.0f MiB global memory%n", d.index(), d.backendName(),
-                    d.backend(), d.device(), d.name(), d.type(), d.globalMemory() / 1048576.0);
+            System.out.printf(Locale.ROOT, "  --device %d  [%s %d:%d] %s (%s), %s, %.0f MiB global memory%n", d.index(),
+                    d.backendName(), d.backend(), d.device(), d.description(), d.name(), d.type(), d.globalMemory() / 1048576.0);
         }
         return 0;
     }

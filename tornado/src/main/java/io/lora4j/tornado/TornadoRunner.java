@@ -51,7 +51,8 @@ final class TornadoRunner implements PlanRunner {
             plan.withDevice(dev);
         }
         results = new TornadoExecutionResult[graphs.size()];
-        device = dev == null ? "default TornadoVM device" : dev.getDeviceName() + " (" + dev.getPlatformName() + ")";
+        TornadoDevice d = dev != null ? dev : uk.ac.manchester.tornado.api.runtime.TornadoRuntimeProvider.getTornadoRuntime().getDefaultDevice();
+        device = "TornadoVM " + d.getDescription() + " [" + d.getDeviceName() + "]";
     }
 
     private static TaskGraph taskGraph(Graph g) {

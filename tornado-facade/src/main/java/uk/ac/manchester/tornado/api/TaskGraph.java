@@ -87,10 +87,6 @@ public class TaskGraph {
         throw new UnsupportedOperationException("tornado-api compile-only facade");
     }
 
-    public String getTaskGraphName() {
-        throw new UnsupportedOperationException("tornado-api compile-only facade");
-    }
-
     public TaskGraph transferToDevice(final int mode, Object... objects) {
         throw new UnsupportedOperationException("tornado-api compile-only facade");
     }

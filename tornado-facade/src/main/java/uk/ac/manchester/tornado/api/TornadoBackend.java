@@ -5,7 +5,6 @@
 package uk.ac.manchester.tornado.api;
 
 import uk.ac.manchester.tornado.api.common.TornadoDevice;
-import uk.ac.manchester.tornado.api.enums.TornadoVMBackendType;
 
 /** One backend and its devices. */
 public interface TornadoBackend {
@@ -15,6 +14,4 @@ public interface TornadoBackend {
     TornadoDevice getDevice(int index);
 
     String getName();
-
-    TornadoVMBackendType getBackendType();
 }

@@ -18,10 +18,6 @@ public class TornadoExecutionPlan implements AutoCloseable {
         throw new UnsupportedOperationException("tornado-api compile-only facade");
     }
 
-    public static TornadoDevice getDevice(int driverIndex, int deviceIndex) {
-        throw new UnsupportedOperationException("tornado-api compile-only facade");
-    }
-
     public TornadoExecutionResult execute() {
         throw new UnsupportedOperationException("tornado-api compile-only facade");
     }
@@ -30,15 +26,7 @@ public class TornadoExecutionPlan implements AutoCloseable {
         throw new UnsupportedOperationException("tornado-api compile-only facade");
     }
 
-    public TornadoExecutionPlan withPreCompilation() {
-        throw new UnsupportedOperationException("tornado-api compile-only facade");
-    }
-
     public TornadoExecutionPlan withDevice(TornadoDevice device) {
-        throw new UnsupportedOperationException("tornado-api compile-only facade");
-    }
-
-    public TornadoExecutionPlan withGridScheduler(GridScheduler gridScheduler) {
         throw new UnsupportedOperationException("tornado-api compile-only facade");
     }
 

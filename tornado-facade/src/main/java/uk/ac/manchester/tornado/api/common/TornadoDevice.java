@@ -13,8 +13,6 @@ public interface TornadoDevice {
 
     String getDescription();
 
-    String getPlatformName();
-
     TornadoDeviceType getDeviceType();
 
     long getMaxGlobalMemory();
