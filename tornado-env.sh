@@ -12,7 +12,7 @@ if [ -n "${TORNADO_SDK:-}" ]; then
   export PATH="$TORNADO_SDK/bin:$PATH"
   # The SDK's argfile: JVMCI flags, module paths and the --add-exports/--add-opens it requires.
   # TornadoVM reads our project-owned @Parallel by name. Never run TornadoVM with -ea.
-  export LORA4J_JAVA_OPTS="@$TORNADO_SDK/tornado-argfile -Dtornado.load.annotation.parallel=io.lora4j.kernels.Parallel -Dtornado.recover.bailout=False"
+  export LORA4J_JAVA_OPTS="@$TORNADO_SDK/tornado-argfile -Dtornado.load.annotation.parallel=io.lora4j.kernels.Parallel -Dtornado.recover.bailout=False -Dtornado.tvm.maxbytecodesize=262144"
   echo "TornadoVM SDK: $TORNADO_SDK" >&2
 else
   echo "TornadoVM SDK not found (set TORNADO_SDK); JDK 25 selected, JVM backend only." >&2

@@ -115,6 +115,7 @@ final class BenchCommand implements Callable<Integer> {
                     System.out.println(prefix + " tg" + n + " | " + stats(tps) + " |");
                 }
             }
+            System.err.println("backend " + backend.name() + ": " + backend.device());
         }
         return 0;
     }

@@ -57,7 +57,7 @@ final class DemoCommand implements Callable<Integer> {
             LoraAdapter adapter = new LoraAdapter("default", lc, lm.llama(), 42);
             System.out.println("model: " + modelOptions.modelPath());
             System.out.println(adapter.trainableParametersLine(lm.llama().parameterCount()));
-            Trainer t = new Trainer(lm.llama(), adapter, tc, split.train(), split.eval());
+            Trainer t = new Trainer(lm.llama(), adapter, tc, split.train(), split.eval(), backend);
             double before = t.evalLoss();
             long t0 = System.nanoTime();
             ProgressBar bar = new ProgressBar(System.err, steps);

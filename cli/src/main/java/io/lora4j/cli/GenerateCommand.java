@@ -79,9 +79,9 @@ final class GenerateCommand implements Callable<Integer> {
                     });
             out.println();
             out.flush();
-            System.err.printf(java.util.Locale.ROOT, "%nprompt: %d tokens, %.2f tok/s | generated: %d tokens, %.2f tok/s | backend %s%n",
+            System.err.printf(java.util.Locale.ROOT, "%nprompt: %d tokens, %.2f tok/s | generated: %d tokens, %.2f tok/s | backend %s (%s)%n",
                     r.promptTokens(), r.prefillTokensPerSecond(), r.tokens().length, r.decodeTokensPerSecond(),
-                    backend.name());
+                    backend.name(), backend.device());
         }
         return 0;
     }

@@ -11,7 +11,7 @@ import java.io.UncheckedIOException;
 @Command(name = "lora4j", mixinStandardHelpOptions = true, version = "lora4j 0.1.0",
         description = "Pure-Java Llama inference and LoRA fine-tuning.",
         subcommands = {GenerateCommand.class, ChatCommand.class, TrainCommand.class, DemoCommand.class, MergeCommand.class, AdaptersCommand.class, TokenizeCommand.class, InspectCommand.class, BenchCommand.class,
-                CreateModelCommand.class, ConvertCommand.class, CommandLine.HelpCommand.class})
+                CreateModelCommand.class, ConvertCommand.class, DevicesCommand.class, CommandLine.HelpCommand.class})
 public final class Main {
 
     public static void main(String[] args) {

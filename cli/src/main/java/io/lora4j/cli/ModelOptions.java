@@ -21,8 +21,13 @@ public final class ModelOptions {
     Path tokenizer;
 
     @Option(names = "--backend", defaultValue = "jvm", paramLabel = "NAME",
-            description = "Where the kernels run: jvm (default).")
+            description = "Where the kernels run: jvm (default; Vector API on the CPU), tornado (TornadoVM task graphs "
+                    + "on a GPU or other OpenCL/PTX device; needs tornado-env.sh) or auto (a TornadoVM GPU when present, else jvm).")
     String backend;
+
+    @Option(names = "--device", paramLabel = "N",
+            description = "TornadoVM device number (see lora4j devices); default: TornadoVM's default device.")
+    Integer device;
 
     @Option(names = {"-t", "--threads"}, paramLabel = "N",
             description = "Worker threads (default: all cores).")
@@ -57,6 +62,6 @@ public final class ModelOptions {
     }
 
     Backend backend() {
-        return Backend.named(backend);
+        return Backend.named(backend, device, msg -> System.err.println(msg));
     }
 }

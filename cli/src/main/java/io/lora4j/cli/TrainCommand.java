@@ -83,7 +83,7 @@ final class TrainCommand implements Callable<Integer> {
         if (!method.equals("lora") && !method.equals("adalora")) {
             throw new IllegalArgumentException("--method must be lora or adalora, got '" + method + "'");
         }
-        try (LoadedModel lm = modelOptions.open()) {
+        try (LoadedModel lm = modelOptions.open(); io.lora4j.model.Backend backend = modelOptions.backend()) {
             Path dataFile = data != null ? data : demoData();
             Datasets.Loaded loaded = Datasets.load(dataFile, lm.tokenizer(), tc.seqLen());
             List<Example> train = loaded.examples();
@@ -97,7 +97,7 @@ final class TrainCommand implements Callable<Integer> {
             }
             Trainer trainer;
             if (checkpoint != null) {
-                trainer = io.lora4j.model.train.Checkpoints.resume(checkpoint, lm.llama(), train, eval);
+                trainer = io.lora4j.model.train.Checkpoints.resume(checkpoint, lm.llama(), train, eval, backend);
                 System.err.println("resuming from " + checkpoint + " at step " + trainer.step() + " of " + tc.steps());
             } else {
                 LoraAdapter fresh;
@@ -113,7 +113,7 @@ final class TrainCommand implements Callable<Integer> {
                 } else {
                     fresh = new LoraAdapter("default", lora.config(), lm.llama(), tc.seed());
                 }
-                trainer = new Trainer(lm.llama(), fresh, tc, train, eval);
+                trainer = new Trainer(lm.llama(), fresh, tc, train, eval, backend);
             }
             LoraAdapter adapter = trainer.adapter();
             System.err.printf("data: %s, %d records, %d train + %d eval sequences%s%n", dataFile, loaded.records(),
@@ -177,6 +177,11 @@ final class TrainCommand implements Callable<Integer> {
         long weights = lm.source().tensors().values().stream().mapToLong(x -> x.data().byteSize()).sum();
         System.err.printf(Locale.ROOT, "memory: static  weights %s (memory-mapped, read-only) + adapter & grads %s + optimizer %s%n",
                 mib(weights), mib(t.adapterBytes()), mib(t.optimizerBytes()));
+        if (t.device() != null) {
+            System.err.printf(Locale.ROOT, "        device  %s: weights, activations, adapter, gradients and moments %s"
+                    + " (blocks recomputed in backward)%n", t.device().device(), mib(t.device().deviceBytes()));
+            return;
+        }
         System.err.printf(Locale.ROOT, "        dynamic activations %s + backward scratch %s%s%n", mib(t.graph().activationBytes()),
                 mib(t.graph().scratchBytes()), t.graph().checkpointing() ? " (gradient checkpointing)" : "");
     }

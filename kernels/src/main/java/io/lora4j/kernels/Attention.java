@@ -17,16 +17,18 @@ public final class Attention {
     }
 
     /**
-     * Naive oracle (TornadoVM kernel subset).
+     * Naive oracle and device kernel (TornadoVM kernel subset), one work-item per (token, head).
+     * Query token t sits at position {@code pos[t]} and attends to cached positions {@code 0..pos[t]}.
      *
      * @param out       (T, NH·HS)
-     * @param att       (T·NH, attStride) probabilities, kept for the backward pass; attStride ≥ pos0 + T
+     * @param att       (T·NH, attStride) probabilities, kept for the backward pass; attStride &gt; max pos
      * @param q         (T, NH·HS)
      * @param kCache    (P, NKV·HS)
      * @param vCache    (P, NKV·HS)
+     * @param pos       (T) positions
      */
-    public static void forwardNaive(float[] out, float[] att, float[] q, float[] kCache, float[] vCache,
-                                    int T, int pos0, int NH, int NKV, int HS, int attStride) {
+    public static void forwardNaive(float[] out, float[] att, float[] q, float[] kCache, float[] vCache, int[] pos,
+                                    int T, int NH, int NKV, int HS, int attStride) {
         int qDim = NH * HS;
         int kvDim = NKV * HS;
         int group = NH / NKV;
@@ -35,7 +37,7 @@ public final class Attention {
             int t = th / NH;
             int h = th % NH;
             int kvOff = (h / group) * HS;
-            int n = pos0 + t + 1;
+            int n = pos[t] + 1;
             int a = th * attStride;
             float max = Float.NEGATIVE_INFINITY;
             for (int p = 0; p < n; p++) {
@@ -63,6 +65,21 @@ public final class Attention {
                 }
                 out[t * qDim + h * HS + i] = o;
             }
+        }
+    }
+
+    /**
+     * Writes the chunk's keys or values into the cache at their positions:
+     * {@code cache[pos[t]][i] = kv[t][i]}. Device kernel (the JVM backend uses System.arraycopy).
+     *
+     * @param cache (P, KV)
+     * @param kv    (T, KV)
+     * @param pos   (T)
+     */
+    public static void storeNaive(float[] cache, float[] kv, int[] pos, int T, int KV) {
+        for (@Parallel int ti = 0; ti < T * KV; ti++) {
+            int t = ti / KV;
+            cache[pos[t] * KV + ti % KV] = kv[ti];
         }
     }
 
@@ -148,11 +165,9 @@ public final class Attention {
     }
 
     /**
-     * Backward of {@link #forwardNaive} for a whole sequence (pos0 = 0, the keys and values are
-     * the T tokens' own), as two race-free passes. Pass 1, per (t, h): dP = dout·v_p,
-     * dS = P ⊙ (dP − Σ P·dP), {@code dq = Σ_p dS·k_p / sqrt(HS)} (assigned); dS overwrites
-     * {@code dAtt}. Pass 2, per (p, kv head): {@code dk = Σ dS·q / sqrt(HS)}, {@code dv = Σ P·dout}
-     * over the query heads of the group and t ≥ p (assigned). Naive oracle.
+     * Backward of {@link #forwardNaive} for a whole sequence (positions 0..T-1, the keys and values
+     * are the T tokens' own), as two race-free passes: {@link #backwardQueryNaive} then
+     * {@link #backwardKeyValueNaive}. Naive oracle.
      *
      * @param dq   (T, NH·HS) out
      * @param dk   (T, NKV·HS) out
@@ -163,6 +178,16 @@ public final class Attention {
      */
     public static void backwardNaive(float[] dq, float[] dk, float[] dv, float[] dAtt, float[] dout, float[] att,
                                      float[] q, float[] k, float[] v, int T, int NH, int NKV, int HS) {
+        backwardQueryNaive(dq, dAtt, dout, att, k, v, T, NH, NKV, HS);
+        backwardKeyValueNaive(dk, dv, dAtt, dout, att, q, T, NH, NKV, HS);
+    }
+
+    /**
+     * Pass 1 (device kernel), per (t, h): dP = dout·v_p, dS = P ⊙ (dP − Σ P·dP) into {@code dAtt},
+     * {@code dq = Σ_p dS·k_p / sqrt(HS)} (assigned).
+     */
+    public static void backwardQueryNaive(float[] dq, float[] dAtt, float[] dout, float[] att, float[] k, float[] v,
+                                          int T, int NH, int NKV, int HS) {
         int qDim = NH * HS;
         int kvDim = NKV * HS;
         int group = NH / NKV;
@@ -192,6 +217,18 @@ public final class Attention {
                 dq[t * qDim + h * HS + i] = g / sqrtHS;
             }
         }
+    }
+
+    /**
+     * Pass 2 (device kernel), per (p, kv head): {@code dk = Σ dS·q / sqrt(HS)}, {@code dv = Σ P·dout}
+     * over the query heads of the group and t ≥ p (assigned).
+     */
+    public static void backwardKeyValueNaive(float[] dk, float[] dv, float[] dAtt, float[] dout, float[] att, float[] q,
+                                             int T, int NH, int NKV, int HS) {
+        int qDim = NH * HS;
+        int kvDim = NKV * HS;
+        int group = NH / NKV;
+        float sqrtHS = (float) Math.sqrt(HS);
         for (@Parallel int pk = 0; pk < T * NKV; pk++) {
             int p = pk / NKV;
             int kvh = pk % NKV;

@@ -30,15 +30,23 @@ public final class Dequant {
 
     // ---- naive oracles (TornadoVM kernel subset) ----
 
-    /** 2^e by repeated multiplication (no library call). */
+    /**
+     * 2^e for e in [-149, 127], exactly, as a product of the powers 2^(±2^k) selected by the bits of
+     * |e|: no loop and no library call (PoCL crashes on data-dependent loops in a kernel); every
+     * partial product is a power of two no further from 1 than the result, so none rounds.
+     */
     static float pow2(int e) {
+        boolean neg = e < 0;
+        int n = neg ? -e : e;
         float r = 1.0f;
-        for (int i = 0; i < e; i++) {
-            r *= 2.0f;
-        }
-        for (int i = 0; i > e; i--) {
-            r *= 0.5f;
-        }
+        r *= (n & 1) != 0 ? (neg ? 0.5f : 2.0f) : 1.0f;
+        r *= (n & 2) != 0 ? (neg ? 0x1p-2f : 0x1p2f) : 1.0f;
+        r *= (n & 4) != 0 ? (neg ? 0x1p-4f : 0x1p4f) : 1.0f;
+        r *= (n & 8) != 0 ? (neg ? 0x1p-8f : 0x1p8f) : 1.0f;
+        r *= (n & 16) != 0 ? (neg ? 0x1p-16f : 0x1p16f) : 1.0f;
+        r *= (n & 32) != 0 ? (neg ? 0x1p-32f : 0x1p32f) : 1.0f;
+        r *= (n & 64) != 0 ? (neg ? 0x1p-64f : 0x1p64f) : 1.0f;
+        r *= (n & 128) != 0 ? 0x1p-128f : 1.0f; // only reached for e ≤ -128
         return r;
     }
 
@@ -56,6 +64,19 @@ public final class Dequant {
             v = (1024 + man) * pow2(exp - 25);
         }
         return sign == 1 ? -v : v;
+    }
+
+    /**
+     * IEEE half → float for a finite half (exponent field below 31), with arithmetic only and no NaN
+     * or infinity constant: the form device kernels use (TornadoVM's OpenCL code generator emits an
+     * undeclared {@code NaNF} for {@code Float.NaN}). A device plan checks its F16 weights are finite
+     * when it uploads them.
+     */
+    public static float finiteHalfToFloat(int h) {
+        int exp = (h >> 10) & 31;
+        int man = h & 1023;
+        float v = exp == 0 ? man * pow2(-24) : (1024 + man) * pow2(exp - 25);
+        return ((h >> 15) & 1) == 1 ? -v : v;
     }
 
     /** bfloat16 → float from its 16 bits, with arithmetic only. */

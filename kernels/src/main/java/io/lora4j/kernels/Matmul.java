@@ -37,21 +37,29 @@ public final class Matmul {
     }
 
     /**
-     * Naive oracle (TornadoVM kernel subset).
+     * Naive oracle and device kernel (TornadoVM kernel subset), one work-item per output element.
      *
      * @param out (T, rows)
      * @param x   (T, cols)
      * @param w   (rows, cols)
      */
     public static void forwardNaive(float[] out, float[] x, float[] w, int T, int rows, int cols) {
-        for (@Parallel int r = 0; r < rows; r++) {
-            for (int t = 0; t < T; t++) {
-                float acc = 0f;
-                for (int c = 0; c < cols; c++) {
-                    acc += w[r * cols + c] * x[t * cols + c];
-                }
-                out[t * rows + r] = acc;
+        forwardNaive(out, x, w, 0, T, rows, cols);
+    }
+
+    /**
+     * {@link #forwardNaive(float[], float[], float[], int, int, int)} with W starting at {@code w[wOff]}: the
+     * device kernel (device plans keep many matrices in one flat buffer, llm.c style).
+     */
+    public static void forwardNaive(float[] out, float[] x, float[] w, int wOff, int T, int rows, int cols) {
+        for (@Parallel int tr = 0; tr < T * rows; tr++) {
+            int t = tr / rows;
+            int r = tr % rows;
+            float acc = 0f;
+            for (int c = 0; c < cols; c++) {
+                acc += w[wOff + r * cols + c] * x[t * cols + c];
             }
+            out[tr] = acc;
         }
     }
 
@@ -67,6 +75,56 @@ public final class Matmul {
                 }
                 out[t * rows + r] = acc;
             }
+        }
+    }
+
+    /**
+     * Device form over F16 weights (naive oracle, TornadoVM kernel subset): the halves are decoded
+     * with integer arithmetic ({@link Dequant#finiteHalfToFloat}) because PoCL and other OpenCL 1.2
+     * devices have no fp16 type.
+     *
+     * @param out (T, rows)
+     * @param x   (T, cols)
+     * @param w   (rows, cols) fp16 bits, from {@code w[wOff]}
+     */
+    public static void forwardNaive(float[] out, float[] x, short[] w, int wOff, int T, int rows, int cols) {
+        for (@Parallel int tr = 0; tr < T * rows; tr++) {
+            int t = tr / rows;
+            int r = tr % rows;
+            float acc = 0f;
+            for (int c = 0; c < cols; c++) {
+                acc += Dequant.finiteHalfToFloat(w[wOff + r * cols + c]) * x[t * cols + c];
+            }
+            out[tr] = acc;
+        }
+    }
+
+    /**
+     * Device form over Q8_0 weights split into int8 quants and float block scales (the layout a
+     * device plan uploads: ggml's 34-byte blocks with their fp16 scale decoded once on the host).
+     * Naive oracle, TornadoVM kernel subset; each block's products are summed before scaling, as
+     * ggml does.
+     *
+     * @param out (T, rows)
+     * @param x   (T, cols)
+     * @param q   (rows, cols) int8 quants, from {@code q[qOff]} (a multiple of 32)
+     * @param d   (rows, cols / 32) block scales, from {@code d[qOff / 32]}
+     */
+    public static void forwardNaive(float[] out, float[] x, byte[] q, float[] d, int qOff, int T, int rows, int cols) {
+        int nb = cols / 32;
+        int dOff = qOff / 32;
+        for (@Parallel int tr = 0; tr < T * rows; tr++) {
+            int t = tr / rows;
+            int r = tr % rows;
+            float acc = 0f;
+            for (int b = 0; b < nb; b++) {
+                float s = 0f;
+                for (int j = 0; j < 32; j++) {
+                    s += q[qOff + r * cols + b * 32 + j] * x[t * cols + b * 32 + j];
+                }
+                acc += d[dOff + r * nb + b] * s;
+            }
+            out[tr] = acc;
         }
     }
 
@@ -363,22 +421,56 @@ public final class Matmul {
         return sum(acc);
     }
     /**
-     * Input gradient: {@code dx[t][c] (= or +=) Σ_r dy[t][r] · W[r][c]} — the backward of
-     * {@link #forward} with respect to x, through a frozen (possibly quantized) weight. Naive oracle.
+     * Input gradient: {@code dx[t][c] (= or, with accumulate = 1, +=) Σ_r dy[t][r] · W[r][c]} — the backward of
+     * {@link #forward} with respect to x, through a frozen (possibly quantized) weight. Naive oracle and
+     * device kernel, one work-item per input-gradient element.
      *
      * @param dx (T, cols)
      * @param dy (T, rows)
      * @param w  (rows, cols) as float
      */
-    public static void backwardNaive(float[] dx, float[] dy, float[] w, int T, int rows, int cols, boolean accumulate) {
-        for (@Parallel int t = 0; t < T; t++) {
-            for (int c = 0; c < cols; c++) {
-                float acc = accumulate ? dx[t * cols + c] : 0f;
-                for (int r = 0; r < rows; r++) {
-                    acc += dy[t * rows + r] * w[r * cols + c];
-                }
-                dx[t * cols + c] = acc;
+    public static void backwardNaive(float[] dx, float[] dy, float[] w, int T, int rows, int cols, int accumulate) {
+        backwardNaive(dx, dy, w, 0, T, rows, cols, accumulate);
+    }
+
+    /** {@link #backwardNaive(float[], float[], float[], int, int, int, int)} with W at {@code w[wOff]} (device kernel). */
+    public static void backwardNaive(float[] dx, float[] dy, float[] w, int wOff, int T, int rows, int cols, int accumulate) {
+        for (@Parallel int tc = 0; tc < T * cols; tc++) {
+            int t = tc / cols;
+            int c = tc % cols;
+            float acc = accumulate == 1 ? dx[tc] : 0f;
+            for (int r = 0; r < rows; r++) {
+                acc += dy[t * rows + r] * w[wOff + r * cols + c];
             }
+            dx[tc] = acc;
+        }
+    }
+
+    /** {@link #backwardNaive} over F16 weights (device form, halves decoded with integer arithmetic). */
+    public static void backwardNaive(float[] dx, float[] dy, short[] w, int wOff, int T, int rows, int cols, int accumulate) {
+        for (@Parallel int tc = 0; tc < T * cols; tc++) {
+            int t = tc / cols;
+            int c = tc % cols;
+            float acc = accumulate == 1 ? dx[tc] : 0f;
+            for (int r = 0; r < rows; r++) {
+                acc += dy[t * rows + r] * Dequant.finiteHalfToFloat(w[wOff + r * cols + c]);
+            }
+            dx[tc] = acc;
+        }
+    }
+
+    /** {@link #backwardNaive} over Q8_0 weights as int8 quants + block scales (device form, see {@link #forwardNaive(float[], float[], byte[], float[], int, int, int)}). */
+    public static void backwardNaive(float[] dx, float[] dy, byte[] q, float[] d, int qOff, int T, int rows, int cols, int accumulate) {
+        int nb = cols / 32;
+        int dOff = qOff / 32;
+        for (@Parallel int tc = 0; tc < T * cols; tc++) {
+            int t = tc / cols;
+            int c = tc % cols;
+            float acc = accumulate == 1 ? dx[tc] : 0f;
+            for (int r = 0; r < rows; r++) {
+                acc += dy[t * rows + r] * (d[dOff + r * nb + c / 32] * q[qOff + r * cols + c]);
+            }
+            dx[tc] = acc;
         }
     }
 
@@ -504,21 +596,27 @@ public final class Matmul {
     }
 
     /**
-     * Weight gradient of a float (trainable) matrix: {@code dw[r][c] += Σ_t dy[t][r] · x[t][c]}. Naive oracle.
+     * Weight gradient of a float (trainable) matrix: {@code dw[r][c] += Σ_t dy[t][r] · x[t][c]}. Naive oracle
+     * and device kernel, one work-item per weight.
      *
      * @param dw (rows, cols) accumulated
      * @param dy (T, rows)
      * @param x  (T, cols)
      */
     public static void backwardWeightNaive(float[] dw, float[] dy, float[] x, int T, int rows, int cols) {
-        for (@Parallel int r = 0; r < rows; r++) {
-            for (int c = 0; c < cols; c++) {
-                float acc = 0f;
-                for (int t = 0; t < T; t++) {
-                    acc += dy[t * rows + r] * x[t * cols + c];
-                }
-                dw[r * cols + c] += acc;
+        backwardWeightNaive(dw, 0, dy, x, T, rows, cols);
+    }
+
+    /** {@link #backwardWeightNaive(float[], float[], float[], int, int, int)} into {@code dw[dwOff..]} (device kernel). */
+    public static void backwardWeightNaive(float[] dw, int dwOff, float[] dy, float[] x, int T, int rows, int cols) {
+        for (@Parallel int rc = 0; rc < rows * cols; rc++) {
+            int r = rc / cols;
+            int c = rc % cols;
+            float acc = 0f;
+            for (int t = 0; t < T; t++) {
+                acc += dy[t * rows + r] * x[t * cols + c];
             }
+            dw[dwOff + rc] += acc;
         }
     }
 

@@ -70,16 +70,15 @@ public final class RmsNorm {
     }
 
     /**
-     * Backward of {@link #forwardNaive} (naive oracle). With x̂ = x·rstd and g = w ⊙ dout:
-     * {@code dx = rstd · (g − x̂ · mean(g ⊙ x̂))} (assigned), {@code dw += Σ_t dout ⊙ x̂} (accumulated).
+     * Backward of {@link #forwardNaive} with respect to x (naive oracle and device kernel). With
+     * x̂ = x·rstd and g = w ⊙ dout: {@code dx = rstd · (g − x̂ · mean(g ⊙ x̂))} (assigned).
      *
      * @param dx   (T, C) out, may not alias dout
-     * @param dw   (C) accumulated, or null when w is frozen
      * @param dout (T, C)
      * @param x    (T, C) the forward input
      * @param rstd (T) saved by the forward
      */
-    public static void backwardNaive(float[] dx, float[] dw, float[] dout, float[] x, float[] w, float[] rstd, int T, int C) {
+    public static void backwardNaive(float[] dx, float[] dout, float[] x, float[] w, float[] rstd, int T, int C) {
         for (@Parallel int t = 0; t < T; t++) {
             float r = rstd[t];
             float dot = 0f;
@@ -92,18 +91,23 @@ public final class RmsNorm {
                 dx[t * C + c] = r * (w[c] * dout[t * C + c] - xhat * mean);
             }
         }
-        if (dw != null) {
-            for (@Parallel int c = 0; c < C; c++) {
-                float acc = 0f;
-                for (int t = 0; t < T; t++) {
-                    acc += dout[t * C + c] * x[t * C + c] * rstd[t];
-                }
-                dw[c] += acc;
+    }
+
+    /** Backward with respect to the gain (naive oracle): {@code dw += Σ_t dout ⊙ x̂} (accumulated). */
+    public static void backwardWeightNaive(float[] dw, float[] dout, float[] x, float[] rstd, int T, int C) {
+        for (@Parallel int c = 0; c < C; c++) {
+            float acc = 0f;
+            for (int t = 0; t < T; t++) {
+                acc += dout[t * C + c] * x[t * C + c] * rstd[t];
             }
+            dw[c] += acc;
         }
     }
 
-    /** Fast twin of {@link #backwardNaive}: the same loops, parallel over tokens, then over channels. */
+    /**
+     * Fast twin of {@link #backwardNaive} and, when {@code dw} is not null, {@link #backwardWeightNaive}:
+     * the same loops, parallel over tokens, then over channels.
+     */
     public static void backward(float[] dx, float[] dw, float[] dout, float[] x, float[] w, float[] rstd, int T, int C) {
         Threads.parallelFor(T, (long) C * 6, (from, to) -> {
             for (int t = from; t < to; t++) {

@@ -1,7 +1,8 @@
 package io.lora4j.kernels;
 
 /**
- * Rotary position embedding, in place. Token t sits at position {@code pos0 + t}; pair i of every
+ * Rotary position embedding, in place. Token t sits at position {@code pos0 + t} (the naive oracles take
+ * an array of positions); pair i of every
  * head turns by angle {@code pos · freqs[i]}. Pairs are adjacent {@code (2i, 2i+1)} (GGUF and
  * llama2.c weights, llama.cpp's NORM rope) or halves {@code (i, i + HS/2)} (HF weights, NEOX rope).
  * Glossary: T tokens, NH heads in x, HS head size.
@@ -43,27 +44,30 @@ public final class Rope {
     }
 
     /**
-     * Naive oracle (TornadoVM kernel subset).
+     * Naive oracle and device kernel (TornadoVM kernel subset): one work-item per (token, head, pair).
+     * Token t sits at position {@code pos[t]} (an array, so a device plan can change it between
+     * executions); {@code halves} is 1 for rotate-half pairs, 0 for adjacent ones (an int: TornadoVM's
+     * OpenCL code generator does not compile boolean kernel parameters).
      *
      * @param x     (T, NH·HS), rotated in place
      * @param freqs (HS/2)
+     * @param pos   (T) positions
      */
-    public static void forwardNaive(float[] x, float[] freqs, int T, int NH, int HS, int pos0, boolean halves) {
+    public static void forwardNaive(float[] x, float[] freqs, int[] pos, int T, int NH, int HS, int halves) {
         int half = HS / 2;
-        for (@Parallel int t = 0; t < T; t++) {
-            for (int h = 0; h < NH; h++) {
-                for (int i = 0; i < half; i++) {
-                    float angle = (pos0 + t) * freqs[i];
-                    float c = (float) Math.cos(angle);
-                    float s = (float) Math.sin(angle);
-                    int j0 = t * NH * HS + h * HS + (halves ? i : 2 * i);
-                    int j1 = halves ? j0 + half : j0 + 1;
-                    float v0 = x[j0];
-                    float v1 = x[j1];
-                    x[j0] = v0 * c - v1 * s;
-                    x[j1] = v0 * s + v1 * c;
-                }
-            }
+        for (@Parallel int thi = 0; thi < T * NH * half; thi++) {
+            int t = thi / (NH * half);
+            int h = (thi / half) % NH;
+            int i = thi % half;
+            float angle = pos[t] * freqs[i];
+            float c = (float) Math.cos(angle);
+            float s = (float) Math.sin(angle);
+            int j0 = t * NH * HS + h * HS + (halves == 1 ? i : 2 * i);
+            int j1 = halves == 1 ? j0 + half : j0 + 1;
+            float v0 = x[j0];
+            float v1 = x[j1];
+            x[j0] = v0 * c - v1 * s;
+            x[j1] = v0 * s + v1 * c;
         }
     }
 
@@ -91,24 +95,24 @@ public final class Rope {
 
     /**
      * Backward, in place: the gradient of a rotation is the opposite rotation, so {@code dx} (the
-     * upstream gradient on entry) is turned by {@code −pos·freqs[i]}. Naive oracle.
+     * upstream gradient on entry) is turned by {@code −pos[t]·freqs[i]}. Naive oracle and device
+     * kernel, one work-item per (token, head, pair).
      */
-    public static void backwardNaive(float[] dx, float[] freqs, int T, int NH, int HS, int pos0, boolean halves) {
+    public static void backwardNaive(float[] dx, float[] freqs, int[] pos, int T, int NH, int HS, int halves) {
         int half = HS / 2;
-        for (@Parallel int t = 0; t < T; t++) {
-            for (int h = 0; h < NH; h++) {
-                for (int i = 0; i < half; i++) {
-                    float angle = (pos0 + t) * freqs[i];
-                    float c = (float) Math.cos(angle);
-                    float s = (float) Math.sin(angle);
-                    int j0 = t * NH * HS + h * HS + (halves ? i : 2 * i);
-                    int j1 = halves ? j0 + half : j0 + 1;
-                    float g0 = dx[j0];
-                    float g1 = dx[j1];
-                    dx[j0] = g0 * c + g1 * s;
-                    dx[j1] = -g0 * s + g1 * c;
-                }
-            }
+        for (@Parallel int thi = 0; thi < T * NH * half; thi++) {
+            int t = thi / (NH * half);
+            int h = (thi / half) % NH;
+            int i = thi % half;
+            float angle = pos[t] * freqs[i];
+            float c = (float) Math.cos(angle);
+            float s = (float) Math.sin(angle);
+            int j0 = t * NH * HS + h * HS + (halves == 1 ? i : 2 * i);
+            int j1 = halves == 1 ? j0 + half : j0 + 1;
+            float g0 = dx[j0];
+            float g1 = dx[j1];
+            dx[j0] = g0 * c + g1 * s;
+            dx[j1] = -g0 * s + g1 * c;
         }
     }
 

@@ -44,6 +44,10 @@ class DequantTest {
             } else {
                 assertEquals(Float.floatToRawIntBits(want), Float.floatToRawIntBits(got), "half 0x" + Integer.toHexString(h));
             }
+            if ((h & 0x7c00) != 0x7c00) {
+                assertEquals(Float.floatToRawIntBits(want), Float.floatToRawIntBits(Dequant.finiteHalfToFloat((short) h)),
+                        "device decoder, half 0x" + Integer.toHexString(h));
+            }
         }
         // the vector decoder agrees on every finite half
         byte[] all = new byte[2 * 65536];

@@ -13,6 +13,15 @@ final class GradCheck {
     private GradCheck() {
     }
 
+    /** Positions pos0, pos0+1, …, pos0+T-1 of a chunk of T tokens (the naive kernels take them as an array). */
+    static int[] positions(int pos0, int T) {
+        int[] p = new int[T];
+        for (int t = 0; t < T; t++) {
+            p[t] = pos0 + t;
+        }
+        return p;
+    }
+
     /** L = Σ out·g in double after running the forward. */
     static double loss(Runnable forward, float[] out, float[] g) {
         forward.run();

@@ -135,10 +135,10 @@ class MatmulParityTest {
         }
         float[] dy = random(new SplittableRandom(8), T * rows);
         float[] want = random(new SplittableRandom(7), T * cols), got = want.clone();
-        Matmul.backwardNaive(want, dy, wf, T, rows, cols, true);
+        Matmul.backwardNaive(want, dy, wf, T, rows, cols, 1);
         Matmul.backward(got, dy, w, T, true);
         assertClose(type + " dx accumulate", want, got, 2e-5);
-        Matmul.backwardNaive(want, dy, wf, T, rows, cols, false);
+        Matmul.backwardNaive(want, dy, wf, T, rows, cols, 0);
         Matmul.backward(got, dy, w, T, false);
         assertClose(type + " dx assign", want, got, 2e-5);
     }
@@ -149,7 +149,7 @@ class MatmulParityTest {
         SplittableRandom r = new SplittableRandom(11);
         float[] w = random(r, rows * cols), x = random(r, T * cols), g = random(r, T * rows);
         float[] out = new float[T * rows], dx = new float[T * cols], dw = new float[rows * cols];
-        Matmul.backwardNaive(dx, g, w, T, rows, cols, false);
+        Matmul.backwardNaive(dx, g, w, T, rows, cols, 0);
         Matmul.backwardWeightNaive(dw, g, x, T, rows, cols);
         Runnable fwd = () -> Matmul.forwardNaive(out, x, w, T, rows, cols);
         GradCheck.check("x", x, dx, () -> GradCheck.loss(fwd, out, g), 1e-2);
@@ -157,5 +157,46 @@ class MatmulParityTest {
         float[] dw2 = new float[rows * cols];
         Matmul.backwardWeight(dw2, g, x, T, rows, cols);
         assertClose("dw fast", dw, dw2, 1e-5);
+    }
+
+    /** The device forms over F16 bits and over Q8_0 split into quants + scales, forward and input gradient. */
+    @ParameterizedTest
+    @EnumSource(value = GgmlType.class, names = {"F16", "Q8_0"})
+    void deviceFormsMatchTheFastKernels(GgmlType type) {
+        int rows = 29, cols = 96;
+        byte[] wb = randomWeights(type, rows, cols, 12);
+        Weight w = new Weight("w", type, MemorySegment.ofArray(wb), rows, cols);
+        int off = 64; // the matrix sits inside a larger buffer, as device plans pack a layer's matrices
+        short[] h = new short[off + rows * cols];
+        byte[] q = new byte[off + rows * cols];
+        float[] d = new float[(off + rows * cols) / 32];
+        if (type == GgmlType.F16) {
+            MemorySegment.copy(MemorySegment.ofArray(wb), ValueLayout.JAVA_SHORT_UNALIGNED, 0, h, off, rows * cols);
+        } else {
+            for (int b = 0; b < rows * cols / 32; b++) {
+                d[off / 32 + b] = Dequant.halfToFloat(Dequant.u16(wb, 34 * b));
+                System.arraycopy(wb, 34 * b + 2, q, off + 32 * b, 32);
+            }
+        }
+        for (int T : new int[]{1, 5}) {
+            float[] x = random(new SplittableRandom(T + 40), T * cols);
+            float[] want = new float[T * rows], got = new float[T * rows];
+            Matmul.forward(want, x, w, T);
+            if (type == GgmlType.F16) {
+                Matmul.forwardNaive(got, x, h, off, T, rows, cols);
+            } else {
+                Matmul.forwardNaive(got, x, q, d, off, T, rows, cols);
+            }
+            assertSums(type + " device forward T=" + T, want, got, wb, type, x, T, rows, cols);
+            float[] dy = random(new SplittableRandom(T + 50), T * rows);
+            float[] dx = random(new SplittableRandom(T + 60), T * cols), dx2 = dx.clone();
+            Matmul.backward(dx, dy, w, T, true);
+            if (type == GgmlType.F16) {
+                Matmul.backwardNaive(dx2, dy, h, off, T, rows, cols, 1);
+            } else {
+                Matmul.backwardNaive(dx2, dy, q, d, off, T, rows, cols, 1);
+            }
+            assertClose(type + " device input gradient T=" + T, dx, dx2, 2e-5);
+        }
     }
 }

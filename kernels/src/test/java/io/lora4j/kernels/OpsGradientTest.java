@@ -20,7 +20,8 @@ class OpsGradientTest {
         float[] out = new float[T * C], rstd = new float[T];
         float[] dx = new float[T * C], dw = new float[C];
         RmsNorm.forwardNaive(out, rstd, x, w, T, C, 1e-5f);
-        RmsNorm.backwardNaive(dx, dw, g, x, w, rstd, T, C);
+        RmsNorm.backwardNaive(dx, g, x, w, rstd, T, C);
+        RmsNorm.backwardWeightNaive(dw, g, x, rstd, T, C);
         Runnable fwd = () -> RmsNorm.forwardNaive(out, rstd, x, w, T, C, 1e-5f);
         GradCheck.check("x", x, dx, () -> GradCheck.loss(fwd, out, g), 1e-2);
         GradCheck.check("w", w, dw, () -> GradCheck.loss(fwd, out, g), 1e-2);
@@ -58,11 +59,11 @@ class OpsGradientTest {
         float[] x = random(r, T * NH * HS), g = random(r, T * NH * HS);
         float[] freqs = Rope.frequencies(HS, 100f);
         float[] dx = g.clone();
-        Rope.backwardNaive(dx, freqs, T, NH, HS, pos0, halves);
+        Rope.backwardNaive(dx, freqs, GradCheck.positions(pos0, T), T, NH, HS, halves ? 1 : 0);
         float[] out = new float[x.length];
         Runnable fwd = () -> {
             System.arraycopy(x, 0, out, 0, x.length);
-            Rope.forwardNaive(out, freqs, T, NH, HS, pos0, halves);
+            Rope.forwardNaive(out, freqs, GradCheck.positions(pos0, T), T, NH, HS, halves ? 1 : 0);
         };
         GradCheck.check("x", x, dx, () -> GradCheck.loss(fwd, out, g), 1e-2);
         float[] dx2 = g.clone();
@@ -81,10 +82,10 @@ class OpsGradientTest {
         }
         float[] out = new float[T * NH * HS], att = new float[T * NH * T];
         float[] dq = new float[q.length], dk = new float[k.length], dv = new float[v.length], dAtt = new float[T * NH * T];
-        Attention.forwardNaive(out, att, q, k, v, T, 0, NH, NKV, HS, T);
+        Attention.forwardNaive(out, att, q, k, v, GradCheck.positions(0, T), T, NH, NKV, HS, T);
         Attention.backwardNaive(dq, dk, dv, dAtt, g, att, q, k, v, T, NH, NKV, HS);
         float[] scratch = new float[T * NH * T];
-        Runnable fwd = () -> Attention.forwardNaive(out, scratch, q, k, v, T, 0, NH, NKV, HS, T);
+        Runnable fwd = () -> Attention.forwardNaive(out, scratch, q, k, v, GradCheck.positions(0, T), T, NH, NKV, HS, T);
         GradCheck.check("q", q, dq, () -> GradCheck.loss(fwd, out, g), 1e-2);
         GradCheck.check("k", k, dk, () -> GradCheck.loss(fwd, out, g), 1e-2);
         GradCheck.check("v", v, dv, () -> GradCheck.loss(fwd, out, g), 1e-2);
@@ -231,7 +232,9 @@ class OpsGradientTest {
         }
         for (int t = 1; t <= 3; t++) {
             float[] g = random(rnd, N);
-            AdamW.updateNaive(p, g, m, v, 1e-2f, 0.9f, 0.999f, 1e-8f, 0.01f, t, N);
+            float[] h = new float[AdamW.HYPER];
+            AdamW.hyper(h, 1e-2f, 0.9f, 0.999f, 1e-8f, 0.01f, t, 1f);
+            AdamW.updateNaive(p, g, m, v, h, N);
             AdamW.update(p2, g, m2, v2, 1e-2f, 0.9f, 0.999f, 1e-8f, 0.01f, t, N);
             for (int i = 0; i < N; i++) {
                 md[i] = 0.9 * md[i] + 0.1 * g[i];
@@ -244,5 +247,36 @@ class OpsGradientTest {
             org.junit.jupiter.api.Assertions.assertEquals(pd[i], p[i], 1e-5, "param " + i);
         }
         assertClose("adamw fast", p, p2, 0);
+    }
+
+    @Test
+    void scaledGradientsInTheDeviceFormsEqualScalingOnTheHost() {
+        int N = 23;
+        SplittableRandom rnd = new SplittableRandom(8);
+        float[] g = random(rnd, N);
+        float c = 0.37f;
+        float[] gs = g.clone();
+        for (int i = 0; i < N; i++) {
+            gs[i] *= c;
+        }
+        float[] p = random(rnd, N), m = random(rnd, N), v = random(rnd, N);
+        for (int i = 0; i < N; i++) {
+            v[i] = Math.abs(v[i]);
+        }
+        float[] p2 = p.clone(), m2 = m.clone(), v2 = v.clone();
+        float[] h = new float[AdamW.HYPER];
+        AdamW.hyper(h, 3e-3f, 0.8f, 0.99f, 1e-6f, 0.1f, 4, c);
+        AdamW.updateNaive(p, g, m, v, h, N);
+        AdamW.update(p2, gs, m2, v2, 3e-3f, 0.8f, 0.99f, 1e-6f, 0.1f, 4, N);
+        assertClose("adamw with clipping", p, p2, 0);
+        assertClose("adamw moments", m, m2, 0);
+        float[] q = random(rnd, N), buf = random(rnd, N);
+        float[] q2 = q.clone(), buf2 = buf.clone();
+        float[] hs = new float[Sgd.HYPER];
+        Sgd.hyper(hs, 0.1f, 0.9f, 0.01f, c);
+        Sgd.updateNaive(q, g, buf, hs, N);
+        Sgd.update(q2, gs, buf2, 0.1f, 0.9f, 0.01f, N);
+        assertClose("sgd with momentum and clipping", q, q2, 0);
+        assertClose("sgd momentum", buf, buf2, 0);
     }
 }

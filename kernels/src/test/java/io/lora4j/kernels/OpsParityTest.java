@@ -66,7 +66,7 @@ class OpsParityTest {
         float[] x = random(r, T * NH * HS);
         float[] a = x.clone(), b = x.clone();
         float[] freqs = Rope.frequencies(HS, 10000f);
-        Rope.forwardNaive(a, freqs, T, NH, HS, pos0, halves);
+        Rope.forwardNaive(a, freqs, GradCheck.positions(pos0, T), T, NH, HS, halves ? 1 : 0);
         Rope.forward(b, freqs, T, NH, HS, pos0, halves);
         assertClose("rope", a, b, 1e-6);
         // a rotation keeps the norm of every pair
@@ -121,7 +121,7 @@ class OpsParityTest {
         float[] v = random(r, P * NKV * HS);
         float[] out1 = new float[T * NH * HS], out2 = new float[T * NH * HS];
         float[] att = new float[T * NH * P];
-        Attention.forwardNaive(out1, att, q, k, v, T, pos0, NH, NKV, HS, P);
+        Attention.forwardNaive(out1, att, q, k, v, GradCheck.positions(pos0, T), T, NH, NKV, HS, P);
         float[] att2 = new float[T * NH * P], out3 = new float[T * NH * HS];
         Attention.forward(out2, att2, q, k, v, T, pos0, NH, NKV, HS, P);
         Attention.forward(out3, null, q, k, v, T, pos0, NH, NKV, HS, 0);
@@ -162,6 +162,83 @@ class OpsParityTest {
         for (int i = 0; i < N; i++) {
             double s = g[i] / (1 + Math.exp(-g[i])) * u[i];
             assertEquals(s, o1[i], 1e-6);
+        }
+    }
+
+    @Test
+    void vectorOpsAndCacheStores() {
+        SplittableRandom r = new SplittableRandom(70);
+        int N = 53;
+        float[] x = random(r, N), y = random(r, N), y2 = y.clone();
+        VectorOps.axpyNaive(y, x, 0.3f, N);
+        VectorOps.axpy(y2, x, 0.3f, N);
+        assertClose("axpy", y, y2, 0);
+        for (int i = 0; i < N; i++) {
+            org.junit.jupiter.api.Assertions.assertEquals(y2[i], y[i]);
+        }
+        VectorOps.scaleNaive(y, x, -2f, N);
+        VectorOps.fillNaive(y2, 0f, N);
+        for (int i = 0; i < N; i++) {
+            org.junit.jupiter.api.Assertions.assertEquals(-2f * x[i], y[i]);
+            org.junit.jupiter.api.Assertions.assertEquals(0f, y2[i]);
+        }
+        float[] partial = new float[4];
+        VectorOps.sumSquaresNaive(partial, x, N, 16);
+        double want = 0, got = 0;
+        for (float v : x) {
+            want += (double) v * v;
+        }
+        for (float v : partial) {
+            got += v;
+        }
+        org.junit.jupiter.api.Assertions.assertEquals(want, got, 1e-5 * want);
+        int T = 3, KV = 8, P = 10;
+        float[] cache = new float[P * KV], kv = random(r, T * KV);
+        int[] pos = {4, 5, 6};
+        Attention.storeNaive(cache, kv, pos, T, KV);
+        for (int t = 0; t < T; t++) {
+            for (int i = 0; i < KV; i++) {
+                org.junit.jupiter.api.Assertions.assertEquals(kv[t * KV + i], cache[pos[t] * KV + i]);
+            }
+        }
+        org.junit.jupiter.api.Assertions.assertEquals(0f, cache[3 * KV], "other positions untouched");
+    }
+
+    /** The shift-and-mask form of the mask hash equals plain splitmix64 with unsigned shifts. */
+    @Test
+    void dropoutHashIsSplitmix64() {
+        java.util.SplittableRandom r = new java.util.SplittableRandom(74);
+        for (int i = 0; i < 10000; i++) {
+            long seed = r.nextLong(), index = r.nextInt(1 << 30);
+            long z = seed + (index + 1) * 0x9E3779B97F4A7C15L;
+            z = (z ^ (z >>> 30)) * 0xBF58476D1CE4E5B9L;
+            z = (z ^ (z >>> 27)) * 0x94D049BB133111EBL;
+            z = z ^ (z >>> 31);
+            org.junit.jupiter.api.Assertions.assertEquals((z >>> 40) / (float) (1 << 24), Dropout.uniform(seed, index));
+        }
+    }
+
+    @Test
+    void dropoutTwinsAreBitwiseEqualAndKeepTheRightFraction() {
+        int N = 4001;
+        float[] x = random(new SplittableRandom(71), N), a = new float[N], b = new float[N];
+        Dropout.forwardNaive(a, x, new long[]{12345L}, new float[]{0.3f}, N);
+        Dropout.forward(b, x, 12345L, 0.3f, N);
+        int kept = 0;
+        for (int j = 0; j < N; j++) {
+            org.junit.jupiter.api.Assertions.assertEquals(b[j], a[j]);
+            kept += a[j] != 0f ? 1 : 0;
+        }
+        org.junit.jupiter.api.Assertions.assertEquals(0.7, kept / (double) N, 0.03);
+        float[] dx = random(new SplittableRandom(72), N), dx2 = dx.clone(), g = random(new SplittableRandom(73), N);
+        Dropout.backwardNaive(dx, g, new long[]{12345L}, new float[]{0.3f}, N);
+        Dropout.backward(dx2, g, 12345L, 0.3f, N);
+        for (int j = 0; j < N; j++) {
+            org.junit.jupiter.api.Assertions.assertEquals(dx2[j], dx[j]);
+        }
+        Dropout.forwardNaive(a, x, new long[]{9L}, new float[]{0f}, N);
+        for (int j = 0; j < N; j++) {
+            org.junit.jupiter.api.Assertions.assertEquals(x[j], a[j], "p = 0 keeps everything unscaled");
         }
     }
 }

@@ -34,7 +34,22 @@ public final class JvmBackend implements Backend {
     }
 
     @Override
-    public void layer(Llama m, State s, int l, int T, int pos) {
+    public String device() {
+        return "JVM, " + io.lora4j.kernels.Threads.threadCount() + " threads";
+    }
+
+    @Override
+    public void forward(Llama m, State s, int T, int pos, boolean logits) {
+        for (int l = 0; l < m.config().nLayers(); l++) {
+            layer(m, s, l, T, pos);
+        }
+        if (logits) {
+            logits(m, s, T - 1, 1);
+        }
+    }
+
+    /** One transformer block over tokens at positions {@code pos..pos+T-1}; updates the KV cache of layer {@code l}. */
+    void layer(Llama m, State s, int l, int T, int pos) {
         LlamaConfig c = m.config();
         Llama.Layer w = m.layer(l);
         int C = c.dim();
@@ -64,8 +79,8 @@ public final class JvmBackend implements Backend {
         add(s.x, s.proj, T * C);
     }
 
-    @Override
-    public void logits(Llama m, State s, int first, int n) {
+    /** Final RMSNorm and logits of rows {@code first..first+n-1} of {@link State#x}, written to {@link State#logits} as (n, V). */
+    void logits(Llama m, State s, int first, int n) {
         LlamaConfig c = m.config();
         int C = c.dim();
         System.arraycopy(s.x, first * C, s.proj, 0, n * C);

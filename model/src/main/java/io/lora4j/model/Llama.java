@@ -345,13 +345,8 @@ public final class Llama {
                     Dequant.row(tokenEmbd, tok, s.x, t * C);
                 }
             }
-            for (int l = 0; l < config.nLayers(); l++) {
-                b.layer(this, s, l, T, pos + done);
-            }
+            b.forward(this, s, T, pos + done, done + T == n);
             done += T;
-            if (done == n) {
-                b.logits(this, s, T - 1, 1);
-            }
         }
         return s.logits;
     }

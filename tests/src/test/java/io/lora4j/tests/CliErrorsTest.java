@@ -49,6 +49,11 @@ class CliErrorsTest {
     void unknownBackendAndBadOptions() {
         assertCleanError(Shared.cli("generate", "--model", Shared.stories().toString(), "--backend", "cuda"), 1,
                 "unknown backend 'cuda'");
+        // this module's tests never run with TornadoVM's JVM options
+        assertCleanError(Shared.cli("train", "--model", Shared.stories().toString(), "--backend", "tornado", "--steps", "1"), 1,
+                "backend 'tornado' is not available: this JVM was not started with TornadoVM's options");
+        assertCleanError(Shared.cli("generate", "--model", Shared.stories().toString(), "--device", "0"), 1,
+                "--device selects a TornadoVM device");
         assertCleanError(Shared.cli("generate", "--model", Shared.stories().toString(), "--temperature", "-1"), 1,
                 "temperature");
         Shared.Run r = Shared.cli("generate", "--max-tokens", "many");

@@ -53,6 +53,7 @@ public final class Checkpoints {
 
     /** Writes the trainer's state to {@code out/checkpoint-<step>}; returns that directory. */
     public static Path save(Trainer t, Path out) {
+        t.sync();
         Path dir = out.resolve(PREFIX + t.step());
         Path tmp = out.resolve(PREFIX + t.step() + ".tmp");
         try {
@@ -194,11 +195,17 @@ public final class Checkpoints {
      * with the same data (the caller passes the examples the original run used).
      */
     public static Trainer resume(Path checkpoint, Llama model, List<Example> train, List<Example> eval) {
+        return resume(checkpoint, model, train, eval, null);
+    }
+
+    /** {@link #resume(Path, Llama, List, List)} with the steps on {@code backend} (null: the JVM). */
+    public static Trainer resume(Path checkpoint, Llama model, List<Example> train, List<Example> eval,
+                                 io.lora4j.model.Backend backend) {
         verify(checkpoint);
         JsonNode st = read(checkpoint);
         TrainConfig cfg = config(checkpoint);
         LoraAdapter adapter = PeftAdapters.load(checkpoint, model, "default");
-        Trainer t = new Trainer(model, adapter, cfg, train, eval);
+        Trainer t = new Trainer(model, adapter, cfg, train, eval, backend);
         try (SafetensorsFile opt = SafetensorsFile.open(checkpoint.resolve(OPTIMIZER))) {
             for (Trainer.Param p : t.params()) {
                 restore(opt, p.name() + ".m", p.m(), checkpoint.resolve(OPTIMIZER));

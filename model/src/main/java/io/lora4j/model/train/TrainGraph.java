@@ -3,6 +3,7 @@ package io.lora4j.model.train;
 import io.lora4j.kernels.Attention;
 import io.lora4j.kernels.CrossEntropy;
 import io.lora4j.kernels.Dequant;
+import io.lora4j.kernels.Dropout;
 import io.lora4j.kernels.GgmlType;
 import io.lora4j.kernels.Lora;
 import io.lora4j.kernels.Matmul;
@@ -287,7 +288,7 @@ public final class TrainGraph {
         float[] in = x;
         if (dropout > 0 && training) {
             in = a.loraIn[mod.ordinal()];
-            dropoutMask(in, x, T * ll.in, maskSeed(l, mod));
+            Dropout.forward(in, x, maskSeed(l, mod), dropout, T * ll.in);
         }
         Lora.forward(y, a.ax[mod.ordinal()], in, ll.a, ll.e, ll.b, ll.scaling, T, ll.in, ll.out, ll.r);
         if (ll.bias != null) {
@@ -379,13 +380,7 @@ public final class TrainGraph {
             Arrays.fill(dLoraIn, 0, T * ll.in, 0f);
             Lora.backward(dLoraIn, ll.da, dE(ll), ll.db, tmpAx(ll, T), dy, a.ax[i], in, ll.a, ll.e, ll.b, ll.scaling, T, ll.in, ll.out, ll.r);
             // through the mask: kept elements were scaled by 1/(1-p), dropped ones get no gradient
-            float keep = 1f / (1f - dropout);
-            long seed = maskSeed(l, mod);
-            for (int j = 0; j < T * ll.in; j++) {
-                if (uniform(seed, j) >= dropout) {
-                    dx[j] += dLoraIn[j] * keep;
-                }
-            }
+            Dropout.backward(dx, dLoraIn, maskSeed(l, mod), dropout, T * ll.in);
         } else {
             Lora.backward(dx, ll.da, dE(ll), ll.db, tmpAx(ll, T), dy, a.ax[i], x, ll.a, ll.e, ll.b, ll.scaling, T, ll.in, ll.out, ll.r);
         }
@@ -413,23 +408,11 @@ public final class TrainGraph {
     }
 
     private long maskSeed(int l, LinearModule mod) {
-        return stepSeed * 0x9E3779B97F4A7C15L + (l * 16L + mod.ordinal()) * 0xBF58476D1CE4E5B9L;
+        return maskSeed(stepSeed, l, mod);
     }
 
-    /** out = x ⊙ keep / (1 − p), keep[j] drawn from a counter-based hash so recomputation gives the same mask. */
-    private void dropoutMask(float[] out, float[] x, int n, long seed) {
-        float keep = 1f / (1f - dropout);
-        for (int j = 0; j < n; j++) {
-            out[j] = uniform(seed, j) >= dropout ? x[j] * keep : 0f;
-        }
-    }
-
-    /** A uniform float in [0, 1) from (seed, index): splitmix64 of their combination. */
-    static float uniform(long seed, long index) {
-        long z = seed + (index + 1) * 0x9E3779B97F4A7C15L;
-        z = (z ^ (z >>> 30)) * 0xBF58476D1CE4E5B9L;
-        z = (z ^ (z >>> 27)) * 0x94D049BB133111EBL;
-        z = z ^ (z >>> 31);
-        return (z >>> 40) / (float) (1 << 24);
+    /** The dropout seed of projection {@code mod} in block {@code l} for the sequence seeded {@code seed} (see {@link Dropout}). */
+    public static long maskSeed(long seed, int l, LinearModule mod) {
+        return seed * 0x9E3779B97F4A7C15L + (l * 16L + mod.ordinal()) * 0xBF58476D1CE4E5B9L;
     }
 }

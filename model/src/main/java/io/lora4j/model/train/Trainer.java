@@ -53,12 +53,23 @@ public final class Trainer {
     private final List<Example> train;
     private final List<Example> eval;
     private final RankAllocator allocator;
+    private final DeviceTraining device;   // null: the steps run on the JVM
+    private boolean momentsOnDevice;
     private int[] order;
     private int cursor;
     private int epoch;
     private int step;
 
     public Trainer(Llama model, LoraAdapter adapter, TrainConfig cfg, List<Example> train, List<Example> eval) {
+        this(model, adapter, cfg, train, eval, null);
+    }
+
+    /**
+     * @param backend where the steps run; null or the JVM backend: {@link TrainGraph} and the JVM
+     *                optimizers; another backend: its {@link io.lora4j.model.Backend#training}
+     */
+    public Trainer(Llama model, LoraAdapter adapter, TrainConfig cfg, List<Example> train, List<Example> eval,
+                   io.lora4j.model.Backend backend) {
         if (train.isEmpty()) {
             throw new IllegalArgumentException("no training examples");
         }
@@ -78,7 +89,8 @@ public final class Trainer {
             throw new IllegalArgumentException("sequences of " + maxT + " tokens exceed the model's context "
                     + model.config().contextLength());
         }
-        graph = new TrainGraph(model, adapter, maxT, cfg.checkpointing());
+        device = backend == null ? null : backend.training(model, adapter, maxT, cfg);
+        graph = device == null ? new TrainGraph(model, adapter, maxT, cfg.checkpointing()) : null;
         boolean adam = cfg.optimizer().equals("adamw");
         boolean momentum = !adam && cfg.beta1() > 0;
         if (adapter.adaLora() != null) {
@@ -119,8 +131,24 @@ public final class Trainer {
                 adam ? new float[value.length] : null));
     }
 
+    /** The JVM training graph, or null when a device trains ({@link #device()}). */
     public TrainGraph graph() {
         return graph;
+    }
+
+    /** The device training the adapter, or null on the JVM. */
+    public DeviceTraining device() {
+        return device;
+    }
+
+    /**
+     * Brings the adapter and the optimizer moments back from the device into the host arrays (a no-op
+     * on the JVM). {@link #run} ends with it; a checkpoint or save in between must call it first.
+     */
+    public void sync() {
+        if (device != null) {
+            device.syncToHost(params.stream().map(Param::m).toList(), params.stream().map(Param::v).toList());
+        }
     }
 
     public List<Param> params() {
@@ -197,6 +225,7 @@ public final class Trainer {
         if (!eval.isEmpty()) {
             listener.eval(step, evalLoss());
         }
+        sync();
     }
 
     /** One optimizer step over batchSize × gradAccum sequences. */
@@ -210,6 +239,9 @@ public final class Trainer {
             batch[i] = next();
             counted += batch[i].countedTargets();
             tokens += batch[i].tokens().length;
+        }
+        if (device != null) {
+            return deviceStep(t0, n, batch, counted, tokens);
         }
         for (Param p : params) {
             Arrays.fill(p.grad, 0f);
@@ -234,14 +266,7 @@ public final class Trainer {
         }
         norm = Math.sqrt(norm);
         if (!Double.isFinite(norm)) {
-            for (Param p : params) {
-                for (float g : p.grad) {
-                    if (!Float.isFinite(g)) {
-                        throw new TrainingDivergedException("gradient of " + p.name + " is " + g + " at step "
-                                + (step + 1) + "; stopping");
-                    }
-                }
-            }
+            throw nonFiniteGradient();
         }
         if (cfg.maxGradNorm() > 0 && norm > cfg.maxGradNorm()) {
             float c = (float) (cfg.maxGradNorm() / (norm + 1e-6));
@@ -292,12 +317,54 @@ public final class Trainer {
         return layers.isEmpty() ? 0 : w * sum / (2 * layers.size());
     }
 
+    /** The error naming the first non-finite gradient element (the norm was not finite). */
+    private TrainingDivergedException nonFiniteGradient() {
+        for (Param p : params) {
+            for (float g : p.grad) {
+                if (!Float.isFinite(g)) {
+                    return new TrainingDivergedException("gradient of " + p.name + " is " + g + " at step " + (step + 1) + "; stopping");
+                }
+            }
+        }
+        return new TrainingDivergedException("the gradient norm is not finite at step " + (step + 1) + "; stopping");
+    }
+
+    /** {@link #trainStep} on the device: the same sequence seeds, clipping and schedule; the optimizer runs there. */
+    private StepStats deviceStep(long t0, int n, Example[] batch, int counted, int tokens) {
+        if (!momentsOnDevice) { // after a resume the restored moments are in the host arrays
+            device.loadMoments(params.stream().map(Param::m).toList(), params.stream().map(Param::v).toList());
+            momentsOnDevice = true;
+        }
+        double lossSum = 0;
+        float scale = counted == 0 ? 0f : 1f / counted;
+        for (int i = 0; i < n; i++) {
+            Example e = batch[i];
+            long seed = cfg.seed() * 1_000_003L + (long) step * n + i;
+            lossSum += device.forwardBackward(e.tokens(), e.targets(), e.tokens().length, scale, seed);
+        }
+        double loss = counted == 0 ? 0 : lossSum / counted;
+        if (!Double.isFinite(loss)) {
+            throw new TrainingDivergedException("loss is " + loss + " at step " + (step + 1) + "; stopping");
+        }
+        double norm = Math.sqrt(device.gradNormSquared());
+        if (!Double.isFinite(norm)) {
+            device.gradientsToHost();
+            throw nonFiniteGradient();
+        }
+        float clip = cfg.maxGradNorm() > 0 && norm > cfg.maxGradNorm() ? (float) (cfg.maxGradNorm() / (norm + 1e-6)) : 1f;
+        float lr = cfg.lrSchedule().lr(step);
+        device.update(lr, cfg.beta1(), cfg.beta2(), cfg.eps(), cfg.weightDecay(), step + 1, clip);
+        step++;
+        return new StepStats(step, loss, lr, norm, tokens, System.nanoTime() - t0, 0, -1);
+    }
+
     /** Mean loss per counted token over the held-out examples (no dropout, no gradients). */
     public double evalLoss() {
         double sum = 0;
         int counted = 0;
         for (Example e : eval) {
-            sum += graph.loss(e.tokens(), e.targets(), e.tokens().length);
+            sum += device != null ? device.loss(e.tokens(), e.targets(), e.tokens().length)
+                    : graph.loss(e.tokens(), e.targets(), e.tokens().length);
             counted += e.countedTargets();
         }
         return counted == 0 ? Double.NaN : sum / counted;

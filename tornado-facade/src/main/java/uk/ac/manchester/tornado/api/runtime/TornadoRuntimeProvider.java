@@ -1,0 +1,15 @@
+// Compile-only declaration of TornadoVM's API (tornado-api 5.2.1-jdk25): same package, names and
+// signatures as tornado-api/src/main/java/uk/ac/manchester/tornado/api/runtime/TornadoRuntimeProvider.java
+// in beehive-lab/TornadoVM (branch jdk25), so code compiled against it links against the real jar.
+// Never on a run-time class path: the lora4j build uses it with <scope>provided</scope>.
+package uk.ac.manchester.tornado.api.runtime;
+
+import uk.ac.manchester.tornado.api.TornadoRuntime;
+
+/** Entry point to the runtime (loaded from the class named by {@code -Dtornado.load.runtime.implementation}). */
+public class TornadoRuntimeProvider {
+
+    public static TornadoRuntime getTornadoRuntime() {
+        throw new UnsupportedOperationException("tornado-api compile-only facade");
+    }
+}

@@ -1,0 +1,133 @@
+package io.lora4j.tornado;
+
+import io.lora4j.model.Backend;
+import io.lora4j.model.Llama;
+import io.lora4j.model.State;
+import io.lora4j.model.lora.LoraLayer;
+
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.function.Function;
+
+/**
+ * The TornadoVM backend: the forward pass as per-layer task graphs on a device
+ * ({@link InferencePlan}). Prompts are processed a token at a time through the decode graphs. The
+ * plan is built (and the weights uploaded) at the first token of a sequence, and again whenever the
+ * weights, the active adapters or their values have changed by then; within a sequence they must
+ * stay as they were.
+ */
+public final class TornadoBackend implements Backend {
+    private final Function<DevicePlan, PlanRunner> runners;
+    private InferencePlan plan;
+    private List<Object> builtFor;
+    private int builtHash;
+    private final List<TrainPlan> trainPlans = new ArrayList<>();
+
+    TornadoBackend(Function<DevicePlan, PlanRunner> runners) {
+        this.runners = runners;
+    }
+
+    @Override
+    public String name() {
+        return "tornado";
+    }
+
+    @Override
+    public String device() {
+        return plan == null ? "TornadoVM (no plan built yet)" : plan.device();
+    }
+
+    @Override
+    public void forward(Llama m, State s, int T, int pos, boolean logits) {
+        List<Object> key = identity(m, s);
+        if (pos == 0) {
+            int hash = adapterHash(m);
+            if (plan == null || !sameIdentities(key, builtFor) || hash != builtHash) {
+                rebuild(m, s, key, hash);
+            }
+        } else if (plan == null || !sameIdentities(key, builtFor)) {
+            throw new IllegalStateException("the model's weights or active adapters changed in the middle of a sequence "
+                    + "(position " + pos + "); the tornado backend uploads them at the start of a sequence: start again from position 0");
+        }
+        int C = m.config().dim();
+        for (int t = 0; t < T; t++) {
+            plan.token(s.x, t * C, pos + t);
+        }
+        if (logits) {
+            plan.logits(s.logits);
+        }
+    }
+
+    private void rebuild(Llama m, State s, List<Object> key, int hash) {
+        if (plan != null) {
+            plan.close();
+            plan = null;
+        }
+        plan = new InferencePlan(m, s.contextLength, runners);
+        builtFor = key;
+        builtHash = hash;
+    }
+
+    /** What the plan was built from, compared by identity: every block's weights, the output, the adapters and scales, the context. */
+    private static List<Object> identity(Llama m, State s) {
+        List<Object> key = new ArrayList<>();
+        for (int l = 0; l < m.config().nLayers(); l++) {
+            key.add(m.layer(l));
+        }
+        key.add(m.output());
+        for (Llama.Active a : m.activeAdapters()) {
+            key.add(a.adapter());
+            key.add(a.scale());
+        }
+        key.add(s.contextLength);
+        return key;
+    }
+
+    private static boolean sameIdentities(List<Object> a, List<Object> b) {
+        if (b == null || a.size() != b.size()) {
+            return false;
+        }
+        for (int i = 0; i < a.size(); i++) {
+            Object x = a.get(i), y = b.get(i);
+            if (x != y && !(x instanceof Number && x.equals(y))) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    /** The adapters' current values (they may be trained in place between sequences). */
+    private static int adapterHash(Llama m) {
+        int h = 1;
+        for (Llama.Active a : m.activeAdapters()) {
+            for (LoraLayer ll : a.adapter().layers()) {
+                h = 31 * h + Arrays.hashCode(ll.a);
+                h = 31 * h + Arrays.hashCode(ll.b);
+                h = 31 * h + Arrays.hashCode(ll.e);
+                h = 31 * h + Arrays.hashCode(ll.bias);
+            }
+            h = 31 * h + Arrays.hashCode(a.adapter().lmHead);
+        }
+        return h;
+    }
+
+    /** The training plan for {@code adapter} (AdamW or SGD on the device); closed with the backend. */
+    @Override
+    public io.lora4j.model.train.DeviceTraining training(Llama m, io.lora4j.model.lora.LoraAdapter adapter, int maxT,
+                                                        io.lora4j.model.train.TrainConfig cfg) {
+        TrainPlan tp = new TrainPlan(m, adapter, maxT, cfg.optimizer(), runners);
+        trainPlans.add(tp);
+        return tp;
+    }
+
+    @Override
+    public void close() {
+        if (plan != null) {
+            plan.close();
+            plan = null;
+        }
+        trainPlans.forEach(TrainPlan::close);
+        trainPlans.clear();
+    }
+}

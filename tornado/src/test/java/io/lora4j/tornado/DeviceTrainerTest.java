@@ -1,0 +1,140 @@
+package io.lora4j.tornado;
+
+import io.lora4j.kernels.GgmlType;
+import io.lora4j.model.Llama;
+import io.lora4j.model.format.GgufFile;
+import io.lora4j.model.format.RandomModel;
+import io.lora4j.model.lora.LoraAdapter;
+import io.lora4j.model.lora.LoraLayer;
+import io.lora4j.model.train.Checkpoints;
+import io.lora4j.model.train.Example;
+import io.lora4j.model.train.TrainConfig;
+import io.lora4j.model.train.Trainer;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * The {@link Trainer} with its steps on the TornadoVM backend (device plans run by the JVM runner)
+ * against the Trainer on the JVM: loss curve, evaluation and adapter; and checkpoints / resume on the
+ * device reproduce the uninterrupted device run exactly.
+ */
+class DeviceTrainerTest {
+
+    static List<Example> data(int V, int n, long seed) {
+        java.util.SplittableRandom r = new java.util.SplittableRandom(seed);
+        List<Example> out = new ArrayList<>();
+        for (int i = 0; i < n; i++) {
+            int len = 6 + r.nextInt(7);
+            int[] tok = r.ints(len, 0, V).toArray();
+            int[] tgt = new int[len];
+            for (int t = 0; t < len; t++) {
+                tgt[t] = t + 1 < len ? tok[t + 1] : -1;
+            }
+            out.add(new Example(tok, tgt));
+        }
+        return out;
+    }
+
+    static TrainConfig cfg(String optimizer, int steps) {
+        // clipping at 0.05 is active on these random models, accumulation over 2 micro-batches of 2
+        return new TrainConfig(optimizer, 1e-2f, 0.01f, 0.9f, 0.999f, 1e-8f, "cosine", 1, steps, 2, 2, 0.05f, 16, 3, true,
+                false, 0);
+    }
+
+    static Llama model(Path dir) throws Exception {
+        Path f = dir.resolve("m.gguf");
+        RandomModel.write(f, InferencePlanTest.SMALL, GgmlType.F16, 13, null);
+        return new Llama(GgufFile.open(f));
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"sgd", "adamw"})
+    void theDeviceTrainerFollowsTheJvmTrainer(String optimizer, @TempDir Path dir) throws Exception {
+        Llama m = model(dir);
+        int V = m.config().vocabSize();
+        List<Example> train = data(V, 6, 1), eval = data(V, 2, 2);
+        LoraAdapter a = TrainPlanTest.adapter(m, 0.1f, "none"), b = TrainPlanTest.adapter(m, 0.1f, "none");
+        Trainer jvm = new Trainer(m, a, cfg(optimizer, 4), train, eval);
+        try (TornadoBackend backend = new TornadoBackend(JvmRunner::new)) {
+            Trainer dev = new Trainer(m, b, cfg(optimizer, 4), train, eval, backend);
+            assertNull(dev.graph(), "no JVM training graph when a device trains");
+            assertEquals(jvm.evalLoss(), dev.evalLoss(), 1e-5);
+            double tol = optimizer.equals("sgd") ? 1e-4 : 2e-3;
+            for (int s = 0; s < 4; s++) {
+                Trainer.StepStats x = jvm.trainStep(), y = dev.trainStep();
+                assertEquals(x.loss(), y.loss(), 1e-4 * Math.max(1, x.loss()), "loss at step " + (s + 1));
+                assertEquals(x.gradNorm(), y.gradNorm(), 1e-3 * x.gradNorm(), "gradient norm at step " + (s + 1));
+            }
+            assertEquals(jvm.evalLoss(), dev.evalLoss(), 1e-3);
+            dev.sync();
+            for (int k = 0; k < a.layers().size(); k++) {
+                LoraLayer h = a.layers().get(k), d = b.layers().get(k);
+                TrainPlanTest.assertArraysClose(h.path() + " A", h.a, d.a, tol);
+                TrainPlanTest.assertArraysClose(h.path() + " B", h.b, d.b, tol);
+            }
+            for (int i = 0; i < jvm.params().size(); i++) {
+                Trainer.Param x = jvm.params().get(i), y = dev.params().get(i);
+                TrainPlanTest.assertArraysClose(x.name() + " first moment", x.m(), y.m(), tol);
+            }
+        }
+    }
+
+    @Test
+    void resumingOnTheDeviceReproducesTheUninterruptedDeviceRun(@TempDir Path dir) throws Exception {
+        Llama m = model(dir);
+        int V = m.config().vocabSize();
+        List<Example> train = data(V, 6, 3), eval = data(V, 2, 4);
+        try (TornadoBackend backend = new TornadoBackend(JvmRunner::new)) {
+            LoraAdapter a = TrainPlanTest.adapter(m, 0.1f, "none");
+            Trainer whole = new Trainer(m, a, cfg("adamw", 4), train, eval, backend);
+            Path out = dir.resolve("run");
+            for (int s = 0; s < 4; s++) {
+                whole.trainStep();
+                if (s == 1) {
+                    Checkpoints.save(whole, out);
+                }
+            }
+            whole.sync();
+            Trainer resumed = Checkpoints.resume(out.resolve("checkpoint-2"), m, train, eval, backend);
+            assertEquals(2, resumed.step());
+            resumed.trainStep();
+            resumed.trainStep();
+            resumed.sync();
+            for (int k = 0; k < a.layers().size(); k++) {
+                assertArrayEquals(a.layers().get(k).a, resumed.adapter().layers().get(k).a, "A bit for bit");
+                assertArrayEquals(a.layers().get(k).b, resumed.adapter().layers().get(k).b, "B bit for bit");
+            }
+        }
+    }
+
+    @Test
+    void adaLoraAndModulesToSaveAreRefusedWithAReason(@TempDir Path dir) throws Exception {
+        Llama m = model(dir);
+        List<Example> train = data(m.config().vocabSize(), 2, 5);
+        io.lora4j.model.lora.LoraConfig head = new io.lora4j.model.lora.LoraConfig(2, 4f, 0f, List.of("q_proj"), null, "none",
+                false, "true", List.of(), java.util.Map.of(), java.util.Map.of(), List.of("lm_head"));
+        try (TornadoBackend backend = new TornadoBackend(JvmRunner::new)) {
+            var e = assertThrows(IllegalArgumentException.class,
+                    () -> new Trainer(m, new LoraAdapter("h", head, m, 1), cfg("adamw", 1), train, List.of(), backend));
+            assertTrue(e.getMessage().contains("modules_to_save"), e.getMessage());
+            io.lora4j.model.lora.LoraConfig plain = new io.lora4j.model.lora.LoraConfig(4, 4f, 0f, List.of("q_proj"), null,
+                    "none", false, "true", List.of(), java.util.Map.of(), java.util.Map.of(), List.of());
+            var ada = io.lora4j.model.lora.AdaLoraConfig.of(plain, 4, 2, 0, 0, 1, 0.85f, 0.85f, 0.5f, 10);
+            var e2 = assertThrows(IllegalArgumentException.class,
+                    () -> new Trainer(m, new LoraAdapter("a", ada, m, 1), cfg("adamw", 1), train, List.of(), backend));
+            assertTrue(e2.getMessage().contains("AdaLoRA"), e2.getMessage());
+        }
+    }
+}

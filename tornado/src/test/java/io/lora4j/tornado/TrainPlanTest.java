@@ -1,0 +1,169 @@
+package io.lora4j.tornado;
+
+import io.lora4j.kernels.AdamW;
+import io.lora4j.kernels.Sgd;
+import io.lora4j.kernels.GgmlType;
+import io.lora4j.model.Llama;
+import io.lora4j.model.format.GgufFile;
+import io.lora4j.model.format.RandomModel;
+import io.lora4j.model.lora.LoraAdapter;
+import io.lora4j.model.lora.LoraConfig;
+import io.lora4j.model.lora.LoraLayer;
+import io.lora4j.model.train.TrainGraph;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * The device training plan, run by the JVM runner, against {@link TrainGraph} and the JVM AdamW: the
+ * same losses, the same gradients and the same adapter after several optimizer steps, with sequences
+ * shorter than the plan (padding), dropout, a lora_B bias and every projection adapted.
+ */
+class TrainPlanTest {
+
+    static LoraAdapter adapter(Llama m, float dropout, String bias) {
+        LoraConfig c = new LoraConfig(4, 8f, dropout, List.of("all-linear"), null, bias, false, "false", List.of(),
+                Map.of(), Map.of(), List.of());
+        return new LoraAdapter("default", c, m, 5);
+    }
+
+    @ParameterizedTest
+    @CsvSource({"F32,0.0,none,adamw", "F16,0.1,lora_only,adamw", "Q8_0,0.2,none,adamw", "F32,0.1,lora_only,sgd",
+            "F16,0.0,none,sgd"})
+    void lossesGradientsAndStepsMatchTheJvmTrainer(GgmlType type, float dropout, String bias, String optimizer,
+                                                   @TempDir Path dir) throws Exception {
+        Path f = dir.resolve("m.gguf");
+        RandomModel.write(f, InferencePlanTest.SMALL, type, 11, null);
+        try (GgufFile src = GgufFile.open(f)) {
+            Llama m = new Llama(src);
+            LoraAdapter host = adapter(m, dropout, bias), dev = adapter(m, dropout, bias);
+            int maxT = 12;
+            TrainGraph tg = new TrainGraph(m, host, maxT, false);
+            int V = m.config().vocabSize();
+            int[][] seqs = {sequence(12, V, 1), sequence(7, V, 2)};
+            boolean adam = optimizer.equals("adamw");
+            try (TrainPlan tp = new TrainPlan(m, dev, maxT, optimizer, JvmRunner::new)) {
+                for (int[] s : seqs) {
+                    int[] tgt = targets(s, V);
+                    assertClose("eval loss", tg.loss(s, tgt, s.length), tp.loss(s, tgt, s.length), 1e-5);
+                }
+                List<float[][]> moments = new java.util.ArrayList<>();
+                for (LoraLayer ll : host.layers()) {
+                    moments.add(new float[][]{new float[ll.a.length], new float[ll.a.length]});
+                    moments.add(new float[][]{new float[ll.b.length], new float[ll.b.length]});
+                    if (ll.bias != null) {
+                        moments.add(new float[][]{new float[ll.bias.length], new float[ll.bias.length]});
+                    }
+                }
+                for (int step = 1; step <= 3; step++) {
+                    for (LoraLayer ll : host.layers()) {
+                        java.util.Arrays.fill(ll.da, 0f);
+                        java.util.Arrays.fill(ll.db, 0f);
+                        if (ll.dbias != null) {
+                            java.util.Arrays.fill(ll.dbias, 0f);
+                        }
+                    }
+                    float scale = 1f / 17;
+                    for (int i = 0; i < seqs.length; i++) {
+                        int[] s = seqs[i];
+                        int[] tgt = targets(s, V);
+                        long seed = 1000L * step + i;
+                        assertClose("training loss step " + step, tg.forwardBackward(s, tgt, s.length, scale, seed),
+                                tp.forwardBackward(s, tgt, s.length, scale, seed), 1e-5);
+                    }
+                    double norm = 0;
+                    for (LoraLayer ll : host.layers()) {
+                        norm += sumSq(ll.da) + sumSq(ll.db) + (ll.dbias == null ? 0 : sumSq(ll.dbias));
+                    }
+                    assertClose("squared gradient norm", norm, tp.gradNormSquared(), 1e-4);
+                    tp.gradientsToHost();
+                    // Adam turns tiny rounding differences of near-zero gradients into parameter differences of
+                    // up to ~lr, which later gradients inherit: element-wise only before the first Adam step
+                    double tol = adam && step > 1 ? 2e-3 : 1e-4;
+                    for (int k = 0; k < host.layers().size(); k++) {
+                        LoraLayer h = host.layers().get(k), d = dev.layers().get(k);
+                        assertArraysClose(h.path() + " dA step " + step, h.da, d.da, tol);
+                        assertArraysClose(h.path() + " dB step " + step, h.db, d.db, tol);
+                        if (h.dbias != null) {
+                            assertArraysClose(h.path() + " dbias step " + step, h.dbias, d.dbias, tol);
+                        }
+                    }
+                    float clip = (float) Math.min(1.0, 0.5 / Math.sqrt(norm)); // exercise the scaled-gradient path
+                    int j = 0;
+                    for (LoraLayer ll : host.layers()) {
+                        for (float[] p : ll.bias == null ? new float[][]{ll.a, ll.b} : new float[][]{ll.a, ll.b, ll.bias}) {
+                            float[] g = p == ll.a ? ll.da : p == ll.b ? ll.db : ll.dbias;
+                            for (int i = 0; i < g.length; i++) {
+                                g[i] *= clip;
+                            }
+                            float[][] mv = moments.get(j++);
+                            if (adam) {
+                                AdamW.update(p, g, mv[0], mv[1], 1e-2f, 0.9f, 0.999f, 1e-8f, 0.01f, step, p.length);
+                            } else {
+                                Sgd.update(p, g, mv[0], 1e-2f, 0.9f, 0.01f, p.length);
+                            }
+                        }
+                    }
+                    tp.update(1e-2f, 0.9f, 0.999f, 1e-8f, 0.01f, step, clip);
+                }
+                tp.syncToHost(null, null);
+                for (int k = 0; k < host.layers().size(); k++) {
+                    LoraLayer h = host.layers().get(k), d = dev.layers().get(k);
+                    assertArraysClose(h.path() + " A after 3 steps", h.a, d.a, adam ? 2e-3 : 1e-4);
+                    assertArraysClose(h.path() + " B after 3 steps", h.b, d.b, adam ? 2e-3 : 1e-4);
+                }
+            }
+        }
+    }
+
+    static int[] sequence(int n, int V, long seed) {
+        java.util.SplittableRandom r = new java.util.SplittableRandom(seed);
+        return r.ints(n, 0, V).toArray();
+    }
+
+    /** Next-token targets, with the first two positions not counted (a prompt). */
+    static int[] targets(int[] s, int V) {
+        int[] t = new int[s.length];
+        for (int i = 0; i < s.length; i++) {
+            t[i] = i < 2 ? -1 : i + 1 < s.length ? s[i + 1] : (s[0] + 1) % V;
+        }
+        return t;
+    }
+
+    static double sumSq(float[] a) {
+        double s = 0;
+        for (float x : a) {
+            s += (double) x * x;
+        }
+        return s;
+    }
+
+    static void assertClose(String what, double want, double got, double rel) {
+        assertEquals(want, got, rel * Math.max(1, Math.abs(want)), what);
+    }
+
+    static void assertArraysClose(String what, float[] want, float[] got, double rel) {
+        double scale = 0;
+        for (float x : want) {
+            scale = Math.max(scale, Math.abs(x));
+        }
+        double worst = 0;
+        int at = -1;
+        for (int i = 0; i < want.length; i++) {
+            double d = Math.abs(want[i] - got[i]);
+            if (d > worst) {
+                worst = d;
+                at = i;
+            }
+        }
+        assertTrue(worst <= rel * Math.max(scale, 1e-6) + 1e-9, what + ": max difference " + worst + " at " + at
+                + " (largest magnitude " + scale + ")");
+    }
+}
