@@ -241,23 +241,13 @@ public final class Trainer {
             tokens += batch[i].tokens().length;
         }
         if (device != null) {
-            return deviceStep(t0, n, batch, counted, tokens);
+            return deviceStep(t0, batch, counted, tokens);
         }
         for (Param p : params) {
             Arrays.fill(p.grad, 0f);
         }
-        double lossSum = 0;
-        float scale = counted == 0 ? 0f : 1f / counted;
-        for (int i = 0; i < n; i++) {
-            Example e = batch[i];
-            long seed = cfg.seed() * 1_000_003L + (long) step * n + i;
-            lossSum += graph.forwardBackward(e.tokens(), e.targets(), e.tokens().length, scale, seed);
-        }
-        double loss = counted == 0 ? 0 : lossSum / counted;
+        double loss = meanLoss(batch, counted, graph::forwardBackward);
         double orth = allocator == null ? 0 : orthogonalRegularizer();
-        if (!Double.isFinite(loss)) {
-            throw new TrainingDivergedException("loss is " + loss + " at step " + (step + 1) + "; stopping");
-        }
         double norm = 0;
         for (Param p : params) {
             for (float g : p.grad) {
@@ -317,6 +307,30 @@ public final class Trainer {
         return layers.isEmpty() ? 0 : w * sum / (2 * layers.size());
     }
 
+    /** Forward and backward of one sequence, gradients accumulating (TrainGraph's or a device's). */
+    private interface SequenceStep {
+        double run(int[] tokens, int[] targets, int T, float lossScale, long seed);
+    }
+
+    /**
+     * Runs the step's sequences, each seeded from (seed, step, index) for its dropout masks, with
+     * dLoss/dloss_t = 1 / counted targets; returns the mean loss per counted target, which must be finite.
+     */
+    private double meanLoss(Example[] batch, int counted, SequenceStep f) {
+        double lossSum = 0;
+        float scale = counted == 0 ? 0f : 1f / counted;
+        for (int i = 0; i < batch.length; i++) {
+            Example e = batch[i];
+            long seed = cfg.seed() * 1_000_003L + (long) step * batch.length + i;
+            lossSum += f.run(e.tokens(), e.targets(), e.tokens().length, scale, seed);
+        }
+        double loss = counted == 0 ? 0 : lossSum / counted;
+        if (!Double.isFinite(loss)) {
+            throw new TrainingDivergedException("loss is " + loss + " at step " + (step + 1) + "; stopping");
+        }
+        return loss;
+    }
+
     /** The error naming the first non-finite gradient element (the norm was not finite). */
     private TrainingDivergedException nonFiniteGradient() {
         for (Param p : params) {
@@ -330,22 +344,12 @@ public final class Trainer {
     }
 
     /** {@link #trainStep} on the device: the same sequence seeds, clipping and schedule; the optimizer runs there. */
-    private StepStats deviceStep(long t0, int n, Example[] batch, int counted, int tokens) {
+    private StepStats deviceStep(long t0, Example[] batch, int counted, int tokens) {
         if (!momentsOnDevice) { // after a resume the restored moments are in the host arrays
             device.loadMoments(params.stream().map(Param::m).toList(), params.stream().map(Param::v).toList());
             momentsOnDevice = true;
         }
-        double lossSum = 0;
-        float scale = counted == 0 ? 0f : 1f / counted;
-        for (int i = 0; i < n; i++) {
-            Example e = batch[i];
-            long seed = cfg.seed() * 1_000_003L + (long) step * n + i;
-            lossSum += device.forwardBackward(e.tokens(), e.targets(), e.tokens().length, scale, seed);
-        }
-        double loss = counted == 0 ? 0 : lossSum / counted;
-        if (!Double.isFinite(loss)) {
-            throw new TrainingDivergedException("loss is " + loss + " at step " + (step + 1) + "; stopping");
-        }
+        double loss = meanLoss(batch, counted, device::forwardBackward);
         double norm = Math.sqrt(device.gradNormSquared());
         if (!Double.isFinite(norm)) {
             device.gradientsToHost();
