@@ -1,0 +1,219 @@
+package io.lora4j.kernels;
+
+import jdk.incubator.vector.ByteVector;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorSpecies;
+
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
+
+/**
+ * 8-bit weights, two variants from bitsandbytes:
+ * <pre>
+ * INT8     symmetric absmax per row (LLM.int8's {@code int8_vectorwise_quant}):
+ *          q = round(x·127/rowmax) (half to even, as torch.round), scale[r] = rowmax/127, w = q·scale[r]
+ * INT8_ZP  asymmetric, zero point per block of 64 of the flattened matrix (bitsandbytes' former
+ *          "zeropoint" quantization): qx = 255/(max − min), z = round(min·qx),
+ *          q = clamp(round(qx·x − z), 0, 255) as uint8, w = (q + z)·d with d = (max − min)/255
+ * </pre>
+ * Glossary: n = rows·cols, i = r·cols + c, b = i / 64. The naive kernels are in TornadoVM's subset
+ * (the uint8 of INT8_ZP is made unsigned by adding 256, not with {@code & 0xff}); the fast twins
+ * read a {@link Weight}'s segment (layout in {@link Kbit}).
+ */
+public final class Int8 {
+    /** Elements per zero-point block. */
+    public static final int ZP_BLOCK = 64;
+
+    private Int8() {
+    }
+
+    /**
+     * Naive row-absmax quantizer over rows [fromRow, toRow) (an all-zero row gets scale 0, q 0).
+     *
+     * @param q     (rows·cols) out
+     * @param scale (rows) out, rowmax/127
+     * @param x     (rows·cols)
+     */
+    public static void quantizeRows(byte[] q, float[] scale, float[] x, int cols, int fromRow, int toRow) {
+        for (@Parallel int r = fromRow; r < toRow; r++) {
+            float amax = 0f;
+            for (int c = 0; c < cols; c++) {
+                amax = Math.max(amax, Math.abs(x[r * cols + c]));
+            }
+            scale[r] = amax / 127f;
+            float f = amax > 0f ? 127f / amax : 0f;
+            for (int c = 0; c < cols; c++) {
+                q[r * cols + c] = (byte) Math.rint(x[r * cols + c] * f);
+            }
+        }
+    }
+
+    /**
+     * Naive zero-point quantizer over blocks [fromBlock, toBlock) of the flattened matrix (a
+     * constant block has max − min taken as 1, as bitsandbytes does).
+     *
+     * @param q     (n) out, uint8 values in signed bytes
+     * @param stats (2·ceil(n/64)) out, (d, z) per block
+     */
+    public static void quantizeZeroPoint(byte[] q, float[] stats, float[] x, int n, int fromBlock, int toBlock) {
+        for (@Parallel int b = fromBlock; b < toBlock; b++) {
+            int start = b * ZP_BLOCK;
+            int end = Math.min(start + ZP_BLOCK, n);
+            float lo = x[start], hi = x[start];
+            for (int i = start; i < end; i++) {
+                lo = Math.min(lo, x[i]);
+                hi = Math.max(hi, x[i]);
+            }
+            float dyna = hi - lo;
+            if (dyna == 0f) {
+                dyna = 1f;
+            }
+            float qx = 255f / dyna;
+            float z = (float) Math.rint(lo * qx);
+            stats[2 * b] = dyna / 255f;
+            stats[2 * b + 1] = z;
+            for (int i = start; i < end; i++) {
+                float v = (float) Math.rint(qx * x[i] - z);
+                q[i] = (byte) (int) Math.max(0f, Math.min(255f, v));
+            }
+        }
+    }
+
+    /** Element i of an INT8 matrix: q·scale[row]. */
+    static float rowWeight(byte[] q, float[] scale, int cols, int i) {
+        return q[i] * scale[i / cols];
+    }
+
+    /** Element i of an INT8_ZP matrix: (q + z)·d of its block. */
+    static float zpWeight(byte[] q, float[] stats, int i) {
+        int v = q[i];
+        if (v < 0) {
+            v += 256;
+        }
+        int b = i / ZP_BLOCK;
+        return (v + stats[2 * b + 1]) * stats[2 * b];
+    }
+
+    /** Element i of either variant ({@code zeroPoint} selects INT8_ZP; stats are its (d, z) pairs, else row scales). */
+    static float weight(byte[] q, float[] stats, boolean zeroPoint, int cols, int i) {
+        return zeroPoint ? zpWeight(q, stats, i) : rowWeight(q, stats, cols, i);
+    }
+
+    /**
+     * Naive fused dequantize-and-multiply: {@code out[t][r] = Σ_c w[r·cols + c]·x[t][c]}.
+     *
+     * @param out   (T, rows)
+     * @param x     (T, cols)
+     * @param q     (rows·cols)
+     * @param stats (rows) row scales, or (2·ceil(rows·cols/64)) (d, z) pairs with {@code zeroPoint}
+     */
+    public static void forwardNaive(float[] out, float[] x, byte[] q, float[] stats, boolean zeroPoint, int T, int rows, int cols) {
+        for (@Parallel int r = 0; r < rows; r++) {
+            for (int t = 0; t < T; t++) {
+                float acc = 0f;
+                for (int c = 0; c < cols; c++) {
+                    acc += weight(q, stats, zeroPoint, cols, r * cols + c) * x[t * cols + c];
+                }
+                out[t * rows + r] = acc;
+            }
+        }
+    }
+
+    /**
+     * Naive input gradient through the 8-bit weight: {@code dx[t][c] (= or +=) Σ_r dy[t][r]·w[r·cols + c]}.
+     *
+     * @param dx (T, cols)
+     * @param dy (T, rows)
+     */
+    public static void backwardNaive(float[] dx, float[] dy, byte[] q, float[] stats, boolean zeroPoint, int T, int rows, int cols,
+                                     boolean accumulate) {
+        for (@Parallel int t = 0; t < T; t++) {
+            for (int c = 0; c < cols; c++) {
+                float acc = accumulate ? dx[t * cols + c] : 0f;
+                for (int r = 0; r < rows; r++) {
+                    acc += dy[t * rows + r] * weight(q, stats, zeroPoint, cols, r * cols + c);
+                }
+                dx[t * cols + c] = acc;
+            }
+        }
+    }
+
+    // ---- fast twins over a Weight's segment (layout: Kbit) ----
+
+    private static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
+    private static final int L = F.length();
+    static final boolean VECTOR = L == 16 && !Boolean.getBoolean("lora4j.noFusedKernels");
+    private static final VectorSpecies<Byte> B16 = ByteVector.SPECIES_128;
+    private static final VectorSpecies<Integer> I16 = IntVector.SPECIES_512;
+    private static final ValueLayout.OfFloat FLOAT = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+
+    private static float rowScale(Weight w, int r) {
+        return w.data().get(FLOAT, Kbit.statsOffset(w.type(), (long) w.rows() * w.cols()) + 4L * r);
+    }
+
+    private static float zpStat(Weight w, long b, int k) {
+        return w.data().get(FLOAT, Kbit.statsOffset(w.type(), (long) w.rows() * w.cols()) + 8 * b + 4L * k);
+    }
+
+    /** Whether the fused dot applies: INT8 rows of whole vectors, INT8_ZP rows of whole blocks. */
+    static boolean vectorRows(Weight w) {
+        return VECTOR && w.cols() % (w.type() == GgmlType.INT8 ? L : ZP_BLOCK) == 0;
+    }
+
+    /** Fused decode-and-dot of row r with x. */
+    static float dot(Weight w, int r, float[] x) {
+        MemorySegment s = w.data();
+        int cols = w.cols();
+        long base = (long) r * cols;
+        if (w.type() == GgmlType.INT8) {
+            FloatVector acc = FloatVector.zero(F);
+            for (int c = 0; c < cols; c += L) {
+                FloatVector q = (FloatVector) ByteVector.fromMemorySegment(B16, s, base + c, ByteOrder.LITTLE_ENDIAN)
+                        .convertShape(VectorOperators.B2F, F, 0);
+                acc = q.fma(FloatVector.fromArray(F, x, c), acc);
+            }
+            return Matmul.sum(acc) * rowScale(w, r);
+        }
+        FloatVector acc = FloatVector.zero(F);
+        long b0 = base / ZP_BLOCK;
+        for (int b = 0; b < cols / ZP_BLOCK; b++) {
+            FloatVector z = FloatVector.broadcast(F, zpStat(w, b0 + b, 1));
+            FloatVector sum = FloatVector.zero(F);
+            for (int k = 0; k < ZP_BLOCK; k += L) {
+                int c = b * ZP_BLOCK + k;
+                sum = unsigned(s, base + c).add(z).fma(FloatVector.fromArray(F, x, c), sum);
+            }
+            acc = sum.fma(FloatVector.broadcast(F, zpStat(w, b0 + b, 0)), acc);
+        }
+        return Matmul.sum(acc);
+    }
+
+    private static FloatVector unsigned(MemorySegment s, long o) {
+        IntVector i = (IntVector) ByteVector.fromMemorySegment(B16, s, o, ByteOrder.LITTLE_ENDIAN)
+                .convertShape(VectorOperators.ZERO_EXTEND_B2I, I16, 0);
+        return (FloatVector) i.convertShape(VectorOperators.I2F, F, 0);
+    }
+
+    /** Elements [first, first + n) of the flattened matrix into dst[off..], in order. */
+    static void decode(Weight w, long first, float[] dst, int off, int n) {
+        MemorySegment s = w.data();
+        int cols = w.cols();
+        long i = first;
+        long end = first + n;
+        int o = off;
+        boolean zp = w.type() == GgmlType.INT8_ZP;
+        int block = zp ? ZP_BLOCK : cols;
+        while (i < end) {
+            long blockEnd = Math.min(end, (i / block + 1) * block);
+            float d = zp ? zpStat(w, i / block, 0) : rowScale(w, (int) (i / cols));
+            float z = zp ? zpStat(w, i / block, 1) : 0f;
+            for (; i < blockEnd; i++, o++) {
+                byte q = s.get(ValueLayout.JAVA_BYTE, i);
+                dst[o] = zp ? ((q & 0xff) + z) * d : q * d;
+            }
+        }
+    }
+}
