@@ -13,11 +13,13 @@ import java.nio.ByteOrder;
 /**
  * 8-bit weights, two variants from bitsandbytes:
  * <pre>
- * INT8     symmetric absmax per row (LLM.int8's {@code int8_vectorwise_quant}):
- *          q = round(x·127/rowmax) (half to even, as torch.round), scale[r] = rowmax/127, w = q·scale[r]
+ * INT8     symmetric absmax per row (LLM.int8's {@code int8_vectorwise_quant} / {@code _dequant}):
+ *          q = round(x·(127/rowmax)) (half to even, as torch.round), stored with rowmax (bitsandbytes' SCB),
+ *          w = q·rowmax·(1/127 as float32, 7.874015718698502e-3)
  * INT8_ZP  asymmetric, zero point per block of 64 of the flattened matrix (bitsandbytes' former
- *          "zeropoint" quantization): qx = 255/(max − min), z = round(min·qx),
- *          q = clamp(round(qx·x − z), 0, 255) as uint8, w = (q + z)·d with d = (max − min)/255
+ *          {@code vectorwise_quant(quant_type="zeropoint")}, per block instead of per row):
+ *          qx = 255/(max − min) (1 when max = min), z = round(min·qx), q = round(qx·x − z) clamped to
+ *          0..255 as uint8, w = (q + z)·d with d = 1/qx (the dequantization multiplies by 1/S)
  * </pre>
  * Glossary: n = rows·cols, i = r·cols + c, b = i / 64. The naive kernels are in TornadoVM's subset
  * (the uint8 of INT8_ZP is made unsigned by adding 256, not with {@code & 0xff}); the fast twins
@@ -26,6 +28,8 @@ import java.nio.ByteOrder;
 public final class Int8 {
     /** Elements per zero-point block. */
     public static final int ZP_BLOCK = 64;
+    /** bitsandbytes' 1/127 ({@code int8_vectorwise_dequant}). */
+    static final float INV127 = 7.874015718698502e-3f;
 
     private Int8() {
     }
@@ -34,16 +38,16 @@ public final class Int8 {
      * Naive row-absmax quantizer over rows [fromRow, toRow) (an all-zero row gets scale 0, q 0).
      *
      * @param q     (rows·cols) out
-     * @param scale (rows) out, rowmax/127
-     * @param x     (rows·cols)
+     * @param rowmax (rows) out, max |x| of each row
+     * @param x      (rows·cols)
      */
-    public static void quantizeRows(byte[] q, float[] scale, float[] x, int cols, int fromRow, int toRow) {
+    public static void quantizeRows(byte[] q, float[] rowmax, float[] x, int cols, int fromRow, int toRow) {
         for (@Parallel int r = fromRow; r < toRow; r++) {
             float amax = 0f;
             for (int c = 0; c < cols; c++) {
                 amax = Math.max(amax, Math.abs(x[r * cols + c]));
             }
-            scale[r] = amax / 127f;
+            rowmax[r] = amax;
             float f = amax > 0f ? 127f / amax : 0f;
             for (int c = 0; c < cols; c++) {
                 q[r * cols + c] = (byte) Math.rint(x[r * cols + c] * f);
@@ -73,7 +77,7 @@ public final class Int8 {
             }
             float qx = 255f / dyna;
             float z = (float) Math.rint(lo * qx);
-            stats[2 * b] = dyna / 255f;
+            stats[2 * b] = 1f / qx;
             stats[2 * b + 1] = z;
             for (int i = start; i < end; i++) {
                 float v = (float) Math.rint(qx * x[i] - z);
@@ -82,9 +86,9 @@ public final class Int8 {
         }
     }
 
-    /** Element i of an INT8 matrix: q·scale[row]. */
-    static float rowWeight(byte[] q, float[] scale, int cols, int i) {
-        return q[i] * scale[i / cols];
+    /** Element i of an INT8 matrix: q·rowmax·(1/127). */
+    static float rowWeight(byte[] q, float[] rowmax, int cols, int i) {
+        return q[i] * rowmax[i / cols] * INV127;
     }
 
     /** Element i of an INT8_ZP matrix: (q + z)·d of its block. */
@@ -97,7 +101,7 @@ public final class Int8 {
         return (v + stats[2 * b + 1]) * stats[2 * b];
     }
 
-    /** Element i of either variant ({@code zeroPoint} selects INT8_ZP; stats are its (d, z) pairs, else row scales). */
+    /** Element i of either variant ({@code zeroPoint} selects INT8_ZP; stats are its (d, z) pairs, else row absmax). */
     static float weight(byte[] q, float[] stats, boolean zeroPoint, int cols, int i) {
         return zeroPoint ? zpWeight(q, stats, i) : rowWeight(q, stats, cols, i);
     }
@@ -108,7 +112,7 @@ public final class Int8 {
      * @param out   (T, rows)
      * @param x     (T, cols)
      * @param q     (rows·cols)
-     * @param stats (rows) row scales, or (2·ceil(rows·cols/64)) (d, z) pairs with {@code zeroPoint}
+     * @param stats (rows) row absmax, or (2·ceil(rows·cols/64)) (d, z) pairs with {@code zeroPoint}
      */
     public static void forwardNaive(float[] out, float[] x, byte[] q, float[] stats, boolean zeroPoint, int T, int rows, int cols) {
         for (@Parallel int r = 0; r < rows; r++) {
@@ -150,7 +154,7 @@ public final class Int8 {
     private static final VectorSpecies<Integer> I16 = IntVector.SPECIES_512;
     private static final ValueLayout.OfFloat FLOAT = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
 
-    private static float rowScale(Weight w, int r) {
+    private static float rowMax(Weight w, int r) {
         return w.data().get(FLOAT, Kbit.statsOffset(w.type(), (long) w.rows() * w.cols()) + 4L * r);
     }
 
@@ -175,7 +179,7 @@ public final class Int8 {
                         .convertShape(VectorOperators.B2F, F, 0);
                 acc = q.fma(FloatVector.fromArray(F, x, c), acc);
             }
-            return Matmul.sum(acc) * rowScale(w, r);
+            return Matmul.sum(acc) * rowMax(w, r) * INV127;
         }
         FloatVector acc = FloatVector.zero(F);
         long b0 = base / ZP_BLOCK;
@@ -208,11 +212,11 @@ public final class Int8 {
         int block = zp ? ZP_BLOCK : cols;
         while (i < end) {
             long blockEnd = Math.min(end, (i / block + 1) * block);
-            float d = zp ? zpStat(w, i / block, 0) : rowScale(w, (int) (i / cols));
+            float d = zp ? zpStat(w, i / block, 0) : rowMax(w, (int) (i / cols));
             float z = zp ? zpStat(w, i / block, 1) : 0f;
             for (; i < blockEnd; i++, o++) {
                 byte q = s.get(ValueLayout.JAVA_BYTE, i);
-                dst[o] = zp ? ((q & 0xff) + z) * d : q * d;
+                dst[o] = zp ? ((q & 0xff) + z) * d : q * d * INV127;
             }
         }
     }

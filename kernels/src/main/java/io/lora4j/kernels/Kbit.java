@@ -11,7 +11,7 @@ import java.nio.ByteOrder;
  * {@link Weight}. Blocks run over the flattened row-major matrix (n = rows·cols elements), so
  * a block may straddle two rows; "pad" aligns the float section to 4 bytes.
  * <pre>
- * INT8     i8 q[n]                    pad  f32 scale[rows]
+ * INT8     i8 q[n]                    pad  f32 rowmax[rows]
  * INT8_ZP  u8 q[n]                    pad  f32 (d, z)[ceil(n/64)]
  * NF4, FP4 u8 packed[ceil(n/2)]       pad  f32 absmax[nb = ceil(n/64)]
  * *_DQ     u8 packed[ceil(n/2)]  u8 qabsmax[nb]  pad  f32 absmax2[ceil(nb/256)]  f32 offset
@@ -48,7 +48,7 @@ public final class Kbit {
         return fourBit(t) ? (n + 1) / 2 : n;
     }
 
-    /** Where the statistics start: INT8 scales, INT8_ZP pairs, NF4/FP4 absmax or the *_DQ qabsmax bytes. */
+    /** Where the statistics start: INT8 row absmax, INT8_ZP pairs, NF4/FP4 absmax or the *_DQ qabsmax bytes. */
     static long statsOffset(GgmlType t, long n) {
         long v = valueBytes(t, n);
         return doubleQuant(t) ? v : align4(v);
@@ -88,9 +88,9 @@ public final class Kbit {
         switch (type) {
             case INT8 -> {
                 byte[] q = new byte[n];
-                float[] scale = new float[rows];
-                Threads.parallelFor(rows, 3L * cols, (a, b) -> Int8.quantizeRows(q, scale, w, cols, a, b));
-                put(seg, type, n, q, scale);
+                float[] rowmax = new float[rows];
+                Threads.parallelFor(rows, 3L * cols, (a, b) -> Int8.quantizeRows(q, rowmax, w, cols, a, b));
+                put(seg, type, n, q, rowmax);
             }
             case INT8_ZP -> {
                 byte[] q = new byte[n];
@@ -156,7 +156,7 @@ public final class Kbit {
     }
 
     /**
-     * The statistics as the naive kernels take them: INT8 row scales, INT8_ZP (d, z) pairs, 4-bit
+     * The statistics as the naive kernels take them: INT8 row absmax, INT8_ZP (d, z) pairs, 4-bit
      * absmax per block (decoded from the double quantization for *_DQ, as bitsandbytes'
      * {@code dequantize_blockwise} does before {@code dequantize_4bit}).
      */
