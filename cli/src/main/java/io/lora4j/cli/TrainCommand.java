@@ -1,6 +1,7 @@
 package io.lora4j.cli;
 
 import io.lora4j.model.LoadedModel;
+import io.lora4j.model.MemoryReport;
 import io.lora4j.model.lora.LoraAdapter;
 import io.lora4j.model.lora.PeftAdapters;
 import io.lora4j.model.train.Datasets;
@@ -29,6 +30,8 @@ import java.util.concurrent.Callable;
 final class TrainCommand implements Callable<Integer> {
     @Mixin
     ModelOptions modelOptions;
+    @Mixin
+    QuantizeOptions quantize;
     @Mixin
     LoraOptions lora;
     @Mixin
@@ -70,7 +73,12 @@ final class TrainCommand implements Callable<Integer> {
         if (saveEvery < 0) {
             throw new IllegalArgumentException("--save-every must be >= 0");
         }
-        try (LoadedModel lm = modelOptions.open()) {
+        try (LoadedModel lm = modelOptions.open(quantize)) {
+            if (lm.llama().quantizedBase()) {
+                List<String> cast = lm.llama().prepareForKbitTraining();
+                System.err.println("quantized base (" + describeBase(lm) + "): prepared for k-bit training (base frozen, input "
+                        + "gradients on, " + (cast.isEmpty() ? "no F16/BF16 tensor to cast to F32" : String.join(", ", cast)) + ")");
+            }
             Path dataFile = data != null ? data : demoData();
             Datasets.Loaded loaded = Datasets.load(dataFile, lm.tokenizer(), tc.seqLen());
             List<Example> train = loaded.examples();
@@ -136,15 +144,19 @@ final class TrainCommand implements Callable<Integer> {
     }
 
     private static void memoryReport(LoadedModel lm, Trainer t) {
-        long weights = lm.source().tensors().values().stream().mapToLong(x -> x.data().byteSize()).sum();
-        System.err.printf(Locale.ROOT, "memory: static  weights %s (memory-mapped, read-only) + adapter & grads %s + optimizer %s%n",
-                mib(weights), mib(t.adapterBytes()), mib(t.optimizerBytes()));
-        System.err.printf(Locale.ROOT, "        dynamic activations %s + backward scratch %s%s%n", mib(t.graph().activationBytes()),
-                mib(t.graph().scratchBytes()), t.graph().checkpointing() ? " (gradient checkpointing)" : "");
+        MemoryReport r = MemoryReport.of(lm.llama()).withTraining(new MemoryReport.Training(t.adapter().trainableParameters(),
+                t.adapterBytes(), t.optimizerBytes(), t.graph().activationBytes(), t.graph().scratchBytes(), t.graph().maxT(),
+                t.graph().checkpointing()));
+        List<String> lines = r.lines();
+        for (int i = 0; i < lines.size(); i++) {
+            System.err.println((i == 0 ? "memory: " : "        ") + lines.get(i));
+        }
     }
 
-    static String mib(long bytes) {
-        return String.format(Locale.ROOT, "%.2f MiB", bytes / 1048576.0);
+    /** e.g. "NF4_DQ on load" or "Q8_0 as stored". */
+    static String describeBase(LoadedModel lm) {
+        MemoryReport r = MemoryReport.of(lm.llama());
+        return r.linearTypes() + (lm.llama().quantization().none() ? " as stored" : " on load, --quantize " + lm.llama().quantization().label());
     }
 
     /** The built-in demo stories, copied to a temp file. */
