@@ -190,8 +190,9 @@ public final class Blockwise4 {
     static final boolean VECTOR = L == 16 && !Boolean.getBoolean("lora4j.noFusedKernels");
     private static final VectorSpecies<Byte> B16 = ByteVector.SPECIES_128;
     private static final VectorSpecies<Integer> I16 = IntVector.SPECIES_512;
-    private static final FloatVector NF4_V = VECTOR ? FloatVector.fromArray(F, NF4, 0) : null;
-    private static final FloatVector FP4_V = VECTOR ? FloatVector.fromArray(F, FP4, 0) : null;
+    /** The code tables as int bits, for {@code selectFrom} on nibble indices (a lane permute, vpermd). */
+    private static final IntVector NF4_V = VECTOR ? FloatVector.fromArray(F, NF4, 0).reinterpretAsInts() : null;
+    private static final IntVector FP4_V = VECTOR ? FloatVector.fromArray(F, FP4, 0).reinterpretAsInts() : null;
     private static final VectorShuffle<Float> ZIP0 = VECTOR ? VectorShuffle.makeZip(F, 0) : null;
     private static final VectorShuffle<Float> ZIP1 = VECTOR ? VectorShuffle.makeZip(F, 1) : null;
     private static final ValueLayout.OfFloat FLOAT = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
@@ -200,20 +201,30 @@ public final class Blockwise4 {
         return t == GgmlType.NF4 || t == GgmlType.NF4_DQ ? NF4 : FP4;
     }
 
-    private static FloatVector tableVector(GgmlType t) {
+    private static IntVector tableVector(GgmlType t) {
         return t == GgmlType.NF4 || t == GgmlType.NF4_DQ ? NF4_V : FP4_V;
     }
 
-    /** Scale of block b: the stored absmax, or code8[q]·absmax2[b / 256] + offset when double-quantized. */
-    static float absmax(Weight w, long b) {
-        MemorySegment s = w.data();
-        long n = (long) w.rows() * w.cols();
-        if (w.type() == GgmlType.NF4 || w.type() == GgmlType.FP4) {
-            return s.get(FLOAT, Kbit.statsOffset(w.type(), n) + 4 * b);
+    /**
+     * Where a 4-bit matrix keeps its block scales: the fp32 absmax, or (double-quantized) the 8-bit
+     * codes, the fp32 absmax2 per 256 blocks and the offset. Computed once per row product.
+     */
+    private record Scales(MemorySegment s, boolean dq, long stats, long absmax2, float offset) {
+        static Scales of(Weight w) {
+            long n = (long) w.rows() * w.cols();
+            boolean dq = Kbit.doubleQuant(w.type());
+            return new Scales(w.data(), dq, Kbit.statsOffset(w.type(), n), dq ? Kbit.absmax2Offset(n) : 0,
+                    dq ? w.data().get(FLOAT, Kbit.offsetOffset(n)) : 0f);
         }
-        int q = s.get(ValueLayout.JAVA_BYTE, Kbit.statsOffset(w.type(), n) + b) & 0xff;
-        float a2 = s.get(FLOAT, Kbit.absmax2Offset(n) + 4 * (b / Blockwise8.DQ_BLOCK));
-        return Blockwise8.DYNAMIC[q] * a2 + s.get(FLOAT, Kbit.offsetOffset(n));
+
+        /** Scale of block b: the stored absmax, or code8[q]·absmax2[b / 256] + offset when double-quantized. */
+        float absmax(long b) {
+            if (!dq) {
+                return s.get(FLOAT, stats + 4 * b);
+            }
+            int q = s.get(ValueLayout.JAVA_BYTE, stats + b) & 0xff;
+            return Blockwise8.DYNAMIC[q] * s.get(FLOAT, absmax2 + 4 * (b / Blockwise8.DQ_BLOCK)) + offset;
+        }
     }
 
     /** Whether row r's decode and dot can run on whole blocks: every row starts a block. */
@@ -233,50 +244,61 @@ public final class Blockwise4 {
         }
     }
 
-    /** Fused decode-and-dot of row r with the deinterleaved input xd (cols a multiple of 64). */
+    /**
+     * Fused decode-and-dot of row r with the deinterleaved input xd (cols a multiple of 64): per block,
+     * the 32 bytes zero-extended to ints once, high and low nibbles looked up in the table in
+     * registers and multiplied into two accumulators, then scaled by the block's absmax.
+     */
     static float dot(Weight w, int r, float[] xd) {
         int cols = w.cols();
         int h = cols / 2;
         MemorySegment s = w.data();
-        FloatVector table = tableVector(w.type());
+        Scales sc = Scales.of(w);
+        IntVector table = tableVector(w.type());
         long base = (long) r * h;
         long b0 = (long) r * (cols / BLOCK);
         FloatVector acc = FloatVector.zero(F);
         for (int b = 0; b < cols / BLOCK; b++) {
-            FloatVector sum = FloatVector.zero(F);
-            for (int k = 32 * b; k < 32 * b + 32; k += 16) {
-                ByteVector q = ByteVector.fromMemorySegment(B16, s, base + k, ByteOrder.LITTLE_ENDIAN);
-                sum = hi(table, q).fma(FloatVector.fromArray(F, xd, k), sum);
-                sum = lo(table, q).fma(FloatVector.fromArray(F, xd, h + k), sum);
-            }
-            acc = sum.fma(FloatVector.broadcast(F, absmax(w, b0 + b)), acc);
+            int k = 32 * b;
+            IntVector q0 = bytes(s, base + k);
+            IntVector q1 = bytes(s, base + k + 16);
+            FloatVector hi = hi(table, q0).mul(FloatVector.fromArray(F, xd, k));
+            FloatVector lo = lo(table, q0).mul(FloatVector.fromArray(F, xd, h + k));
+            hi = hi(table, q1).fma(FloatVector.fromArray(F, xd, k + 16), hi);
+            lo = lo(table, q1).fma(FloatVector.fromArray(F, xd, h + k + 16), lo);
+            acc = hi.add(lo).fma(FloatVector.broadcast(F, sc.absmax(b0 + b)), acc);
         }
         return Matmul.sum(acc);
     }
 
-    private static FloatVector hi(FloatVector table, ByteVector q) {
-        IntVector i = (IntVector) q.lanewise(VectorOperators.LSHR, 4).and((byte) 15).convertShape(VectorOperators.B2I, I16, 0);
-        return table.rearrange(i.toShuffle().cast(F));
+    /** 16 packed bytes at o, zero-extended to int lanes. */
+    private static IntVector bytes(MemorySegment s, long o) {
+        return (IntVector) ByteVector.fromMemorySegment(B16, s, o, ByteOrder.LITTLE_ENDIAN)
+                .convertShape(VectorOperators.ZERO_EXTEND_B2I, I16, 0);
     }
 
-    private static FloatVector lo(FloatVector table, ByteVector q) {
-        IntVector i = (IntVector) q.and((byte) 15).convertShape(VectorOperators.B2I, I16, 0);
-        return table.rearrange(i.toShuffle().cast(F));
+    private static FloatVector hi(IntVector table, IntVector q) {
+        return q.lanewise(VectorOperators.LSHR, 4).selectFrom(table).reinterpretAsFloats();
+    }
+
+    private static FloatVector lo(IntVector table, IntVector q) {
+        return q.and(15).selectFrom(table).reinterpretAsFloats();
     }
 
     /** Elements [first, first + n) of the flattened matrix into dst[off..], in order. */
     static void decode(Weight w, long first, float[] dst, int off, int n) {
         MemorySegment s = w.data();
+        Scales sc = Scales.of(w);
         float[] code = table(w.type());
         long i = first;
         long end = first + n;
         int o = off;
         if (VECTOR && first % BLOCK == 0) {
-            FloatVector table = tableVector(w.type());
+            IntVector table = tableVector(w.type());
             for (; i + BLOCK <= end; i += BLOCK, o += BLOCK) {
-                FloatVector a = FloatVector.broadcast(F, absmax(w, i / BLOCK));
+                FloatVector a = FloatVector.broadcast(F, sc.absmax(i / BLOCK));
                 for (int k = 0; k < 32; k += 16) {
-                    ByteVector q = ByteVector.fromMemorySegment(B16, s, i / 2 + k, ByteOrder.LITTLE_ENDIAN);
+                    IntVector q = bytes(s, i / 2 + k);
                     FloatVector h = hi(table, q).mul(a);
                     FloatVector l = lo(table, q).mul(a);
                     h.rearrange(ZIP0, l).intoArray(dst, o + 2 * k);
@@ -286,7 +308,7 @@ public final class Blockwise4 {
         }
         while (i < end) {
             long blockEnd = Math.min(end, (i / BLOCK + 1) * BLOCK);
-            float a = absmax(w, i / BLOCK);
+            float a = sc.absmax(i / BLOCK);
             for (; i < blockEnd; i++, o++) {
                 int b = s.get(ValueLayout.JAVA_BYTE, i >> 1);
                 int q = (i & 1) == 0 ? (b >> 4) & 15 : b & 15;

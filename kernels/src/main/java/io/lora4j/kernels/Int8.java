@@ -214,6 +214,16 @@ public final class Int8 {
             long blockEnd = Math.min(end, (i / block + 1) * block);
             float d = zp ? zpStat(w, i / block, 0) : rowMax(w, (int) (i / cols));
             float z = zp ? zpStat(w, i / block, 1) : 0f;
+            if (VECTOR) {
+                // the same two roundings as the scalar tail: (q + z)·d, or (q·rowmax)·(1/127)
+                FloatVector vd = FloatVector.broadcast(F, d);
+                for (; i + L <= blockEnd; i += L, o += L) {
+                    FloatVector v = zp ? unsigned(s, i).add(z).mul(vd)
+                            : ((FloatVector) ByteVector.fromMemorySegment(B16, s, i, ByteOrder.LITTLE_ENDIAN)
+                            .convertShape(VectorOperators.B2F, F, 0)).mul(vd).mul(INV127);
+                    v.intoArray(dst, o);
+                }
+            }
             for (; i < blockEnd; i++, o++) {
                 byte q = s.get(ValueLayout.JAVA_BYTE, i);
                 dst[o] = zp ? ((q & 0xff) + z) * d : q * d * INV127;

@@ -35,7 +35,7 @@ class QloraGradientTest {
             assertEquals(type, w.type(), mod.peftName);
             assertSame(src.tensors().get(w.name()).data(), w.data(), mod.peftName + " runs from the stored bytes");
         }
-        check(m, 41);
+        check(m, 83);
     }
 
     @ParameterizedTest
