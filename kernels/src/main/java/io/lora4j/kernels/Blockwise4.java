@@ -108,10 +108,7 @@ public final class Blockwise4 {
         for (@Parallel int b = fromBlock; b < toBlock; b++) {
             int start = b * BLOCK;
             int end = Math.min(start + BLOCK, n);
-            float amax = 0f;
-            for (int i = start; i < end; i++) {
-                amax = Math.max(amax, Math.abs(x[i]));
-            }
+            float amax = Blockwise8.absmax(x, start, end);
             absmax[b] = amax;
             float inv = 1f / Math.max(amax, 1e-38f);
             for (int i = start; i < end; i += 2) {
@@ -141,45 +138,6 @@ public final class Blockwise4 {
         int b = packed[i >> 1];
         int q = (i & 1) == 0 ? (b >> 4) & 15 : b & 15;
         return code[q] * absmax[i / BLOCK];
-    }
-
-    /**
-     * Naive fused dequantize-and-multiply: {@code out[t][r] = Σ_c w[r·cols + c]·x[t][c]}.
-     *
-     * @param out    (T, rows)
-     * @param x      (T, cols)
-     * @param packed (ceil(rows·cols/2))
-     * @param absmax (ceil(rows·cols/64))
-     */
-    public static void forwardNaive(float[] out, float[] x, byte[] packed, float[] absmax, float[] code, int T, int rows, int cols) {
-        for (@Parallel int r = 0; r < rows; r++) {
-            for (int t = 0; t < T; t++) {
-                float acc = 0f;
-                for (int c = 0; c < cols; c++) {
-                    acc += weight(packed, absmax, code, r * cols + c) * x[t * cols + c];
-                }
-                out[t * rows + r] = acc;
-            }
-        }
-    }
-
-    /**
-     * Naive input gradient through the 4-bit weight: {@code dx[t][c] (= or +=) Σ_r dy[t][r]·w[r·cols + c]}.
-     *
-     * @param dx (T, cols)
-     * @param dy (T, rows)
-     */
-    public static void backwardNaive(float[] dx, float[] dy, byte[] packed, float[] absmax, float[] code, int T, int rows, int cols,
-                                     boolean accumulate) {
-        for (@Parallel int t = 0; t < T; t++) {
-            for (int c = 0; c < cols; c++) {
-                float acc = accumulate ? dx[t * cols + c] : 0f;
-                for (int r = 0; r < rows; r++) {
-                    acc += dy[t * rows + r] * weight(packed, absmax, code, r * cols + c);
-                }
-                dx[t * cols + c] = acc;
-            }
-        }
     }
 
     // ---- fast twins over a Weight's segment (layout: Kbit) ----

@@ -86,6 +86,15 @@ public final class Blockwise8 {
         return x < (lower + val) * 0.5f ? lowerPivot : pivot;
     }
 
+    /** max |x[i]| over [start, end): a block's absmax (0 for an all-zero block). */
+    static float absmax(float[] x, int start, int end) {
+        float amax = 0f;
+        for (int i = start; i < end; i++) {
+            amax = Math.max(amax, Math.abs(x[i]));
+        }
+        return amax;
+    }
+
     /**
      * Naive blockwise quantizer, blocks [fromBlock, toBlock): absmax[b] = max |x| of the block,
      * q = index(code, x·(1/absmax)) (a zero block: 1/max(absmax, 1e-38), as torch-native bitsandbytes).
@@ -97,10 +106,7 @@ public final class Blockwise8 {
         for (@Parallel int b = fromBlock; b < toBlock; b++) {
             int start = b * blocksize;
             int end = Math.min(start + blocksize, n);
-            float amax = 0f;
-            for (int i = start; i < end; i++) {
-                amax = Math.max(amax, Math.abs(x[i]));
-            }
+            float amax = absmax(x, start, end);
             absmax[b] = amax;
             float inv = 1f / Math.max(amax, 1e-38f);
             for (int i = start; i < end; i++) {

@@ -101,50 +101,6 @@ public final class Int8 {
         return (v + stats[2 * b + 1]) * stats[2 * b];
     }
 
-    /** Element i of either variant ({@code zeroPoint} selects INT8_ZP; stats are its (d, z) pairs, else row absmax). */
-    static float weight(byte[] q, float[] stats, boolean zeroPoint, int cols, int i) {
-        return zeroPoint ? zpWeight(q, stats, i) : rowWeight(q, stats, cols, i);
-    }
-
-    /**
-     * Naive fused dequantize-and-multiply: {@code out[t][r] = Σ_c w[r·cols + c]·x[t][c]}.
-     *
-     * @param out   (T, rows)
-     * @param x     (T, cols)
-     * @param q     (rows·cols)
-     * @param stats (rows) row absmax, or (2·ceil(rows·cols/64)) (d, z) pairs with {@code zeroPoint}
-     */
-    public static void forwardNaive(float[] out, float[] x, byte[] q, float[] stats, boolean zeroPoint, int T, int rows, int cols) {
-        for (@Parallel int r = 0; r < rows; r++) {
-            for (int t = 0; t < T; t++) {
-                float acc = 0f;
-                for (int c = 0; c < cols; c++) {
-                    acc += weight(q, stats, zeroPoint, cols, r * cols + c) * x[t * cols + c];
-                }
-                out[t * rows + r] = acc;
-            }
-        }
-    }
-
-    /**
-     * Naive input gradient through the 8-bit weight: {@code dx[t][c] (= or +=) Σ_r dy[t][r]·w[r·cols + c]}.
-     *
-     * @param dx (T, cols)
-     * @param dy (T, rows)
-     */
-    public static void backwardNaive(float[] dx, float[] dy, byte[] q, float[] stats, boolean zeroPoint, int T, int rows, int cols,
-                                     boolean accumulate) {
-        for (@Parallel int t = 0; t < T; t++) {
-            for (int c = 0; c < cols; c++) {
-                float acc = accumulate ? dx[t * cols + c] : 0f;
-                for (int r = 0; r < rows; r++) {
-                    acc += dy[t * rows + r] * weight(q, stats, zeroPoint, cols, r * cols + c);
-                }
-                dx[t * cols + c] = acc;
-            }
-        }
-    }
-
     // ---- fast twins over a Weight's segment (layout: Kbit) ----
 
     private static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;

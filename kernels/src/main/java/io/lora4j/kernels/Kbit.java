@@ -146,6 +146,68 @@ public final class Kbit {
         seg.set(FLOAT, offsetOffset(n), offset);
     }
 
+    // ---- the naive fused dequantize-and-multiply (TornadoVM's kernel subset) ----
+
+    /** What the naive kernels decode: {@link GgmlType#INT8}, {@link GgmlType#INT8_ZP}, or a 4-bit type with its code table. */
+    public static final int INT8 = 0, INT8_ZP = 1, FOUR_BIT = 2;
+
+    /** The naive kernels' {@code kind} for a k-bit type. */
+    public static int kind(GgmlType t) {
+        return fourBit(t) ? FOUR_BIT : t == GgmlType.INT8_ZP ? INT8_ZP : t == GgmlType.INT8 ? INT8 : -1;
+    }
+
+    /**
+     * Element i = r·cols + c of the flattened matrix from its pieces ({@link #values}, {@link #stats}):
+     * q·rowmax·(1/127), (q + z)·d of its block of 64, or code[nibble]·absmax of its block of 64.
+     */
+    static float weight(int kind, byte[] q, float[] stats, float[] code, int cols, int i) {
+        if (kind == FOUR_BIT) {
+            return Blockwise4.weight(q, stats, code, i);
+        }
+        return kind == INT8_ZP ? Int8.zpWeight(q, stats, i) : Int8.rowWeight(q, stats, cols, i);
+    }
+
+    /**
+     * Naive fused dequantize-and-multiply: {@code out[t][r] = Σ_c w[r·cols + c]·x[t][c]}, each weight
+     * decoded where it is used.
+     *
+     * @param out   (T, rows)
+     * @param x     (T, cols)
+     * @param q     the quantized values ({@link #values})
+     * @param stats the statistics ({@link #stats})
+     * @param code  (16) the 4-bit code table ({@link #code}); any array for the 8-bit kinds
+     */
+    public static void forwardNaive(float[] out, float[] x, int kind, byte[] q, float[] stats, float[] code, int T, int rows, int cols) {
+        for (@Parallel int r = 0; r < rows; r++) {
+            for (int t = 0; t < T; t++) {
+                float acc = 0f;
+                for (int c = 0; c < cols; c++) {
+                    acc += weight(kind, q, stats, code, cols, r * cols + c) * x[t * cols + c];
+                }
+                out[t * rows + r] = acc;
+            }
+        }
+    }
+
+    /**
+     * Naive input gradient through the frozen k-bit weight: {@code dx[t][c] (= or +=) Σ_r dy[t][r]·w[r·cols + c]}.
+     *
+     * @param dx (T, cols)
+     * @param dy (T, rows)
+     */
+    public static void backwardNaive(float[] dx, float[] dy, int kind, byte[] q, float[] stats, float[] code, int T, int rows, int cols,
+                                     boolean accumulate) {
+        for (@Parallel int t = 0; t < T; t++) {
+            for (int c = 0; c < cols; c++) {
+                float acc = accumulate ? dx[t * cols + c] : 0f;
+                for (int r = 0; r < rows; r++) {
+                    acc += dy[t * rows + r] * weight(kind, q, stats, code, cols, r * cols + c);
+                }
+                dx[t * cols + c] = acc;
+            }
+        }
+    }
+
     // ---- the pieces as plain arrays (for the naive kernels, tests and device transfers) ----
 
     /** The quantized values: INT8 / INT8_ZP bytes or the packed nibbles. */
@@ -194,17 +256,21 @@ public final class Kbit {
         return w.data().get(FLOAT, offsetOffset((long) w.rows() * w.cols()));
     }
 
-    /** The 16-value code table of a 4-bit type. */
+    /** The 16-value code table of a 4-bit type (a one-element placeholder for the 8-bit ones, which have none). */
     public static float[] code(GgmlType t) {
-        if (!fourBit(t)) {
-            throw new IllegalArgumentException(t + " has no 4-bit code table");
-        }
-        return Blockwise4.table(t).clone();
+        requireKbitType(t);
+        return fourBit(t) ? Blockwise4.table(t).clone() : new float[1];
     }
 
     private static void requireKbit(Weight w) {
         if (w.type().ggml) {
             throw new IllegalArgumentException(w.name() + " is " + w.type() + ", not a k-bit weight");
+        }
+    }
+
+    private static void requireKbitType(GgmlType t) {
+        if (t.ggml) {
+            throw new IllegalArgumentException(t + " is not a k-bit type");
         }
     }
 

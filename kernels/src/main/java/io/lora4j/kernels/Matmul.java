@@ -415,8 +415,8 @@ public final class Matmul {
     }
 
     /**
-     * Fast twin of {@link #backwardNaive} (and of the k-bit naive backwards,
-     * {@link Blockwise4#backwardNaive}, {@link Int8#backwardNaive}) over a {@link Weight} of any supported type, as a
+     * Fast twin of {@link #backwardNaive} (and of the k-bit naive backward, {@link Kbit#backwardNaive})
+     * over a {@link Weight} of any supported type, as a
      * register-tiled product like {@link #forward}. Threads take strips of columns; a strip of W
      * (all rows × SW columns) is decoded once into scratch and stays in cache while every block of
      * four tokens runs over it with 4 tokens × 4 vectors of accumulators held across all rows. Each

@@ -33,19 +33,11 @@ class KbitParityTest {
 
     /** The naive oracle's product for any k-bit weight, from the weight's pieces as plain arrays. */
     static void forwardNaive(float[] out, float[] x, Weight w, int T) {
-        if (Kbit.fourBit(w.type())) {
-            Blockwise4.forwardNaive(out, x, Kbit.values(w), Kbit.stats(w), Blockwise4.table(w.type()), T, w.rows(), w.cols());
-        } else {
-            Int8.forwardNaive(out, x, Kbit.values(w), Kbit.stats(w), w.type() == GgmlType.INT8_ZP, T, w.rows(), w.cols());
-        }
+        Kbit.forwardNaive(out, x, Kbit.kind(w.type()), Kbit.values(w), Kbit.stats(w), Kbit.code(w.type()), T, w.rows(), w.cols());
     }
 
     static void backwardNaive(float[] dx, float[] dy, Weight w, int T, boolean accumulate) {
-        if (Kbit.fourBit(w.type())) {
-            Blockwise4.backwardNaive(dx, dy, Kbit.values(w), Kbit.stats(w), Blockwise4.table(w.type()), T, w.rows(), w.cols(), accumulate);
-        } else {
-            Int8.backwardNaive(dx, dy, Kbit.values(w), Kbit.stats(w), w.type() == GgmlType.INT8_ZP, T, w.rows(), w.cols(), accumulate);
-        }
+        Kbit.backwardNaive(dx, dy, Kbit.kind(w.type()), Kbit.values(w), Kbit.stats(w), Kbit.code(w.type()), T, w.rows(), w.cols(), accumulate);
     }
 
     /** The naive dequantization of the whole matrix. */
@@ -54,12 +46,14 @@ class KbitParityTest {
         float[] out = new float[n];
         byte[] q = Kbit.values(w);
         float[] st = Kbit.stats(w);
+        float[] code = Kbit.code(w.type());
+        for (int i = 0; i < n; i++) {
+            out[i] = Kbit.weight(Kbit.kind(w.type()), q, st, code, w.cols(), i);
+        }
         if (Kbit.fourBit(w.type())) {
-            Blockwise4.dequantize(out, q, st, Blockwise4.table(w.type()), n);
-        } else {
-            for (int i = 0; i < n; i++) {
-                out[i] = Int8.weight(q, st, w.type() == GgmlType.INT8_ZP, w.cols(), i);
-            }
+            float[] bulk = new float[n];
+            Blockwise4.dequantize(bulk, q, st, code, n);
+            assertArrayEquals(out, bulk, "Blockwise4.dequantize is the same decode");
         }
         return out;
     }

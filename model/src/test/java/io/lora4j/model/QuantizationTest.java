@@ -78,10 +78,10 @@ class QuantizationTest {
         ModelFormatException e = assertThrows(ModelFormatException.class, () -> new Llama(q8, Quantization.parse("nf4", false)));
         assertTrue(e.getMessage().contains("tensor blk.0.attn_q.weight is Q8_0, already quantized; --quantize nf4 quantizes "
                 + "F32, F16 or BF16 weights only"), e.getMessage());
-        assertTrue(e.getMessage().startsWith("quantized-tiny-model"), "names the file: " + e.getMessage());
+        assertTrue(e.getMessage().startsWith("tiny-model"), "names the file: " + e.getMessage());
         // F16 and BF16 bases are quantized
         for (GgmlType t : new GgmlType[]{GgmlType.F16, GgmlType.BF16}) {
-            Llama m = new Llama(new QuantizedBases(tiny(true), t, 1), Quantization.parse("int8", false));
+            Llama m = new Llama(QuantizedBases.of(tiny(true), t, 1), Quantization.parse("int8", false));
             assertEquals(GgmlType.INT8, m.layer(0).wq().type(), t.name());
         }
     }
@@ -100,7 +100,7 @@ class QuantizationTest {
     @Test
     void prepareForKbitTrainingCastsHalfPrecisionTensorsToFloat32AndChangesNoResult() {
         for (boolean tied : new boolean[]{false, true}) {
-            WeightSource src = new QuantizedBases(tiny(tied), GgmlType.F16, 1,
+            WeightSource src = QuantizedBases.of(tiny(tied), GgmlType.F16, 1,
                     n -> n.equals("token_embd.weight") || n.equals("output.weight"), 1f);
             Llama m = new Llama(src, Quantization.parse("nf4", true));
             float[] before = logits(m);

@@ -7,34 +7,34 @@ import io.lora4j.model.format.TensorInfo;
 import io.lora4j.model.format.WeightSource;
 
 import java.lang.foreign.MemorySegment;
-import java.nio.file.Path;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.SplittableRandom;
 
 /**
- * A model with some tensors stored in another ggml type, as a converted GGUF holds them (by default
+ * Models with some tensors stored in another ggml type, as a converted GGUF holds them (by default
  * the block projections): F16, Q8_0 and Q4_0 converted from the float weights with ggml's reference
  * quantizers, Q4_K as random valid blocks (lora4j has no Q4_K quantizer).
  */
-public final class QuantizedBases implements WeightSource {
-    private final WeightSource base;
-    private final Map<String, TensorInfo> tensors = new LinkedHashMap<>();
+public final class QuantizedBases {
+    private QuantizedBases() {
+    }
 
     /** {@code base} with its block projections stored as {@code type}. */
-    public QuantizedBases(WeightSource base, GgmlType type, long seed) {
-        this(base, type, seed, name -> Llama.projection(name) != null, 1f);
+    public static TinyModel of(WeightSource base, GgmlType type, long seed) {
+        return of(base, type, seed, name -> Llama.projection(name) != null, 1f);
     }
 
     /** {@code base} with the tensors {@code which} names stored as {@code type} and every matrix scaled by {@code scale}. */
-    public QuantizedBases(WeightSource base, GgmlType type, long seed, java.util.function.Predicate<String> which, float scale) {
-        this.base = base;
+    public static TinyModel of(WeightSource base, GgmlType type, long seed, java.util.function.Predicate<String> which, float scale) {
         SplittableRandom r = new SplittableRandom(seed);
+        Map<String, TensorInfo> tensors = new LinkedHashMap<>();
         for (TensorInfo t : base.tensors().values()) {
             boolean matrix = t.shape().length == 2;
             tensors.put(t.name(), which.test(t.name()) ? convert(t, type, r, scale)
                     : matrix && scale != 1f ? convert(t, GgmlType.F32, r, scale) : t);
         }
+        return new TinyModel(base.config(), tensors);
     }
 
     /**
@@ -42,9 +42,9 @@ public final class QuantizedBases implements WeightSource {
      * matrices scaled like a trained model's (±0.1: attention not saturated, so central differences
      * in float32 stay accurate), the projections stored as {@code type}.
      */
-    public static QuantizedBases wide(GgmlType type, long seed) {
+    public static TinyModel wide(GgmlType type, long seed) {
         LlamaConfig c = new LlamaConfig(256, 256, 1, 2, 1, 128, 11, 64, 1e-5f, 10000f, null, LlamaConfig.RopeStyle.ADJACENT, false);
-        return new QuantizedBases(new TinyModel(c, seed, false), type, seed, name -> Llama.projection(name) != null, 0.25f);
+        return of(new TinyModel(c, seed, false), type, seed, name -> Llama.projection(name) != null, 0.25f);
     }
 
     private static TensorInfo convert(TensorInfo t, GgmlType type, SplittableRandom r, float scale) {
@@ -69,34 +69,5 @@ public final class QuantizedBases implements WeightSource {
             }
         }
         return new TensorInfo(t.name(), type, t.shape(), seg);
-    }
-
-    @Override
-    public Path path() {
-        return Path.of("quantized-tiny-model");
-    }
-
-    @Override
-    public String format() {
-        return "memory";
-    }
-
-    @Override
-    public Map<String, Object> metadata() {
-        return Map.of();
-    }
-
-    @Override
-    public Map<String, TensorInfo> tensors() {
-        return tensors;
-    }
-
-    @Override
-    public LlamaConfig config() {
-        return base.config();
-    }
-
-    @Override
-    public void close() {
     }
 }

@@ -35,7 +35,7 @@ class QloraGradientTest {
             assertEquals(type, w.type(), mod.peftName);
             assertSame(src.tensors().get(w.name()).data(), w.data(), mod.peftName + " runs from the stored bytes");
         }
-        check(m, 83);
+        check(m, 83, 140);
     }
 
     @ParameterizedTest
@@ -47,14 +47,14 @@ class QloraGradientTest {
                 assertEquals(type, mod.weight(m.layer(l)).type(), mod.path(l));
             }
         }
-        check(m, 2);
+        check(m, 2, 200);
     }
 
-    private static void check(Llama m, int stride) {
+    private static void check(Llama m, int stride, int minChecked) {
         LoraAdapter ad = TrainGraphGradientTest.adapter(m, 0f, List.of());
         TrainGraph g = new TrainGraph(m, ad, 8, false);
         int T = TrainGraphGradientTest.TOKENS.length;
         g.forwardBackward(TrainGraphGradientTest.TOKENS, TrainGraphGradientTest.TARGETS, T, 1f, 0);
-        TrainGraphGradientTest.assertAdapterGradients(g, ad, T, stride, 1, 200);
+        TrainGraphGradientTest.assertAdapterGradients(g, ad, T, stride, 1, minChecked);
     }
 }
