@@ -107,9 +107,6 @@ public final class Llama {
 
     /** A block's projection, quantized on load when asked (the shape is checked first). */
     private Weight linear(String name, int rows, int cols) {
-        if (!quant.none()) {
-            quant.check(name, source.tensor(name).type(), source.path());
-        }
         return quant.apply(matrix(name, rows, cols), source.path());
     }
 

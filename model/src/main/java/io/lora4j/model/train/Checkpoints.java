@@ -73,6 +73,7 @@ public final class Checkpoints {
                 order.add(i);
             }
             st.set("config", json.valueToTree(t.config()));
+            st.put("quantize", t.model().quantization().label());
             ObjectNode hashes = st.putObject("sha256");
             for (String f : new String[]{PeftAdapters.CONFIG, PeftAdapters.WEIGHTS, OPTIMIZER}) {
                 hashes.put(f, sha256(tmp.resolve(f)));
@@ -163,6 +164,11 @@ public final class Checkpoints {
     public static Trainer resume(Path checkpoint, Llama model, List<Example> train, List<Example> eval) {
         verify(checkpoint);
         JsonNode st = read(checkpoint);
+        String quant = st.path("quantize").asText("none");
+        if (!quant.equals(model.quantization().label())) {
+            throw new IllegalArgumentException("checkpoint " + checkpoint + " was trained on the base loaded with --quantize " + quant
+                    + ", this run loads it with --quantize " + model.quantization().label() + "; resume with the same quantization");
+        }
         TrainConfig cfg = config(checkpoint);
         LoraAdapter adapter = PeftAdapters.load(checkpoint, model, "default");
         Trainer t = new Trainer(model, adapter, cfg, train, eval);
