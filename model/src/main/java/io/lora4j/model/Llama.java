@@ -153,7 +153,14 @@ public final class Llama {
             return output;
         }
         LinearModule mod = projection(name);
-        return mod == null ? null : mod.weight(layers[Integer.parseInt(name.split("\\.")[1])]);
+        if (mod == null) {
+            return null;
+        }
+        String l = name.split("\\.")[1];
+        if (!l.matches("\\d{1,9}") || Integer.parseInt(l) >= layers.length) {
+            return null;
+        }
+        return mod.weight(layers[Integer.parseInt(l)]);
     }
 
     /** The projection a GGUF tensor name {@code blk.N.<proj>.weight} denotes, or null. */
