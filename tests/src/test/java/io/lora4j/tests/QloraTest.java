@@ -59,28 +59,32 @@ class QloraTest {
         }
     }
 
-    static void compare(int steps) throws Exception {
+    static void compare(Quantization quant, int steps) throws Exception {
         double[] lora = train(Quantization.NONE, steps);
-        double[] qlora = train(Quantization.parse("nf4", true), steps);
-        String both = String.format(Locale.ROOT, "%d steps: LoRA (F32 base) held-out loss %.4f -> %.4f (-%.4f); "
-                        + "QLoRA (NF4 + double quant) %.4f -> %.4f (-%.4f)", steps, lora[0], lora[1], lora[0] - lora[1],
-                qlora[0], qlora[1], qlora[0] - qlora[1]);
+        double[] qlora = train(quant, steps);
+        String both = String.format(Locale.ROOT, "%d steps: LoRA (F32 base) held-out loss %.4f -> %.4f (%+.4f); "
+                        + "QLoRA (--quantize %s) %.4f -> %.4f (%+.4f)", steps, lora[0], lora[1], lora[1] - lora[0],
+                quant.label(), qlora[0], qlora[1], qlora[1] - qlora[0]);
         System.out.println(both);
         assertTrue(lora[0] - lora[1] > 0.2, both);
-        assertTrue(qlora[0] > lora[0], "the NF4 base starts worse than the float one: " + both);
+        assertTrue(qlora[0] > lora[0], "the quantized base starts worse than the float one: " + both);
         assertTrue(qlora[0] - qlora[1] >= 0.8 * (lora[0] - lora[1]), "QLoRA's drop is comparable to LoRA's: " + both);
-        assertTrue(qlora[1] < lora[1] + 0.1, "and it ends near LoRA's loss: " + both);
+        assertTrue(qlora[1] - lora[1] <= qlora[0] - lora[0], "training does not widen the gap to the float base: " + both);
     }
 
     @Test
     void qloraLowersHeldOutLossLikeFloatLora() throws Exception {
-        compare(120);
+        compare(Quantization.parse("nf4", true), 120);
     }
 
+    /** The same on every other base quantization (the demo data is small: longer runs overfit it, so the length stays). */
     @Test
     @Tag("slow")
-    void qloraLowersHeldOutLossLikeFloatLoraOverALongerRun() throws Exception {
-        compare(600);
+    void everyQuantizationOfTheBaseTrainsLikeFloatLora() throws Exception {
+        for (String q : new String[]{"int8", "int8-zp", "nf4", "fp4"}) {
+            compare(Quantization.parse(q, false), 120);
+        }
+        compare(Quantization.parse("fp4", true), 120);
     }
 
     @Test
