@@ -18,8 +18,9 @@ import java.nio.ByteOrder;
  * gradient of a float matrix. Glossary: T tokens, rows = output width, cols = input width.
  * <p>
  * Decode (T = 1) is bound by memory bandwidth: fused decode-and-dot kernels for F32, F16, Q8_0,
- * Q4_0 and the k-bit types ({@link Kbit}: INT8, INT8_ZP, NF4, FP4) read each weight byte once with
- * the Vector API. Prefill (T &gt; 1) is bound by arithmetic:
+ * Q4_0 and the k-bit types ({@link Kbit}: INT8, INT8_ZP, NF4, FP4; the 4-bit ones are bound by their
+ * table lookups rather than by memory) read each weight byte once with the Vector API. Prefill
+ * (T &gt; 1) is bound by arithmetic:
  * four rows are decoded to a per-thread float scratch and multiplied against four tokens at a
  * time (16 accumulators), so each decoded weight is reused T times.
  */
@@ -121,10 +122,14 @@ public final class Matmul {
             return;
         }
         int cols = ws[0].cols();
-        float[][] ins = new float[ws.length][];
-        for (int i = 0; i < ws.length; i++) {
-            ins[i] = fusedInput(ws[i], x); // the same x and cols: one shared deinterleaved copy
+        float[] xd = x; // the same x and cols: one deinterleaved copy serves every 4-bit matrix
+        for (Weight w : ws) {
+            if (Kbit.fourBit(w.type())) {
+                xd = fusedInput(w, x);
+                break;
+            }
         }
+        float[] deinterleaved = xd;
         Threads.parallelFor(total, 2L * cols, (from, to) -> {
             int base = 0;
             for (int i = 0; i < ws.length; i++) {
@@ -132,7 +137,7 @@ public final class Matmul {
                 int lo = Math.max(from - base, 0);
                 int hi = Math.min(to - base, w.rows());
                 float[] out = outs[i];
-                float[] in = ins[i];
+                float[] in = Kbit.fourBit(w.type()) ? deinterleaved : x;
                 for (int r = lo; r < hi; r++) {
                     out[r] = dot(w, r, in, cols);
                 }
