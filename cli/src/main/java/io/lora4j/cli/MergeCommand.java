@@ -75,6 +75,7 @@ final class MergeCommand implements Callable<Integer> {
                 loaded.add(PeftAdapters.load(adapters.get(i), m, i + ":" + adapters.get(i).getFileName()));
             }
             boolean measure = m.quantizedBase() && mode != Llama.MergeMode.FLOAT_ONLY;
+            String base = TrainCommand.describeBase(lm);
             int[] sample = null;
             float[][] unmerged = null;
             if (measure) {
@@ -95,8 +96,7 @@ final class MergeCommand implements Callable<Integer> {
             }
             if (measure) {
                 MergeError e = MergeError.between(MergeError.logits(m, backend, sample), unmerged);
-                System.err.println("merge error (merged vs the adapters unmerged on the " + m.quantization().label()
-                        + " base): " + e.describe());
+                System.err.println("merge error (merged vs the adapters unmerged; base " + base + "): " + e.describe());
                 if (e.meanKl() > warnKl) {
                     System.err.printf(Locale.ROOT, "warning: the merge changes the output distribution by a mean KL of %.4g nats "
                             + "> --warn-kl %s; serve the adapter unmerged, or merge with --dequantize%n", e.meanKl(), warnKl);

@@ -153,7 +153,7 @@ final class TrainCommand implements Callable<Integer> {
         }
     }
 
-    /** e.g. "NF4_DQ on load" or "Q8_0 as stored". */
+    /** The base's projection types, e.g. "NF4_DQ on load, --quantize nf4+dq" or "Q8_0 as stored". */
     static String describeBase(LoadedModel lm) {
         MemoryReport r = MemoryReport.of(lm.llama());
         return r.linearTypes() + (lm.llama().quantization().none() ? " as stored" : " on load, --quantize " + lm.llama().quantization().label());

@@ -54,6 +54,14 @@ class CliQuantizeTest {
                 "--seq-len", "16", "-o", dir.resolve("out").toString());
         assertEquals(0, r.code(), r.err());
         assertTrue(r.err().matches("(?s).*quantized base \\((F16\\+)?Q8_0 as stored\\): prepared for k-bit training.*"), r.err());
+        // merged and requantized, the Q8_0 projections stay Q8_0 in the exported GGUF
+        Path merged = dir.resolve("merged.gguf");
+        Shared.Run m = Shared.cli("merge", "--model", q8.toString(), "--adapter", dir.resolve("out").toString(), "-o", merged.toString(),
+                "--requantize", "--sample-tokens", "16");
+        assertEquals(0, m.code(), m.err());
+        assertTrue(m.err().matches("(?s).*merge error \\(merged vs the adapters unmerged; base (F16\\+)?Q8_0 as stored\\).*"), m.err());
+        Shared.Run i = Shared.cli("inspect", "--model", merged.toString());
+        assertTrue(i.out().matches("(?s).*blk\\.0\\.attn_q\\.weight +Q8_0 .*"), i.out());
         // quantizing it again is refused, naming the file, the tensor and the type
         assertCleanError(Shared.cli("generate", "--model", q8.toString(), "--quantize", "nf4", "--max-tokens", "1"), 1,
                 "tiny-q8_0.gguf", "tensor blk.0.attn_q.weight is Q8_0, already quantized");
@@ -85,7 +93,7 @@ class CliQuantizeTest {
         Shared.Run re = Shared.cli("merge", "--model", STORIES, "--quantize", "int8", "--adapter", ad.toString(), "-o", out.toString(),
                 "--requantize", "--sample-tokens", "24", "--warn-kl", "1e-9");
         assertEquals(0, re.code(), re.err());
-        assertTrue(re.err().matches("(?s).*merge error \\(merged vs the adapters unmerged on the int8 base\\): max \\|Δlogit\\| \\S+, "
+        assertTrue(re.err().matches("(?s).*merge error \\(merged vs the adapters unmerged; base INT8 on load, --quantize int8\\): max \\|Δlogit\\| \\S+, "
                 + "KL\\(merged ‖ unmerged\\) mean \\S+, max \\S+ nats over 24 positions.*"), re.err());
         assertTrue(re.err().contains("warning: the merge changes the output distribution by a mean KL of"), re.err());
         assertTrue(re.err().contains("note: GGUF and safetensors have no int8; the block projections are written dequantized as F32"), re.err());
