@@ -4,6 +4,8 @@ import io.lora4j.model.LoadedModel;
 import io.lora4j.model.Quantization;
 import io.lora4j.model.lora.PeftAdapters;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 import org.junit.jupiter.api.io.TempDir;
 
 import java.nio.file.Files;
@@ -44,27 +46,28 @@ class CliQuantizeTest {
         assertTrue(Files.isRegularFile(dir.resolve("out/adapter_model.safetensors")));
     }
 
-    @Test
-    void qloraOnAStoredQ8_0GgufBase(@TempDir Path dir) {
-        Path q8 = dir.resolve("tiny-q8_0.gguf");
-        Shared.Run c = Shared.cli("create-model", "--preset", "tiny", "--type", "q8_0", "--out", q8.toString(), "--tokenizer-from",
+    @ParameterizedTest
+    @ValueSource(strings = {"Q8_0", "Q4_0"})
+    void qloraOnAStoredQuantizedGgufBase(String type, @TempDir Path dir) {
+        Path q8 = dir.resolve("tiny-" + type + ".gguf");
+        Shared.Run c = Shared.cli("create-model", "--preset", "tiny", "--type", type.toLowerCase(java.util.Locale.ROOT), "--out", q8.toString(), "--tokenizer-from",
                 Shared.models().resolve("llama-2-tiny-random-gguf/llama-2-tiny-random.gguf").toString());
         assertEquals(0, c.code(), c.err());
         Shared.Run r = Shared.cli("train", "--model", q8.toString(), "--target-modules", "all-linear", "--steps", "2",
                 "--seq-len", "16", "-o", dir.resolve("out").toString());
         assertEquals(0, r.code(), r.err());
-        assertTrue(r.err().matches("(?s).*quantized base \\((F16\\+)?Q8_0 as stored\\): prepared for k-bit training.*"), r.err());
-        // merged and requantized, the Q8_0 projections stay Q8_0 in the exported GGUF
+        assertTrue(r.err().matches("(?s).*quantized base \\((F16\\+)?" + type + " as stored\\): prepared for k-bit training.*"), r.err());
+        // merged and requantized, the quantized projections keep their type in the exported GGUF
         Path merged = dir.resolve("merged.gguf");
         Shared.Run m = Shared.cli("merge", "--model", q8.toString(), "--adapter", dir.resolve("out").toString(), "-o", merged.toString(),
                 "--requantize", "--sample-tokens", "16");
         assertEquals(0, m.code(), m.err());
-        assertTrue(m.err().matches("(?s).*merge error \\(merged vs the adapters unmerged; base (F16\\+)?Q8_0 as stored\\).*"), m.err());
+        assertTrue(m.err().matches("(?s).*merge error \\(merged vs the adapters unmerged; base (F16\\+)?" + type + " as stored\\).*"), m.err());
         Shared.Run i = Shared.cli("inspect", "--model", merged.toString());
-        assertTrue(i.out().matches("(?s).*blk\\.0\\.attn_q\\.weight +Q8_0 .*"), i.out());
+        assertTrue(i.out().matches("(?s).*blk\\.0\\.attn_q\\.weight +" + type + " .*"), i.out());
         // quantizing it again is refused, naming the file, the tensor and the type
         assertCleanError(Shared.cli("generate", "--model", q8.toString(), "--quantize", "nf4", "--max-tokens", "1"), 1,
-                "tiny-q8_0.gguf", "tensor blk.0.attn_q.weight is Q8_0, already quantized");
+                "tiny-" + type + ".gguf", "tensor blk.0.attn_q.weight is " + type + ", already quantized");
         assertCleanError(Shared.cli("inspect", "--model", q8.toString(), "--quantize", "int8"), 1, "already quantized");
     }
 
