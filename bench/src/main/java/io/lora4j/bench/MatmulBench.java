@@ -1,6 +1,7 @@
 package io.lora4j.bench;
 
 import io.lora4j.kernels.GgmlType;
+import io.lora4j.kernels.Kbit;
 import io.lora4j.kernels.Matmul;
 import io.lora4j.kernels.Weight;
 import io.lora4j.model.format.Quantizer;
@@ -26,7 +27,11 @@ import java.util.concurrent.TimeUnit;
 /**
  * Matrix products over off-heap weights of the 110M and 1B shapes: decode (T = 1, memory-bound:
  * read GB/s) and prefill (T = 64, compute-bound: GFLOP/s), reported beside the time as auxiliary
- * counters (per second: weightBytes = bytes/s read, flops = FLOP/s). Run: {@code java --add-modules jdk.incubator.vector -jar bench/target/benchmarks.jar MatmulBench}.
+ * counters (per second: weightBytes = bytes/s read, flops = FLOP/s); and the input gradient of
+ * training ({@code inputGradient}, T = 64). Types: the ggml ones (written with the reference
+ * quantizers) and the load-time k-bit ones of a QLoRA base ({@link Kbit}: INT8, INT8_ZP, NF4, NF4_DQ,
+ * FP4, FP4_DQ; their bytes include the quantization statistics). Run:
+ * {@code java --add-modules jdk.incubator.vector -jar bench/target/benchmarks.jar MatmulBench -p type=F16,NF4_DQ}.
  */
 @BenchmarkMode(Mode.Throughput)
 @OutputTimeUnit(TimeUnit.SECONDS)
@@ -36,7 +41,7 @@ import java.util.concurrent.TimeUnit;
 @State(Scope.Benchmark)
 public class MatmulBench {
 
-    @Param({"F32", "F16", "Q8_0", "Q4_0"})
+    @Param({"F32", "F16", "Q8_0", "Q4_0", "INT8", "INT8_ZP", "NF4", "NF4_DQ", "FP4", "FP4_DQ"})
     public String type;
 
     /** rows x cols */
@@ -49,6 +54,8 @@ public class MatmulBench {
     private Weight w;
     private float[] x;
     private float[] out;
+    private float[] dy;
+    private float[] dx;
 
     /** Throughput beside the time: weight bytes read and floating-point operations per second. */
     @State(Scope.Thread)
@@ -65,27 +72,50 @@ public class MatmulBench {
         int cols = Integer.parseInt(rc[1]);
         GgmlType t = GgmlType.valueOf(type);
         SplittableRandom r = new SplittableRandom(1);
-        float[] row = new float[cols];
-        MemorySegment seg = Arena.ofShared().allocate(rows * t.byteSize(cols), 64);
-        for (int i = 0; i < rows; i++) {
-            for (int c = 0; c < cols; c++) {
-                row[c] = (float) (r.nextGaussian() * 0.02);
+        float[] m = new float[rows * cols];
+        for (int i = 0; i < m.length; i++) {
+            m[i] = (float) (r.nextGaussian() * 0.02);
+        }
+        if (t.ggml) {
+            MemorySegment seg = Arena.ofShared().allocate(rows * t.byteSize(cols), 64);
+            for (int i = 0; i < rows; i++) {
+                Quantizer.quantizeRow(t, seg, i * t.byteSize(cols), m, i * cols, cols);
             }
-            Quantizer.quantizeRow(t, seg, i * t.byteSize(cols), row, 0, cols);
+            w = new Weight("bench", t, seg, rows, cols);
+        } else {
+            w = Kbit.quantize(t, "bench", m, rows, cols);
         }
-        w = new Weight("bench", t, seg, rows, cols);
-        x = new float[tokens * cols];
-        for (int i = 0; i < x.length; i++) {
-            x[i] = (float) r.nextGaussian();
-        }
+        x = random(r, tokens * cols);
+        dy = random(r, tokens * rows);
         out = new float[tokens * rows];
+        dx = new float[tokens * cols];
+    }
+
+    private static float[] random(SplittableRandom r, int n) {
+        float[] a = new float[n];
+        for (int i = 0; i < n; i++) {
+            a[i] = (float) r.nextGaussian();
+        }
+        return a;
     }
 
     @Benchmark
     public float[] matmul(Rates rates) {
         Matmul.forward(out, x, w, tokens);
-        rates.weightBytes += w.data().byteSize();
-        rates.flops += 2.0 * tokens * w.rows() * w.cols();
+        count(rates);
         return out;
+    }
+
+    /** dx = dy·W through the frozen weight: the base's share of a training step's backward pass. */
+    @Benchmark
+    public float[] inputGradient(Rates rates) {
+        Matmul.backward(dx, dy, w, tokens, false);
+        count(rates);
+        return dx;
+    }
+
+    private void count(Rates rates) {
+        rates.weightBytes += w.type().tensorBytes(w.rows(), w.cols());
+        rates.flops += 2.0 * tokens * w.rows() * w.cols();
     }
 }

@@ -25,6 +25,10 @@ final class BenchCommand implements Callable<Integer> {
     @Mixin
     ModelOptions modelOptions;
     @Mixin
+    QuantizeOptions quantize;
+    @Mixin
+    MergeModeOptions mergeMode;
+    @Mixin
     InferenceOptions inference;
 
     @Option(names = {"-p", "--n-prompt"}, split = ",", defaultValue = "512", description = "Prompt sizes (default ${DEFAULT-VALUE}; 0 skips).")
@@ -65,21 +69,22 @@ final class BenchCommand implements Callable<Integer> {
             }
             return 0;
         }
-        try (LoadedModel lm = modelOptions.open(); Backend backend = modelOptions.backend()) {
+        try (LoadedModel lm = modelOptions.open(quantize); Backend backend = modelOptions.backend()) {
             Llama m = lm.llama();
             String mode = "";
             if (adapter != null) {
                 var ad = io.lora4j.model.lora.PeftAdapters.load(adapter, m, "bench");
                 if (merge) {
-                    m.merge(ad);
+                    m.merge(ad, mergeMode.mode());
                     mode = " +lora(merged)";
                 } else {
                     m.setAdapter(ad);
                     mode = " +lora";
                 }
             }
-            long bytes = lm.source().tensors().values().stream().mapToLong(t -> t.data().byteSize()).sum();
-            String name = modelOptions.modelPath().getFileName().toString();
+            long bytes = io.lora4j.model.MemoryReport.of(m).baseBytes();
+            String name = modelOptions.modelPath().getFileName().toString()
+                    + (m.quantization().none() ? "" : " --quantize " + m.quantization().label());
             System.out.println("| model | size | params | backend | threads | test | t/s |");
             System.out.println("| --- | ---: | ---: | --- | ---: | --- | ---: |");
             String prefix = String.format(java.util.Locale.ROOT, "| %s | %.2f MiB | %.2f M | %s | %d |", name + mode, bytes / 1048576.0,

@@ -32,6 +32,8 @@ final class ChatCommand implements Callable<Integer> {
     @Mixin
     ModelOptions modelOptions;
     @Mixin
+    QuantizeOptions quantize;
+    @Mixin
     InferenceOptions inference;
     @Mixin
     SamplingOptions sampling;
@@ -49,7 +51,7 @@ final class ChatCommand implements Callable<Integer> {
     public Integer call() throws IOException {
         inference.validate();
         Sampler.Params params = sampling.params();
-        try (LoadedModel lm = modelOptions.open(); Backend backend = modelOptions.backend()) {
+        try (LoadedModel lm = modelOptions.open(quantize); Backend backend = modelOptions.backend()) {
             AdapterSpec.applyAll(adapterSpecs, lm.llama());
             Tokenizer tok = lm.tokenizer();
             ChatTemplate template = ChatTemplate.forTokenizer(tok);

@@ -26,6 +26,8 @@ final class GenerateCommand implements Callable<Integer> {
     @Mixin
     ModelOptions modelOptions;
     @Mixin
+    QuantizeOptions quantize;
+    @Mixin
     InferenceOptions inference;
     @Mixin
     SamplingOptions sampling;
@@ -56,7 +58,7 @@ final class GenerateCommand implements Callable<Integer> {
         }
         inference.validate();
         Sampler.Params params = sampling.params();
-        try (LoadedModel lm = modelOptions.open(); Backend backend = modelOptions.backend()) {
+        try (LoadedModel lm = modelOptions.open(quantize); Backend backend = modelOptions.backend()) {
             Tokenizer tok = lm.tokenizer();
             AdapterSpec.applyAll(adapterSpecs, lm.llama());
             int[] ids = encode(tok);

@@ -2,6 +2,8 @@ package io.lora4j.cli;
 
 import io.lora4j.kernels.GgmlType;
 import io.lora4j.model.LlamaConfig;
+import io.lora4j.model.MemoryReport;
+import io.lora4j.model.Quantization;
 import io.lora4j.model.format.ModelFiles;
 import io.lora4j.model.format.TensorInfo;
 import io.lora4j.model.format.WeightSource;
@@ -21,6 +23,8 @@ import java.util.concurrent.Callable;
 final class InspectCommand implements Callable<Integer> {
     @Mixin
     ModelOptions modelOptions;
+    @Mixin
+    QuantizeOptions quantize;
 
     @Option(names = "--no-tensors", description = "Omit the per-tensor listing.")
     boolean noTensors;
@@ -30,6 +34,7 @@ final class InspectCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
+        Quantization q = quantize.quantization();
         try (WeightSource src = ModelFiles.open(modelOptions.modelPath())) {
             System.out.println("file:    " + src.path());
             System.out.println("format:  " + src.format());
@@ -58,6 +63,10 @@ final class InspectCommand implements Callable<Integer> {
             System.out.printf(java.util.Locale.ROOT, "tensor bytes: %,d (%.2f MiB, %.3f bytes/parameter)%n", bytes, bytes / 1048576.0,
                     params == 0 ? 0.0 : (double) bytes / params);
             System.out.println("parameters by type: " + byType);
+            System.out.println("memory" + (q.none() ? "" : " with --quantize " + q.label() + " (computed, nothing quantized)") + ":");
+            for (String line : MemoryReport.of(src, q).lines()) {
+                System.out.println("  " + line);
+            }
         }
         return 0;
     }

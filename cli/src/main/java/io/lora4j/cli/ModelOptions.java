@@ -52,6 +52,13 @@ public final class ModelOptions {
         return LoadedModel.open(modelPath(), tokenizer);
     }
 
+    /** As {@link #open()}, the block projections quantized on load as {@code q} says. */
+    LoadedModel open(QuantizeOptions q) {
+        io.lora4j.model.Quantization quant = q.quantization(); // usage errors before the file is read
+        applyThreads();
+        return LoadedModel.open(modelPath(), tokenizer, quant);
+    }
+
     void applyThreads() {
         if (threads != null) {
             if (threads < 1) {

@@ -2,6 +2,7 @@ package io.lora4j.cli;
 
 import io.lora4j.model.LoadedModel;
 import io.lora4j.model.lora.AdaLoraConfig;
+import io.lora4j.model.MemoryReport;
 import io.lora4j.model.lora.LoraAdapter;
 import io.lora4j.model.lora.LoraLayer;
 import io.lora4j.model.lora.PeftAdapters;
@@ -33,6 +34,8 @@ import java.util.concurrent.Callable;
 final class TrainCommand implements Callable<Integer> {
     @Mixin
     ModelOptions modelOptions;
+    @Mixin
+    QuantizeOptions quantize;
     @Mixin
     LoraOptions lora;
     @Mixin
@@ -83,7 +86,12 @@ final class TrainCommand implements Callable<Integer> {
         if (!method.equals("lora") && !method.equals("adalora")) {
             throw new IllegalArgumentException("--method must be lora or adalora, got '" + method + "'");
         }
-        try (LoadedModel lm = modelOptions.open(); io.lora4j.model.Backend backend = modelOptions.backend()) {
+        try (LoadedModel lm = modelOptions.open(quantize); io.lora4j.model.Backend backend = modelOptions.backend()) {
+            if (lm.llama().quantizedBase()) {
+                List<String> cast = lm.llama().prepareForKbitTraining();
+                System.err.println("quantized base (" + describeBase(lm) + "): prepared for k-bit training (base frozen, input "
+                        + "gradients on, " + (cast.isEmpty() ? "no F16/BF16 tensor to cast to F32" : String.join(", ", cast)) + ")");
+            }
             Path dataFile = data != null ? data : demoData();
             Datasets.Loaded loaded = Datasets.load(dataFile, lm.tokenizer(), tc.seqLen());
             List<Example> train = loaded.examples();
@@ -174,20 +182,23 @@ final class TrainCommand implements Callable<Integer> {
     }
 
     private static void memoryReport(LoadedModel lm, Trainer t) {
-        long weights = lm.source().tensors().values().stream().mapToLong(x -> x.data().byteSize()).sum();
-        System.err.printf(Locale.ROOT, "memory: static  weights %s (memory-mapped, read-only) + adapter & grads %s + optimizer %s%n",
-                mib(weights), mib(t.adapterBytes()), mib(t.optimizerBytes()));
-        if (t.device() != null) {
-            System.err.printf(Locale.ROOT, "        device  %s: weights, activations, adapter, gradients and moments %s"
-                    + " (blocks recomputed in backward)%n", t.device().device(), mib(t.device().deviceBytes()));
-            return;
+        List<String> lines = t.device() != null ? MemoryReport.of(lm.llama()).lines() // the host side: the base as loaded
+                : MemoryReport.of(lm.llama()).withTraining(new MemoryReport.Training(t.adapter().trainableParameters(),
+                        t.adapterBytes(), t.optimizerBytes(), t.graph().activationBytes(), t.graph().scratchBytes(),
+                        t.graph().maxT(), t.graph().checkpointing())).lines();
+        for (int i = 0; i < lines.size(); i++) {
+            System.err.println((i == 0 ? "memory: " : "        ") + lines.get(i));
         }
-        System.err.printf(Locale.ROOT, "        dynamic activations %s + backward scratch %s%s%n", mib(t.graph().activationBytes()),
-                mib(t.graph().scratchBytes()), t.graph().checkpointing() ? " (gradient checkpointing)" : "");
+        if (t.device() != null) {
+            System.err.printf(Locale.ROOT, "        device %s: weights, activations, adapter, gradients and moments %.2f MiB"
+                    + " (blocks recomputed in backward)%n", t.device().device(), t.device().deviceBytes() / 1048576.0);
+        }
     }
 
-    static String mib(long bytes) {
-        return String.format(Locale.ROOT, "%.2f MiB", bytes / 1048576.0);
+    /** The base's projection types, e.g. "NF4_DQ on load, --quantize nf4+dq" or "Q8_0 as stored". */
+    static String describeBase(LoadedModel lm) {
+        MemoryReport r = MemoryReport.of(lm.llama());
+        return r.linearTypes() + (lm.llama().quantization().none() ? " as stored" : " on load, --quantize " + lm.llama().quantization().label());
     }
 
     /** The built-in demo stories, copied to a temp file. */

@@ -220,9 +220,24 @@ public final class Dequant {
 
     // ---- fast twin over memory-mapped weights ----
 
-    /** Row {@code row} of {@code w}, decoded into {@code dst[dstOff .. dstOff + cols)}. */
+    /** Row {@code row} of {@code w} (any type, k-bit ones included), decoded into {@code dst[dstOff .. dstOff + cols)}. */
     public static void row(Weight w, int row, float[] dst, int dstOff) {
+        if (!w.type().ggml) {
+            Kbit.decode(w, (long) row * w.cols(), dst, dstOff, w.cols());
+            return;
+        }
         range(w.type(), w.data(), row * w.rowBytes(), dst, dstOff, w.cols(), w.name());
+    }
+
+    /** The whole matrix {@code w} as floats (rows, cols): for merging and requantizing, never in a forward pass. */
+    public static float[] matrix(Weight w) {
+        float[] m = new float[Math.multiplyExact(w.rows(), w.cols())];
+        Threads.parallelFor(w.rows(), 2L * w.cols(), (from, to) -> {
+            for (int r = from; r < to; r++) {
+                row(w, r, m, r * w.cols());
+            }
+        });
+        return m;
     }
 
     /** {@code n} elements of {@code type} at byte {@code off} of {@code seg} into {@code dst[dstOff..]}. */
@@ -266,6 +281,9 @@ public final class Dequant {
             }
             default -> {
                 // the remaining types: copy the row's blocks out and run the bit-exact oracle
+                if (!type.ggml) {
+                    throw new IllegalArgumentException(name + ": " + type + " is blocked over the whole matrix; decode it with row()");
+                }
                 if (!(type == GgmlType.Q4_1 || type == GgmlType.Q5_0 || type == GgmlType.Q5_1 || type == GgmlType.Q4_K
                         || type == GgmlType.Q5_K || type == GgmlType.Q6_K)) {
                     throw new IllegalArgumentException(name + ": tensor type " + type + " is not supported");

@@ -17,8 +17,10 @@ import java.nio.ByteOrder;
  * {@code out[t][r] = Σ_c W[r][c] · x[t][c]} for T tokens, its input gradient and the weight
  * gradient of a float matrix. Glossary: T tokens, rows = output width, cols = input width.
  * <p>
- * Decode (T = 1) is bound by memory bandwidth: fused decode-and-dot kernels for F32, F16, Q8_0 and
- * Q4_0 read each weight byte once with the Vector API. Prefill (T &gt; 1) is bound by arithmetic:
+ * Decode (T = 1) is bound by memory bandwidth: fused decode-and-dot kernels for F32, F16, Q8_0,
+ * Q4_0 and the k-bit types ({@link Kbit}: INT8, INT8_ZP, NF4, FP4; the 4-bit ones are bound by their
+ * table lookups rather than by memory) read each weight byte once with the Vector API. Prefill
+ * (T &gt; 1) is bound by arithmetic:
  * four rows are decoded to a per-thread float scratch and multiplied against four tokens at a
  * time (16 accumulators), so each decoded weight is reused T times.
  */
@@ -132,11 +134,11 @@ public final class Matmul {
     public static void forward(float[] out, float[] x, Weight w, int T) {
         int rows = w.rows();
         int cols = w.cols();
-        if (T == 1 && FUSED && (w.type() == GgmlType.F32 || w.type() == GgmlType.F16 || w.type() == GgmlType.Q8_0
-                || w.type() == GgmlType.Q4_0) && cols % L == 0) {
+        if (T == 1 && fused(w)) {
+            float[] in = fusedInput(w, x);
             Threads.parallelFor(rows, 2L * cols, (from, to) -> {
                 for (int r = from; r < to; r++) {
-                    out[r] = dot(w, r, x, cols);
+                    out[r] = dot(w, r, in, cols);
                 }
             });
             return;
@@ -165,11 +167,10 @@ public final class Matmul {
      * One barrier instead of one per matrix; the rows of all matrices are shared out together.
      */
     public static void forward(float[][] outs, float[] x, Weight[] ws, int T) {
-        boolean fused = T == 1 && FUSED;
+        boolean fused = T == 1;
         int total = 0;
         for (Weight w : ws) {
-            fused &= (w.type() == GgmlType.F32 || w.type() == GgmlType.F16 || w.type() == GgmlType.Q8_0
-                    || w.type() == GgmlType.Q4_0) && w.cols() % L == 0 && w.cols() == ws[0].cols();
+            fused &= fused(w) && w.cols() == ws[0].cols();
             total += w.rows();
         }
         if (!fused) {
@@ -179,6 +180,14 @@ public final class Matmul {
             return;
         }
         int cols = ws[0].cols();
+        float[] xd = x; // the same x and cols: one deinterleaved copy serves every 4-bit matrix
+        for (Weight w : ws) {
+            if (Kbit.fourBit(w.type())) {
+                xd = fusedInput(w, x);
+                break;
+            }
+        }
+        float[] deinterleaved = xd;
         Threads.parallelFor(total, 2L * cols, (from, to) -> {
             int base = 0;
             for (int i = 0; i < ws.length; i++) {
@@ -186,8 +195,9 @@ public final class Matmul {
                 int lo = Math.max(from - base, 0);
                 int hi = Math.min(to - base, w.rows());
                 float[] out = outs[i];
+                float[] in = Kbit.fourBit(w.type()) ? deinterleaved : x;
                 for (int r = lo; r < hi; r++) {
-                    out[r] = dot(w, r, x, cols);
+                    out[r] = dot(w, r, in, cols);
                 }
                 base += w.rows();
             }
@@ -318,8 +328,35 @@ public final class Matmul {
         return sum;
     }
 
-    /** Fused decode-and-dot of row r with x (cols a multiple of the vector length). */
+    /** Whether row products of w run fused: decode and dot in registers, read once. */
+    private static boolean fused(Weight w) {
+        if (!w.type().ggml) {
+            return Kbit.fusedRows(w);
+        }
+        return FUSED && (w.type() == GgmlType.F32 || w.type() == GgmlType.F16 || w.type() == GgmlType.Q8_0
+                || w.type() == GgmlType.Q4_0) && w.cols() % L == 0;
+    }
+
+    /** x as {@link #dot} reads it for w (the 4-bit k-bit types take it deinterleaved, in a per-thread copy). */
+    private static float[] fusedInput(Weight w, float[] x) {
+        if (w.type().ggml) {
+            return x;
+        }
+        float[] s = XD.get();
+        if (s.length < w.cols()) {
+            s = new float[w.cols()];
+            XD.set(s);
+        }
+        return Kbit.fusedInput(w, x, s);
+    }
+
+    private static final ThreadLocal<float[]> XD = ThreadLocal.withInitial(() -> new float[0]);
+
+    /** Fused decode-and-dot of row r with the {@link #fusedInput} (cols a multiple of the vector length). */
     private static float dot(Weight w, int r, float[] x, int cols) {
+        if (!w.type().ggml) {
+            return Kbit.dot(w, r, x);
+        }
         MemorySegment seg = w.data();
         long base = r * w.rowBytes();
         return switch (w.type()) {
@@ -475,7 +512,8 @@ public final class Matmul {
     }
 
     /**
-     * Fast twin of {@link #backwardNaive} over a {@link Weight} of any supported type, as a
+     * Fast twin of {@link #backwardNaive} (and of the k-bit naive backward, {@link Kbit#backwardNaive})
+     * over a {@link Weight} of any supported type, as a
      * register-tiled product like {@link #forward}. Threads take strips of columns; a strip of W
      * (all rows × SW columns) is decoded once into scratch and stays in cache while every block of
      * four tokens runs over it with 4 tokens × 4 vectors of accumulators held across all rows. Each
@@ -484,16 +522,21 @@ public final class Matmul {
     public static void backward(float[] dx, float[] dy, Weight w, int T, boolean accumulate) {
         int rows = w.rows();
         int cols = w.cols();
-        int sw = Math.max(4 * L, w.type().blockSize);
+        boolean ggml = w.type().ggml;
+        int sw = ggml ? Math.max(4 * L, w.type().blockSize) : 4 * L;
         int strips = (cols + sw - 1) / sw;
-        long rowBytes = w.rowBytes();
+        long rowBytes = ggml ? w.rowBytes() : 0;
         Threads.parallelFor(strips, 2L * T * rows * sw, (from, to) -> {
             float[] strip = scratch(rows * sw);
             for (int b = from; b < to; b++) {
                 int c0 = b * sw;
                 int n = Math.min(sw, cols - c0);
                 for (int r = 0; r < rows; r++) {
-                    Dequant.range(w.type(), w.data(), r * rowBytes + w.type().byteSize(c0), strip, r * n, n, w.name());
+                    if (ggml) {
+                        Dequant.range(w.type(), w.data(), r * rowBytes + w.type().byteSize(c0), strip, r * n, n, w.name());
+                    } else {
+                        Kbit.decode(w, (long) r * cols + c0, strip, r * n, n);
+                    }
                 }
                 int groups = (n / (4 * L)) * 4 * L;
                 int t = 0;

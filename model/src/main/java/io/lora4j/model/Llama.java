@@ -7,6 +7,7 @@ import io.lora4j.kernels.Weight;
 import io.lora4j.model.format.ModelFormatException;
 import io.lora4j.model.format.TensorInfo;
 import io.lora4j.model.format.WeightSource;
+import io.lora4j.model.lora.LinearModule;
 import io.lora4j.model.lora.LoraAdapter;
 
 import java.lang.foreign.MemorySegment;
@@ -37,6 +38,7 @@ public final class Llama {
 
     private final WeightSource source;
     private final LlamaConfig config;
+    private final Quantization quant;
     private Weight tokenEmbd;
     private final Layer[] layers;
     private final Layer[] baseLayers;
@@ -56,8 +58,17 @@ public final class Llama {
     }
 
     public Llama(WeightSource source) {
+        this(source, Quantization.NONE);
+    }
+
+    /**
+     * The model over {@code source}, its seven linear projections per block quantized on load with
+     * {@code quant} (see {@link Quantization}: embeddings, output layer and norms stay as stored).
+     */
+    public Llama(WeightSource source, Quantization quant) {
         this.source = source;
         this.config = source.config();
+        this.quant = quant;
         LlamaConfig c = config;
         int C = c.dim();
         tokenEmbd = matrix("token_embd.weight", c.vocabSize(), C);
@@ -66,14 +77,14 @@ public final class Llama {
             String p = "blk." + l + ".";
             layers[l] = new Layer(
                     vector(p + "attn_norm.weight", C),
-                    matrix(p + "attn_q.weight", c.qDim(), C),
-                    matrix(p + "attn_k.weight", c.kvDim(), C),
-                    matrix(p + "attn_v.weight", c.kvDim(), C),
-                    matrix(p + "attn_output.weight", C, c.qDim()),
+                    linear(p + "attn_q.weight", c.qDim(), C),
+                    linear(p + "attn_k.weight", c.kvDim(), C),
+                    linear(p + "attn_v.weight", c.kvDim(), C),
+                    linear(p + "attn_output.weight", C, c.qDim()),
                     vector(p + "ffn_norm.weight", C),
-                    matrix(p + "ffn_gate.weight", c.hiddenDim(), C),
-                    matrix(p + "ffn_up.weight", c.hiddenDim(), C),
-                    matrix(p + "ffn_down.weight", C, c.hiddenDim()));
+                    linear(p + "ffn_gate.weight", c.hiddenDim(), C),
+                    linear(p + "ffn_up.weight", c.hiddenDim(), C),
+                    linear(p + "ffn_down.weight", C, c.hiddenDim()));
         }
         baseLayers = layers.clone();
         outputNorm = vector("output_norm.weight", C);
@@ -92,6 +103,11 @@ public final class Llama {
                 ropeFreqs[i] /= factors[i];
             }
         }
+    }
+
+    /** A block's projection, quantized on load when asked (the shape is checked first). */
+    private Weight linear(String name, int rows, int cols) {
+        return quant.apply(matrix(name, rows, cols), source.path());
     }
 
     private Weight matrix(String name, int rows, int cols) {
@@ -117,6 +133,91 @@ public final class Llama {
 
     public LlamaConfig config() {
         return config;
+    }
+
+    /** How the projections were quantized on load ({@link Quantization#NONE}: as stored). */
+    public Quantization quantization() {
+        return quant;
+    }
+
+    /**
+     * The weight the model currently uses for the GGUF-named tensor {@code name} (the embedding,
+     * the base output layer or a block projection, merged or quantized as it now is), or null for
+     * a tensor that is not one of those matrices (norms, rope factors).
+     */
+    public Weight weight(String name) {
+        if (name.equals("token_embd.weight")) {
+            return tokenEmbd;
+        }
+        if (name.equals("output.weight")) {
+            return output;
+        }
+        LinearModule mod = projection(name);
+        if (mod == null) {
+            return null;
+        }
+        String l = name.split("\\.")[1];
+        if (!l.matches("\\d{1,9}") || Integer.parseInt(l) >= layers.length) {
+            return null;
+        }
+        return mod.weight(layers[Integer.parseInt(l)]);
+    }
+
+    /** The projection a GGUF tensor name {@code blk.N.<proj>.weight} denotes, or null. */
+    public static LinearModule projection(String name) {
+        String[] p = name.split("\\.");
+        if (p.length != 4 || !p[0].equals("blk") || !p[3].equals("weight")) {
+            return null;
+        }
+        return switch (p[2]) {
+            case "attn_q" -> LinearModule.Q_PROJ;
+            case "attn_k" -> LinearModule.K_PROJ;
+            case "attn_v" -> LinearModule.V_PROJ;
+            case "attn_output" -> LinearModule.O_PROJ;
+            case "ffn_gate" -> LinearModule.GATE_PROJ;
+            case "ffn_up" -> LinearModule.UP_PROJ;
+            case "ffn_down" -> LinearModule.DOWN_PROJ;
+            default -> null;
+        };
+    }
+
+    /** Whether any block projection is quantized (on load, or stored so: Q8_0, Q4_0, Q4_K, …). */
+    public boolean quantizedBase() {
+        for (Layer w : layers) {
+            for (LinearModule mod : LinearModule.values()) {
+                if (mod.weight(w).type().isQuantized()) {
+                    return true;
+                }
+            }
+        }
+        return false;
+    }
+
+    /**
+     * PEFT's {@code prepare_model_for_kbit_training} for this engine: the base stays frozen (it
+     * always is; only adapter tensors get gradients), gradients flow to the inputs of every layer (the
+     * backward pass always computes them), and every parameter that is neither quantized nor float32
+     * is cast to float32 — here the token embedding and the output layer when they are F16 or BF16
+     * (the norms are decoded to float32 on load already). Returns what was cast, e.g.
+     * {@code "token_embd.weight F16 → F32"}. Decoding F16/BF16 is exact, so the cast changes memory,
+     * not results.
+     */
+    public java.util.List<String> prepareForKbitTraining() {
+        java.util.List<String> cast = new java.util.ArrayList<>();
+        boolean tied = output == tokenEmbd;
+        Weight e = toF32(tokenEmbd, cast);
+        Weight o = tied ? e : toF32(output, cast);
+        tokenEmbd = baseEmbd = e;
+        output = baseOutputWeight = o;
+        return cast;
+    }
+
+    private static Weight toF32(Weight w, java.util.List<String> cast) {
+        if (w.type() != GgmlType.F16 && w.type() != GgmlType.BF16) {
+            return w;
+        }
+        cast.add(w.name() + " " + w.type() + " → F32");
+        return new Weight(w.name(), GgmlType.F32, MemorySegment.ofArray(Dequant.matrix(w)), w.rows(), w.cols());
     }
 
     public WeightSource source() {
@@ -224,14 +325,31 @@ public final class Llama {
         return java.util.List.copyOf(active);
     }
 
-    /**
-     * Merges {@code a} into the weights: every adapted projection becomes an F32 matrix
-     * {@code W + s·B·A} (AdaLoRA: {@code W + s·B·(A ⊙ E)}) held in memory (the memory-mapped original is untouched and kept for
-     * {@link #unmerge}); trained {@code lm_head} / {@code embed_tokens} replace the base ones.
-     * Refuses non-finite results and adapters with a lora_B bias (Llama projections have no bias to
-     * merge it into). After merging, generation runs at the base model's speed.
-     */
+    /** What merging does to a quantized projection. */
+    public enum MergeMode {
+        /** Float bases only: a quantized projection is refused with a message naming the two choices. */
+        FLOAT_ONLY,
+        /** Dequantize and keep the merged matrix in F32: exact, but no longer the quantized size. */
+        DEQUANTIZE,
+        /** Dequantize, merge, requantize to the projection's own type: the served size, with a rounding error. */
+        REQUANTIZE
+    }
+
+    /** {@link #merge(LoraAdapter, MergeMode)} with {@link MergeMode#FLOAT_ONLY}. */
     public void merge(LoraAdapter a) {
+        merge(a, MergeMode.FLOAT_ONLY);
+    }
+
+    /**
+     * Merges {@code a} into the weights: every adapted projection becomes {@code W + s·B·A} (AdaLoRA:
+     * {@code W + s·B·(A ⊙ E)}) held in memory, an F32 matrix (or, with {@link MergeMode#REQUANTIZE}, one of the base's quantized type);
+     * the memory-mapped or load-time quantized original is kept for {@link #unmerge}. Trained
+     * {@code lm_head} / {@code embed_tokens} replace the base ones. Refuses non-finite results,
+     * adapters with a lora_B bias (Llama projections have no bias to merge it into) and, with
+     * {@link MergeMode#FLOAT_ONLY}, quantized projections; nothing changes when it refuses. After
+     * merging, generation runs at the base model's speed.
+     */
+    public void merge(LoraAdapter a, MergeMode mode) {
         LlamaConfig c = config;
         Layer[] next = layers.clone();
         for (io.lora4j.model.lora.LoraLayer ll : a.layers()) {
@@ -239,12 +357,21 @@ public final class Llama {
                 throw new IllegalArgumentException("adapter " + a.name() + ": " + ll.path()
                         + " has a lora_B bias, which cannot be merged into a Llama projection (no bias)");
             }
+            Weight base = ll.module.weight(next[ll.layer]);
+            if (base.type().isQuantized() && mode == MergeMode.FLOAT_ONLY) {
+                throw new IllegalArgumentException("merging adapter " + a.name() + " into " + ll.path() + ": the base weight "
+                        + base.name() + " is " + base.type() + " (quantized); choose --dequantize (merged matrices in F32: exact, "
+                        + "larger) or --requantize (dequantize, merge, requantize to " + base.type() + ": the served size, with "
+                        + "the error reported); nothing was merged");
+            }
+            if (mode == MergeMode.REQUANTIZE && base.type().isQuantized()) {
+                Requantize.check(base);
+            }
+        }
+        for (io.lora4j.model.lora.LoraLayer ll : a.layers()) {
             Layer w = next[ll.layer];
             Weight base = ll.module.weight(w);
-            float[] m = new float[Math.multiplyExact(base.rows(), base.cols())];
-            for (int r = 0; r < base.rows(); r++) {
-                Dequant.row(base, r, m, r * base.cols());
-            }
+            float[] m = Dequant.matrix(base);
             for (int o = 0; o < ll.out; o++) {
                 for (int j = 0; j < ll.r; j++) {
                     float sb = ll.scaling * ll.b[o * ll.r + j] * ll.e[j];
@@ -262,7 +389,10 @@ public final class Llama {
                             + " gives a non-finite weight at " + i + "; nothing was merged");
                 }
             }
-            Weight merged = new Weight(base.name() + "+" + a.name(), GgmlType.F32, MemorySegment.ofArray(m), base.rows(), base.cols());
+            String name = base.name() + "+" + a.name();
+            Weight merged = mode == MergeMode.REQUANTIZE && base.type().isQuantized()
+                    ? Requantize.like(base, name, m)
+                    : new Weight(name, GgmlType.F32, MemorySegment.ofArray(m), base.rows(), base.cols());
             next[ll.layer] = with(w, ll.module, merged);
         }
         System.arraycopy(next, 0, layers, 0, layers.length);

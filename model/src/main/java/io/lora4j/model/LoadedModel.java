@@ -19,9 +19,14 @@ public record LoadedModel(WeightSource source, Llama llama, Tokenizer tokenizer)
      * embedded tokenizer), else {@link #tokenizerFile}.
      */
     public static LoadedModel open(Path model, Path tokenizer) {
+        return open(model, tokenizer, Quantization.NONE);
+    }
+
+    /** As {@link #open(Path, Path)}, the block projections quantized on load with {@code quant}. */
+    public static LoadedModel open(Path model, Path tokenizer, Quantization quant) {
         WeightSource src = ModelFiles.open(model);
         try {
-            Llama llama = new Llama(src);
+            Llama llama = new Llama(src, quant);
             Tokenizer tok = tokenizer != null ? Tokenizers.load(tokenizer) : findTokenizer(src);
             if (tok.vocabSize() > llama.config().vocabSize()) {
                 throw new ModelFormatException(model, "tokenizer has " + tok.vocabSize()

@@ -14,6 +14,7 @@ import io.lora4j.model.format.TensorInfo;
 import io.lora4j.model.format.WeightSource;
 
 import java.io.IOException;
+import java.lang.foreign.MemorySegment;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
@@ -21,37 +22,13 @@ import java.util.Locale;
 
 /**
  * Writes a model with its merged adapters (see {@link Llama#merge}) as a new file: GGUF (from a
- * GGUF base: metadata and untouched tensors copied byte for byte, merged matrices in F32 or F16)
+ * GGUF base: metadata and untouched tensors copied byte for byte, merged matrices in F32 or F16,
+ * or in their ggml type when requantized to one; matrices quantized on load are written decoded)
  * or a Hugging Face directory (config.json + model.safetensors in F32/F16, Q and K rows in HF's
  * rotate-half order). Both are written to temporary files and renamed.
  */
 public final class MergedExport {
     private MergedExport() {
-    }
-
-    /** The weight the model currently uses for the canonical tensor {@code name}, or null if it is not a matrix of the model. */
-    static Weight current(Llama m, String name) {
-        if (name.equals("token_embd.weight")) {
-            return m.tokenEmbedding();
-        }
-        if (name.equals("output.weight")) {
-            return m.baseOutput();
-        }
-        if (!name.startsWith("blk.")) {
-            return null;
-        }
-        String[] p = name.split("\\.");
-        Llama.Layer w = m.layer(Integer.parseInt(p[1]));
-        return switch (p[2]) {
-            case "attn_q" -> w.wq();
-            case "attn_k" -> w.wk();
-            case "attn_v" -> w.wv();
-            case "attn_output" -> w.wo();
-            case "ffn_gate" -> w.gate();
-            case "ffn_up" -> w.up();
-            case "ffn_down" -> w.down();
-            default -> null;
-        };
     }
 
     /** GGUF with the merged weights ({@code type} F32 or F16 for the merged matrices). */
@@ -69,7 +46,7 @@ public final class MergedExport {
                 + String.join(",", m.mergedAdapters()));
         boolean headAdded = false;
         for (TensorInfo t : src.tensors().values()) {
-            Weight cur = current(m, t.name());
+            Weight cur = m.weight(t.name());
             if (cur == null || cur.data() == t.data()) {
                 w.addTensor(t);
             } else {
@@ -121,9 +98,11 @@ public final class MergedExport {
         }
         boolean headAdded = false;
         for (TensorInfo t : src.tensors().values()) {
-            Weight cur = current(m, t.name());
+            Weight cur = m.weight(t.name());
             if (cur == null || cur.data() == t.data()) {
                 w.addTensor(t);
+            } else if (!cur.type().ggml) { // quantized on load (int8, NF4, …): stored decoded, as the GGUF export does
+                w.addTensor(t.name(), GgmlType.F32, t.shape(), MemorySegment.ofArray(io.lora4j.kernels.Dequant.matrix(cur)));
             } else {
                 w.addTensor(t.name(), cur.type(), t.shape(), cur.data());
             }
@@ -145,7 +124,12 @@ public final class MergedExport {
         }
     }
 
+    /** A merged matrix: requantized to a ggml type, its bytes as they are; else decoded and written as {@code type}. */
     private static void add(GgufWriter w, String name, Weight cur, GgmlType type, long[] shape) {
+        if (cur.type().ggml && cur.type().isQuantized()) {
+            w.addTensor(name, cur.type(), shape, cur.data());
+            return;
+        }
         int cols = cur.cols();
         w.addTensor(name, type, shape, dst -> {
             float[] row = new float[cols];

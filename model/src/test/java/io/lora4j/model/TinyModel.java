@@ -37,6 +37,12 @@ public final class TinyModel implements WeightSource {
         }
     }
 
+    /** A model of these tensors (e.g. another model's, some of them converted). */
+    public TinyModel(LlamaConfig c, Map<String, TensorInfo> tensors) {
+        this.config = c;
+        this.tensors.putAll(tensors);
+    }
+
     public static LlamaConfig config(LlamaConfig.RopeStyle style) {
         return new LlamaConfig(16, 24, 2, 4, 2, 4, 11, 64, 1e-5f, 10000f, null, style, false);
     }

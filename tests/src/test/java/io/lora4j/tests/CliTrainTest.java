@@ -27,7 +27,7 @@ class CliTrainTest {
                 "--target-modules", "all-linear", "--lr-scheduler", "linear", "--warmup-steps", "2", "-o", out.toString());
         assertEquals(0, r.code(), r.err());
         assertTrue(r.err().contains("trainable params: "), r.err());
-        assertTrue(r.err().contains("memory: static"), r.err());
+        assertTrue(r.err().contains("memory: base block projections"), r.err());
         assertTrue(r.err().contains("step 6/6"), r.err());
         for (String f : new String[]{"adapter_config.json", "adapter_model.safetensors", "metrics.csv", "metrics.jsonl", "loss.png"}) {
             assertTrue(Files.size(out.resolve(f)) > 0, f);

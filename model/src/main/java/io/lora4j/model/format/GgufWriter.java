@@ -187,6 +187,10 @@ public final class GgufWriter {
 
     /** Adds a tensor whose bytes {@code fill} produces when the file is written. */
     public GgufWriter addTensor(String name, GgmlType type, long[] shape, TensorFill fill) {
+        if (!type.ggml) {
+            throw new IllegalArgumentException(name + ": " + type + " is a lora4j load-time quantization that ggml does not have; "
+                    + "GGUF cannot store it (write the matrix dequantized as F32 or F16, or a ggml type such as Q8_0)");
+        }
         long bytes = tensorBytes(name, type, shape);
         for (Pending p : tensors) {
             if (p.name.equals(name)) {

@@ -101,6 +101,7 @@ public final class Checkpoints {
                     });
                 }
             }
+            st.put("quantize", t.model().quantization().label());
             ObjectNode hashes = st.putObject("sha256");
             for (String f : files(t.allocator() != null)) {
                 hashes.put(f, sha256(tmp.resolve(f)));
@@ -203,6 +204,11 @@ public final class Checkpoints {
                                  io.lora4j.model.Backend backend) {
         verify(checkpoint);
         JsonNode st = read(checkpoint);
+        String quant = st.path("quantize").asText("none");
+        if (!quant.equals(model.quantization().label())) {
+            throw new IllegalArgumentException("checkpoint " + checkpoint + " was trained on the base loaded with --quantize " + quant
+                    + ", this run loads it with --quantize " + model.quantization().label() + "; resume with the same quantization");
+        }
         TrainConfig cfg = config(checkpoint);
         LoraAdapter adapter = PeftAdapters.load(checkpoint, model, "default");
         Trainer t = new Trainer(model, adapter, cfg, train, eval, backend);

@@ -185,6 +185,11 @@ public final class TrainGraph {
         return checkpointing;
     }
 
+    /** The longest sequence this graph takes. */
+    public int maxT() {
+        return maxT;
+    }
+
     /** Bytes of backward scratch buffers. */
     public long scratchBytes() {
         return 4L * (dResid.length + dxb.length + tmpC.length + dq.length + dk.length + dv.length + dAttOut.length

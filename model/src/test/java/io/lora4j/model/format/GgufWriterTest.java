@@ -152,4 +152,16 @@ class GgufWriterTest {
         assertThrows(IllegalArgumentException.class, () -> w.addTensor("x", GgmlType.F32, new long[]{1}, new byte[4]));
         assertThrows(IllegalArgumentException.class, () -> w.addTensor("y", GgmlType.Q8_0, new long[]{31}, new byte[34]));
     }
+
+    @Test
+    void typesGgmlDoesNotHaveAreRefusedByName() {
+        GgufWriter w = new GgufWriter();
+        for (GgmlType t : new GgmlType[]{GgmlType.INT8, GgmlType.INT8_ZP, GgmlType.NF4, GgmlType.NF4_DQ, GgmlType.FP4, GgmlType.FP4_DQ}) {
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                    () -> w.addTensor("blk.0.attn_q.weight", t, new long[]{64, 2}, new byte[256]));
+            org.junit.jupiter.api.Assertions.assertTrue(e.getMessage().startsWith("blk.0.attn_q.weight: " + t + " is a lora4j load-time quantization"
+                    + " that ggml does not have"), e.getMessage());
+        }
+        org.junit.jupiter.api.Assertions.assertNull(GgmlType.fromId(-1), "no ggml id maps to a lora4j type");
+    }
 }

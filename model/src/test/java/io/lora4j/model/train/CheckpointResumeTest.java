@@ -57,6 +57,20 @@ class CheckpointResumeTest {
     }
 
     @Test
+    void aCheckpointResumesOnlyOnTheQuantizationItWasTrainedOn(@TempDir Path dir) {
+        List<Example> data = TrainerTest.data(5, 8, 3);
+        Llama nf4 = new Llama(TrainerTest.model().source(), io.lora4j.model.Quantization.parse("nf4", true));
+        Trainer t = new Trainer(nf4, TrainerTest.adapter(nf4, 0f), cfg(), data, List.of());
+        t.trainStep();
+        Path c = Checkpoints.save(t, dir);
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> Checkpoints.resume(c, TrainerTest.model(), data, List.of()));
+        assertTrue(e.getMessage().contains("trained on the base loaded with --quantize nf4+dq, this run loads it with --quantize none"),
+                e.getMessage());
+        Llama again = new Llama(TrainerTest.model().source(), io.lora4j.model.Quantization.parse("nf4", true));
+        assertEquals(1, Checkpoints.resume(c, again, data, List.of()).step());
+    }
+
+    @Test
     void aCorruptedCheckpointIsReportedAndThePreviousOneUsed(@TempDir Path dir) throws Exception {
         List<Example> data = TrainerTest.data(5, 8, 3);
         Llama m = TrainerTest.model();

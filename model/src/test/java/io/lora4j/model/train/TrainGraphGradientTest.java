@@ -41,12 +41,23 @@ class TrainGraphGradientTest {
         TrainGraph g = new TrainGraph(m, ad, 8, false);
         int T = TOKENS.length;
         g.forwardBackward(TOKENS, TARGETS, T, 1f, 0);
+        assertAdapterGradients(g, ad, T, 3, 7, 300);
+    }
+
+    /**
+     * Every {@code stride}-th parameter of each adapter tensor (every {@code fullStride}-th of the full
+     * lm_head / embedding copies) against central differences; at least {@code minChecked} checked.
+     */
+    static void assertAdapterGradients(TrainGraph g, LoraAdapter ad, int T, int stride, int fullStride, int minChecked) {
         double worst = 0;
         String where = "";
         int checked = 0;
         for (LoraLayer ll : ad.layers()) {
             for (float[][] pair : new float[][][]{{ll.a, ll.da}, {ll.b, ll.db}, {ll.bias, ll.dbias}}) {
-                for (int i = 0; i < pair[0].length; i += 3) {
+                if (pair[0] == null) {
+                    continue;
+                }
+                for (int i = 0; i < pair[0].length; i += stride) {
                     double e = relErr(g, pair[0], pair[1], i, T);
                     checked++;
                     if (e > worst) {
@@ -57,7 +68,10 @@ class TrainGraphGradientTest {
             }
         }
         for (float[][] pair : new float[][][]{{ad.lmHead, ad.dLmHead}, {ad.embedTokens, ad.dEmbedTokens}}) {
-            for (int i = 0; i < pair[0].length; i += 7) {
+            if (pair[0] == null) {
+                continue;
+            }
+            for (int i = 0; i < pair[0].length; i += fullStride) {
                 double e = relErr(g, pair[0], pair[1], i, T);
                 checked++;
                 if (e > worst) {
@@ -66,22 +80,32 @@ class TrainGraphGradientTest {
                 }
             }
         }
-        assertTrue(checked > 300, "checked " + checked);
+        assertTrue(checked >= minChecked, "checked " + checked);
         if (worst > 2e-2) {
             fail("worst relative gradient error " + worst + " at " + where);
         }
     }
 
+    /**
+     * Relative error of the analytic gradient against central differences, Richardson-extrapolated
+     * over steps h = 0.04 and h/2 ((4·D(h/2) − D(h)) / 3, truncation error O(h⁴)): the forward runs in
+     * float32, so the step must be large for the loss difference to stand above rounding noise (the
+     * attention projections have small gradients), and the extrapolation removes the curvature error
+     * that such a step brings.
+     */
     private static double relErr(TrainGraph g, float[] p, float[] grad, int i, int T) {
+        double numeric = (4 * central(g, p, i, T, 2e-2f) - central(g, p, i, T, 4e-2f)) / 3;
+        return Math.abs(numeric - grad[i]) / Math.max(1e-2, Math.abs(numeric) + Math.abs(grad[i]));
+    }
+
+    private static double central(TrainGraph g, float[] p, int i, int T, float eps) {
         float orig = p[i];
-        float eps = 1e-2f;
         p[i] = orig + eps;
         double lp = g.loss(TOKENS, TARGETS, T);
         p[i] = orig - eps;
         double lm = g.loss(TOKENS, TARGETS, T);
         p[i] = orig;
-        double numeric = (lp - lm) / (2 * eps);
-        return Math.abs(numeric - grad[i]) / Math.max(1e-2, Math.abs(numeric) + Math.abs(grad[i]));
+        return (lp - lm) / ((double) (orig + eps) - (double) (orig - eps));
     }
 
     @ParameterizedTest
