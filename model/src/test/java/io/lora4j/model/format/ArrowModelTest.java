@@ -6,6 +6,8 @@ import io.lora4j.model.Llama;
 import io.lora4j.model.LoadedModel;
 import io.lora4j.model.MergedExport;
 import io.lora4j.model.State;
+import org.apache.arrow.flatbuf.Block;
+import org.apache.arrow.flatbuf.Footer;
 import org.apache.arrow.memory.BufferAllocator;
 import org.apache.arrow.memory.RootAllocator;
 import org.apache.arrow.vector.LargeVarBinaryVector;
@@ -21,6 +23,8 @@ import org.junit.jupiter.api.io.TempDir;
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
 import java.lang.reflect.Array;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
 import java.nio.channels.FileChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -184,5 +188,49 @@ class ArrowModelTest {
         Path a1 = convert(TestFiles.stories260kGguf(), null, tmp.resolve("a1.arrow"));
         Path a2 = convert(a1, null, tmp.resolve("a2.arrow"));
         assertEquals(-1L, Files.mismatch(a1, a2));
+    }
+
+    /**
+     * Every single-byte corruption of the flatbuffers (the first and last record batch's metadata, the
+     * footer's root, blocks and schema tables) either still opens or is a ModelFormatException naming
+     * the file: flatbuffers return null for an absent table, which must not become a
+     * NullPointerException (a stack trace at the CLI).
+     */
+    @Test
+    void corruptMetadataBytesAreModelFormatErrors() throws IOException {
+        Path good = convert(TestFiles.stories260kGguf(), null, tmp.resolve("good.arrow"));
+        byte[] bytes = Files.readAllBytes(good);
+        ByteBuffer bb = ByteBuffer.wrap(bytes).order(ByteOrder.LITTLE_ENDIAN);
+        int footerLen = bb.getInt(bytes.length - 10);
+        int footerStart = bytes.length - 10 - footerLen;
+        Footer footer = Footer.getRootAsFooter(bb.duplicate().order(ByteOrder.LITTLE_ENDIAN).position(footerStart).slice()
+                .order(ByteOrder.LITTLE_ENDIAN));
+        List<int[]> regions = new ArrayList<>();
+        for (int b : new int[]{0, footer.recordBatchesLength() - 1}) {
+            Block block = footer.recordBatches(new Block(), b);
+            regions.add(new int[]{(int) block.offset(), (int) block.offset() + block.metaDataLength()});
+        }
+        regions.add(new int[]{footerStart, Math.min(footerStart + 2048, bytes.length - 10)}); // root table, blocks
+        regions.add(new int[]{Math.max(footerStart, bytes.length - 10 - 1024), bytes.length - 10}); // schema fields, types
+        Path bad = tmp.resolve("bad.arrow");
+        int rejected = 0;
+        for (int[] r : regions) {
+            for (int i = r[0]; i < r[1]; i++) {
+                for (int v : new int[]{0, 0xff, bytes[i] ^ 0x10}) {
+                    byte[] b = bytes.clone();
+                    b[i] = (byte) v;
+                    Files.write(bad, b);
+                    try (ArrowModel m = ArrowModel.open(bad)) {
+                        assertEquals(48, m.tensors().size());
+                    } catch (ModelFormatException e) {
+                        assertTrue(e.getMessage().startsWith(bad.toString()), e.getMessage());
+                        rejected++;
+                    } catch (RuntimeException e) {
+                        throw new AssertionError("byte " + i + " set to " + v + ": " + e, e);
+                    }
+                }
+            }
+        }
+        assertTrue(rejected > 100, rejected + " corruptions rejected");
     }
 }
