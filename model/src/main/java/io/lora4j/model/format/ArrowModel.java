@@ -405,11 +405,6 @@ public final class ArrowModel implements WeightSource {
         return schemaMetadata.getOrDefault(KEY_SOURCE, "unknown");
     }
 
-    /** The Arrow schema's key/value metadata, as stored. */
-    public Map<String, String> schemaMetadata() {
-        return schemaMetadata;
-    }
-
     /** The source's metadata, decoded from {@code lora4j.metadata} on first use (GGUF Java types). */
     @Override
     public synchronized Map<String, Object> metadata() {

@@ -233,4 +233,37 @@ class ArrowModelTest {
         }
         assertTrue(rejected > 100, rejected + " corruptions rejected");
     }
+
+    /**
+     * A tied model whose lm_head was trained in full (modules_to_save) and merged: the Arrow file gets
+     * its own output.weight, the merged q_proj and the untouched tensors, and gives the merged logits.
+     */
+    @Test
+    void mergedTiedModelGetsItsOwnOutputMatrix() throws IOException {
+        Llama m = new Llama(new io.lora4j.model.TinyModel(io.lora4j.model.TinyModel.config(io.lora4j.model.LlamaConfig.RopeStyle.ADJACENT),
+                5, true));
+        io.lora4j.model.lora.LoraConfig c = new io.lora4j.model.lora.LoraConfig(2, 4f, 0f, List.of("q_proj"), null, "none", false,
+                "false", List.of(), Map.of(), Map.of(), List.of("lm_head"));
+        io.lora4j.model.lora.LoraAdapter ad = new io.lora4j.model.lora.LoraAdapter("default", c, m, 3);
+        java.util.SplittableRandom r = new java.util.SplittableRandom(8);
+        for (int i = 0; i < ad.lmHead.length; i++) {
+            ad.lmHead[i] += (float) (r.nextDouble() - 0.5);
+        }
+        m.merge(ad);
+        assertFalse(m.source().tensors().containsKey("output.weight"));
+        Path out = tmp.resolve("merged-tied.arrow");
+        MergedExport.writeArrow(m, null, out);
+        int[] ids = {1, 4, 7, 2, 9};
+        try (ArrowModel a = ArrowModel.open(out); Backend b = Backend.named("jvm")) {
+            assertEquals(m.source().tensors().size() + 1, a.tensors().size());
+            assertTrue(a.tensors().containsKey("output.weight"));
+            Llama back = new Llama(a);
+            float[] want = m.forward(b, m.newState(8, 16), ids, 0, ids.length, 0).clone();
+            float[] got = back.forward(b, back.newState(8, 16), ids, 0, ids.length, 0);
+            assertArrayEquals(want, got, "merged logits");
+            m.unmerge();
+            float[] base = m.forward(b, m.newState(8, 16), ids, 0, ids.length, 0);
+            assertFalse(java.util.Arrays.equals(base, got), "the file holds the merged model, not the base");
+        }
+    }
 }
