@@ -9,9 +9,11 @@ import io.lora4j.model.train.Datasets;
 import io.lora4j.model.train.Example;
 import io.lora4j.model.train.TrainConfig;
 import io.lora4j.model.train.Trainer;
+import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
 
 import java.io.IOException;
 import java.io.InputStream;
@@ -39,6 +41,8 @@ final class TrainCommand implements Callable<Integer> {
     TrainingOptions training;
     @Mixin
     AdaLoraOptions adaLora;
+    @Spec
+    CommandLine.Model.CommandSpec spec;
 
     @Option(names = "--method", defaultValue = "lora", description = "lora, or adalora (SVD-form adapters whose ranks are "
             + "pruned from --init-r to --target-r during training; --r is then unused) (default ${DEFAULT-VALUE}).")
@@ -82,6 +86,20 @@ final class TrainCommand implements Callable<Integer> {
         }
         if (!method.equals("lora") && !method.equals("adalora")) {
             throw new IllegalArgumentException("--method must be lora or adalora, got '" + method + "'");
+        }
+        CommandLine.ParseResult given = spec.commandLine().getParseResult();
+        List<String> adaOptions = spec.mixins().get("adaLora").options().stream().filter(given::hasMatchedOption)
+                .map(CommandLine.Model.OptionSpec::longestName).toList();
+        if (method.equals("lora") && checkpoint == null && init == null && !adaOptions.isEmpty()) {
+            throw new IllegalArgumentException(String.join(", ", adaOptions) + " apply only to --method adalora; this run would "
+                    + "train plain LoRA and ignore them");
+        }
+        if (init != null && given.hasMatchedOption("--method")) {
+            boolean ada = PeftAdapters.readConfig(init).adaLora() != null;
+            if (ada != method.equals("adalora")) {
+                throw new IllegalArgumentException("--adapter " + init + " is a " + (ada ? "ADALORA" : "LORA")
+                        + " adapter: continuing it keeps its type, so --method " + method + " does not apply");
+            }
         }
         try (LoadedModel lm = modelOptions.open()) {
             Path dataFile = data != null ? data : demoData();
