@@ -84,22 +84,9 @@ final class TrainCommand implements Callable<Integer> {
         if (saveEvery < 0) {
             throw new IllegalArgumentException("--save-every must be >= 0");
         }
+        rejectIgnoredMethodOptions(checkpoint);
         if (!method.equals("lora") && !method.equals("adalora")) {
             throw new IllegalArgumentException("--method must be lora or adalora, got '" + method + "'");
-        }
-        CommandLine.ParseResult given = spec.commandLine().getParseResult();
-        List<String> adaOptions = spec.mixins().get("adaLora").options().stream().filter(given::hasMatchedOption)
-                .map(CommandLine.Model.OptionSpec::longestName).toList();
-        if (method.equals("lora") && checkpoint == null && init == null && !adaOptions.isEmpty()) {
-            throw new IllegalArgumentException(String.join(", ", adaOptions) + " apply only to --method adalora; this run would "
-                    + "train plain LoRA and ignore them");
-        }
-        if (init != null && given.hasMatchedOption("--method")) {
-            boolean ada = PeftAdapters.readConfig(init).adaLora() != null;
-            if (ada != method.equals("adalora")) {
-                throw new IllegalArgumentException("--adapter " + init + " is a " + (ada ? "ADALORA" : "LORA")
-                        + " adapter: continuing it keeps its type, so --method " + method + " does not apply");
-            }
         }
         try (LoadedModel lm = modelOptions.open()) {
             Path dataFile = data != null ? data : demoData();
@@ -177,6 +164,24 @@ final class TrainCommand implements Callable<Integer> {
                     + "metrics in metrics.csv, metrics.jsonl, loss.png");
         }
         return 0;
+    }
+
+    /** AdaLoRA options on a plain LoRA run, and a --method that the continued --adapter is not, would be ignored. */
+    private void rejectIgnoredMethodOptions(Path checkpoint) {
+        CommandLine.ParseResult given = spec.commandLine().getParseResult();
+        List<String> adaOptions = spec.mixins().get("adaLora").options().stream().filter(given::hasMatchedOption)
+                .map(CommandLine.Model.OptionSpec::longestName).toList();
+        if (method.equals("lora") && checkpoint == null && init == null && !adaOptions.isEmpty()) {
+            throw new IllegalArgumentException(String.join(", ", adaOptions) + " apply only to --method adalora; this run would "
+                    + "train plain LoRA and ignore them");
+        }
+        if (init != null && given.hasMatchedOption("--method")) {
+            boolean ada = PeftAdapters.readConfig(init).adaLora() != null;
+            if (ada != method.equals("adalora")) {
+                throw new IllegalArgumentException("--adapter " + init + " is a " + (ada ? "ADALORA" : "LORA")
+                        + " adapter: continuing it keeps its type, so --method " + method + " does not apply");
+            }
+        }
     }
 
     /** The ranks AdaLoRA allocated: total against the target, and per module type. */
