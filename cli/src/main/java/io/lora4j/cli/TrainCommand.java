@@ -10,9 +10,11 @@ import io.lora4j.model.train.Datasets;
 import io.lora4j.model.train.Example;
 import io.lora4j.model.train.TrainConfig;
 import io.lora4j.model.train.Trainer;
+import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
 
 import java.io.IOException;
 import java.io.InputStream;
@@ -42,6 +44,8 @@ final class TrainCommand implements Callable<Integer> {
     TrainingOptions training;
     @Mixin
     AdaLoraOptions adaLora;
+    @Spec
+    CommandLine.Model.CommandSpec spec;
 
     @Option(names = "--method", defaultValue = "lora", description = "lora, or adalora (SVD-form adapters whose ranks are "
             + "pruned from --init-r to --target-r during training; --r is then unused) (default ${DEFAULT-VALUE}).")
@@ -83,6 +87,7 @@ final class TrainCommand implements Callable<Integer> {
         if (saveEvery < 0) {
             throw new IllegalArgumentException("--save-every must be >= 0");
         }
+        rejectIgnoredMethodOptions(checkpoint);
         if (!method.equals("lora") && !method.equals("adalora")) {
             throw new IllegalArgumentException("--method must be lora or adalora, got '" + method + "'");
         }
@@ -167,6 +172,24 @@ final class TrainCommand implements Callable<Integer> {
                     + "metrics in metrics.csv, metrics.jsonl, loss.png");
         }
         return 0;
+    }
+
+    /** AdaLoRA options on a plain LoRA run, and a --method that the continued --adapter is not, would be ignored. */
+    private void rejectIgnoredMethodOptions(Path checkpoint) {
+        CommandLine.ParseResult given = spec.commandLine().getParseResult();
+        List<String> adaOptions = spec.mixins().get("adaLora").options().stream().filter(given::hasMatchedOption)
+                .map(CommandLine.Model.OptionSpec::longestName).toList();
+        if (method.equals("lora") && checkpoint == null && init == null && !adaOptions.isEmpty()) {
+            throw new IllegalArgumentException(String.join(", ", adaOptions) + " apply only to --method adalora; this run would "
+                    + "train plain LoRA and ignore them");
+        }
+        if (init != null && given.hasMatchedOption("--method")) {
+            boolean ada = PeftAdapters.readConfig(init).adaLora() != null;
+            if (ada != method.equals("adalora")) {
+                throw new IllegalArgumentException("--adapter " + init + " is a " + (ada ? "ADALORA" : "LORA")
+                        + " adapter: continuing it keeps its type, so --method " + method + " does not apply");
+            }
+        }
     }
 
     /** The ranks AdaLoRA allocated: total against the target, and per module type. */

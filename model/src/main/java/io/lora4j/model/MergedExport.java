@@ -19,6 +19,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.util.Locale;
+import java.util.function.Consumer;
 
 /**
  * Writes a model with its merged adapters (see {@link Llama#merge}) as a new file: GGUF (from a
@@ -29,6 +30,33 @@ import java.util.Locale;
  */
 public final class MergedExport {
     private MergedExport() {
+    }
+
+    /** A tensor whose weight the model now holds in memory (merged, or a trained lm_head), in ggml {@code shape}. */
+    private interface Changed {
+        void add(String name, Weight current, long[] shape);
+    }
+
+    /**
+     * The source's tensors in order, each either {@code unchanged} or {@code changed} (the model's
+     * current weight differs), then {@code output.weight} when a tied model's lm_head was trained in
+     * full and so needs its own output matrix now.
+     */
+    private static void forEachTensor(Llama m, Consumer<TensorInfo> unchanged, Changed changed) {
+        boolean headAdded = false;
+        for (TensorInfo t : m.source().tensors().values()) {
+            Weight cur = m.weight(t.name());
+            if (cur == null || cur.data() == t.data()) {
+                unchanged.accept(t);
+            } else {
+                changed.add(t.name(), cur, t.shape());
+            }
+            headAdded |= t.name().equals("output.weight");
+        }
+        if (!headAdded && m.baseOutput() != m.tokenEmbedding()) {
+            Weight head = m.baseOutput();
+            changed.add("output.weight", head, new long[]{head.cols(), head.rows()});
+        }
     }
 
     /** GGUF with the merged weights ({@code type} F32 or F16 for the merged matrices). */
@@ -44,21 +72,7 @@ public final class MergedExport {
         w.copyMetadata(src, "");
         w.putString("general.name", m.source().metadata().getOrDefault("general.name", "llama") + " + merged LoRA "
                 + String.join(",", m.mergedAdapters()));
-        boolean headAdded = false;
-        for (TensorInfo t : src.tensors().values()) {
-            Weight cur = m.weight(t.name());
-            if (cur == null || cur.data() == t.data()) {
-                w.addTensor(t);
-            } else {
-                add(w, t.name(), cur, type, t.shape());
-            }
-            headAdded |= t.name().equals("output.weight");
-        }
-        if (!headAdded && m.baseOutput() != m.tokenEmbedding()) {
-            // a tied model whose lm_head was trained in full: it needs its own output matrix now
-            Weight head = m.baseOutput();
-            add(w, "output.weight", head, type, new long[]{head.cols(), head.rows()});
-        }
+        forEachTensor(m, w::addTensor, (name, cur, shape) -> add(w, name, cur, type, shape));
         w.write(out);
     }
 
@@ -96,22 +110,13 @@ public final class MergedExport {
             boolean json = tok.getFileName().toString().endsWith(".json");
             w.tokenizer(tok.getFileName().toString(), read(tok), json && Files.isRegularFile(cfg) ? read(cfg) : null);
         }
-        boolean headAdded = false;
-        for (TensorInfo t : src.tensors().values()) {
-            Weight cur = m.weight(t.name());
-            if (cur == null || cur.data() == t.data()) {
-                w.addTensor(t);
-            } else if (!cur.type().ggml) { // quantized on load (int8, NF4, …): stored decoded, as the GGUF export does
-                w.addTensor(t.name(), GgmlType.F32, t.shape(), MemorySegment.ofArray(io.lora4j.kernels.Dequant.matrix(cur)));
-            } else {
-                w.addTensor(t.name(), cur.type(), t.shape(), cur.data());
+        forEachTensor(m, w::addTensor, (name, cur, shape) -> {
+            if (cur.type().ggml) {
+                w.addTensor(name, cur.type(), shape, cur.data());
+            } else { // quantized on load (int8, NF4, …): stored decoded, as the GGUF export does
+                w.addTensor(name, GgmlType.F32, shape, MemorySegment.ofArray(io.lora4j.kernels.Dequant.matrix(cur)));
             }
-            headAdded |= t.name().equals("output.weight");
-        }
-        if (!headAdded && m.baseOutput() != m.tokenEmbedding()) {
-            Weight head = m.baseOutput();
-            w.addTensor("output.weight", head.type(), new long[]{head.cols(), head.rows()}, head.data());
-        }
+        });
         w.write(out);
         return tok;
     }

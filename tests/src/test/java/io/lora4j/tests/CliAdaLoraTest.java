@@ -1,5 +1,9 @@
 package io.lora4j.tests;
 
+import io.lora4j.model.LoadedModel;
+import io.lora4j.model.lora.LoraAdapter;
+import io.lora4j.model.lora.LoraConfig;
+import io.lora4j.model.lora.PeftAdapters;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -112,5 +116,20 @@ class CliAdaLoraTest {
                 "do not apply to AdaLoRA");
         CliErrorsTest.assertCleanError(Shared.cli(train(o, "--method", "dora").toArray(String[]::new)), 1,
                 "--method must be lora or adalora");
+    }
+
+    /** AdaLoRA options without --method adalora, or a --method that the continued --adapter is not, would be ignored. */
+    @Test
+    void optionsThatWouldBeIgnoredAreRejected(@TempDir Path dir) throws Exception {
+        Path o = dir.resolve("o");
+        CliErrorsTest.assertCleanError(Shared.cli(train(o, "--method", "lora").toArray(String[]::new)), 1,
+                "--init-r, --target-r, --tinit, --tfinal apply only to --method adalora");
+        Path lora = dir.resolve("lora");
+        try (LoadedModel lm = LoadedModel.open(Shared.stories(), null)) {
+            PeftAdapters.save(new LoraAdapter("default", LoraConfig.of(4, 8f, List.of("q_proj")), lm.llama(), 1), lm.llama(), lora);
+        }
+        CliErrorsTest.assertCleanError(Shared.cli("train", "--model", Shared.stories().toString(), "--method", "adalora",
+                "--adapter", lora.toString(), "--steps", "1", "-o", o.toString()), 1, "is a LORA adapter", "--method adalora");
+        assertTrue(Files.notExists(o), "nothing was trained");
     }
 }

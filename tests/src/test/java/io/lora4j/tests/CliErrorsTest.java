@@ -1,11 +1,16 @@
 package io.lora4j.tests;
 
+import io.lora4j.model.LoadedModel;
+import io.lora4j.model.lora.AdaLoraConfig;
+import io.lora4j.model.lora.LoraAdapter;
+import io.lora4j.model.lora.PeftAdapters;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
+import java.util.List;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -66,5 +71,21 @@ class CliErrorsTest {
     void tokenIdsOutsideTheVocabulary() {
         assertCleanError(Shared.cli("tokenize", "--model", Shared.stories().toString(), "--decode", "1 99999"), 1,
                 "99999");
+    }
+
+    /** A file-system error names the file and what went wrong (NoSuchFileException's message is the bare path). */
+    @Test
+    void fileSystemErrorsNameTheFileAndTheProblem(@TempDir Path dir) throws Exception {
+        Path missing = dir.resolve("no-such-dir").resolve("model.arrow");
+        assertCleanError(Shared.cli("convert", "--model", Shared.stories().toString(), "-o", missing.toString()), 1,
+                missing.toString(), "no such file or directory");
+        Path file = Files.writeString(dir.resolve("a-file"), "x");
+        try (LoadedModel lm = LoadedModel.open(Shared.stories(), null)) {
+            LoraAdapter ada = new LoraAdapter("default", AdaLoraConfig.defaults(8f, List.of("q_proj"), 10), lm.llama(), 1);
+            PeftAdapters.save(ada, lm.llama(), dir.resolve("ada"));
+        }
+        // an UncheckedIOException from the library: its own message, no exception class name
+        assertCleanError(Shared.cli("adapters", "export-lora", dir.resolve("ada").toString(), "-o", file.resolve("sub").toString()), 1,
+                "cannot write adapter to " + file.resolve("sub"), "Not a directory");
     }
 }

@@ -167,7 +167,7 @@ public final class ArrowModel implements WeightSource {
             LlamaShapes.check(m, config);
             return m;
         } catch (IndexOutOfBoundsException | BufferUnderflowException | IllegalArgumentException | NegativeArraySizeException
-                 | ArithmeticException e) {
+                 | ArithmeticException | NullPointerException e) { // flatbuffers give null for an absent table
             throw new ModelFormatException(path, "corrupt Arrow metadata: " + e, e);
         }
     }
@@ -200,7 +200,7 @@ public final class ArrowModel implements WeightSource {
         byte t = f.typeType();
         if (t == Type.Int) {
             Int i = (Int) f.type(new Int());
-            return (i.isSigned() ? "int" : "uint") + i.bitWidth();
+            return i == null ? "int (no type table)" : (i.isSigned() ? "int" : "uint") + i.bitWidth();
         }
         if (t == Type.List || t == Type.LargeList) {
             String inner = f.childrenLength() == 1 ? typeName(f.children(0)) : "?";
@@ -238,6 +238,9 @@ public final class ArrowModel implements WeightSource {
                     + " bytes, the footer says " + bodyLen);
         }
         RecordBatch rb = (RecordBatch) msg.header(new RecordBatch());
+        if (rb == null) {
+            throw new ModelFormatException(path, where + ": the RecordBatch message has no header table (corrupt metadata)");
+        }
         if (rb.compression() != null) {
             throw new ModelFormatException(path, where + " is compressed; tensors must be stored uncompressed to be used in place");
         }
@@ -400,11 +403,6 @@ public final class ArrowModel implements WeightSource {
     /** The format of the file this one was converted from (gguf, safetensors, llama2c). */
     public String sourceFormat() {
         return schemaMetadata.getOrDefault(KEY_SOURCE, "unknown");
-    }
-
-    /** The Arrow schema's key/value metadata, as stored. */
-    public Map<String, String> schemaMetadata() {
-        return schemaMetadata;
     }
 
     /** The source's metadata, decoded from {@code lora4j.metadata} on first use (GGUF Java types). */

@@ -104,12 +104,6 @@ public final class ArrowModelWriter {
         return this;
     }
 
-    /** Sets a raw schema metadata entry (the {@code lora4j.*} keys are set by the methods above). */
-    public ArrowModelWriter putSchemaMetadata(String key, String value) {
-        schemaMetadata.put(key, value);
-        return this;
-    }
-
     /** Adds a tensor of {@code shape} in ggml order (ne0 first) whose bytes {@code fill} produces when the file is written. */
     public ArrowModelWriter addTensor(String name, GgmlType type, long[] shape, GgufWriter.TensorFill fill) {
         long bytes = GgufWriter.tensorBytes(name, type, shape);

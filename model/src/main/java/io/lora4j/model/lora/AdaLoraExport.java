@@ -22,7 +22,8 @@ import java.util.TreeSet;
  * that only know LoRA can serve it: per module of kept rank k, {@code lora_A.weight = diag(s·E)·A}
  * (the singular values and AdaLoRA's scaling s = lora_alpha / (init_r + 1e-5) folded into A),
  * {@code lora_B.weight = B}, and a LoRA scaling of exactly 1 ({@code lora_alpha = r}; modules of
- * another rank get {@code rank_pattern} and {@code alpha_pattern} entries equal to their rank).
+ * another rank get {@code rank_pattern} and {@code alpha_pattern} entries equal to their rank, keyed
+ * by {@link #patternKey}).
  * Modules pruned to rank 0 are left out (PEFT's LoRA needs r ≥ 1): {@code target_modules} then
  * becomes a regular expression naming the kept modules. Works on the files alone: the base model
  * is not needed (tensors stay in Hugging Face row order).
@@ -109,8 +110,20 @@ public final class AdaLoraExport {
     }
 
     /**
+     * The rank_pattern / alpha_pattern key of module {@code path}: the escaped path without its leading
+     * {@code model.} ({@code layers\.0\.self_attn\.q_proj}). PEFT matches keys against module names
+     * such as {@code model.layers.0.self_attn.q_proj} with {@code (.*\.)?(KEY)$} since 0.15 but with
+     * {@code .*\.KEY$} before (0.10 to 0.14), which needs a dot in front of the key, so the full path
+     * would match nothing there; this key selects exactly that module under both.
+     */
+    static String patternKey(String path) {
+        String rel = path.startsWith("model.") ? path.substring("model.".length()) : path;
+        return rel.replace(".", "\\.");
+    }
+
+    /**
      * The LoRA config: r the most common kept rank (the larger on a tie), lora_alpha = r, and for every
-     * module of another rank k an exact-path rank_pattern and alpha_pattern entry k, so every scaling is 1.
+     * module of another rank k a rank_pattern and alpha_pattern entry k ({@link #patternKey}), so every scaling is 1.
      */
     static LoraConfig loraConfig(LoraConfig ada, Map<String, Integer> ranks, Path file) {
         Map<Integer, Integer> count = new TreeMap<>();
@@ -132,11 +145,11 @@ public final class AdaLoraExport {
             if (e.getValue() == 0) {
                 continue;
             }
-            String exact = e.getKey().replace(".", "\\.");
-            kept.add(exact);
+            kept.add(e.getKey().replace(".", "\\."));
             if (e.getValue() != r) {
-                rp.put(exact, e.getValue());
-                ap.put(exact, (float) e.getValue());
+                String key = patternKey(e.getKey());
+                rp.put(key, e.getValue());
+                ap.put(key, (float) e.getValue());
             }
         }
         boolean pruned = kept.size() < ranks.size();

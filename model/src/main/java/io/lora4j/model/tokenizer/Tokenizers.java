@@ -153,11 +153,16 @@ public final class Tokenizers {
     /** A Hugging Face {@code tokenizer.json} with a byte-level BPE model (and tokenizer_config.json beside it, if any). */
     public static Tokenizer fromHfTokenizerJson(Path file) {
         Path cfgFile = file.resolveSibling("tokenizer_config.json");
-        return fromHfTokenizerJson(file, read(file), Files.isRegularFile(cfgFile) ? read(cfgFile) : null);
+        return fromHfTokenizerJson(file, read(file), Files.isRegularFile(cfgFile) ? read(cfgFile) : null, cfgFile);
     }
 
-    /** A tokenizer.json from its bytes and those of tokenizer_config.json (null if none); {@code file} names it in errors. */
+    /** A tokenizer.json from its bytes and those of tokenizer_config.json (null if none); {@code file} names both in errors. */
     public static Tokenizer fromHfTokenizerJson(Path file, byte[] data, byte[] config) {
+        return fromHfTokenizerJson(file, data, config, null);
+    }
+
+    /** {@code cfgFile}: where the config was read from, for its errors; null when it came with {@code file}. */
+    private static Tokenizer fromHfTokenizerJson(Path file, byte[] data, byte[] config, Path cfgFile) {
         JsonNode root;
         try {
             root = new ObjectMapper().readTree(data);
@@ -211,7 +216,6 @@ public final class Tokenizers {
                 }
             }
         }
-        Path cfgFile = file.resolveSibling("tokenizer_config.json");
         int bos = -1, eos = -1;
         boolean addBos = false;
         if (config != null) {
@@ -221,7 +225,8 @@ public final class Tokenizers {
                 eos = specials.getOrDefault(tokenName(cfg.path("eos_token")), -1);
                 addBos = cfg.path("add_bos_token").asBoolean(false);
             } catch (IOException e) {
-                throw new ModelFormatException(cfgFile, "invalid JSON: " + e.getMessage());
+                throw cfgFile != null ? new ModelFormatException(cfgFile, "invalid JSON: " + e.getMessage())
+                        : new ModelFormatException(file, "tokenizer_config.json: invalid JSON: " + e.getMessage());
             }
         }
         return new BpeTokenizer(tokens, mergeRanks(file, merges), model.path("ignore_merges").asBoolean(false), regex,

@@ -31,7 +31,7 @@ import java.util.Map;
  * Java's readers, every record batch in order. Columns used: {@code text}, or {@code prompt} and
  * {@code completion} (utf8 or large_utf8), or {@code messages} (list or large_list of
  * struct&lt;role, content&gt;); other columns are ignored. A null value counts as absent, as a
- * missing JSON field does.
+ * missing JSON field does, and a row's messages are read only when it has no text or prompt+completion.
  */
 final class ArrowTables {
     private static final String[] STRING_COLUMNS = {"text", "prompt", "completion"};
@@ -77,8 +77,9 @@ final class ArrowTables {
             while (reader.loadNextBatch()) {
                 for (int i = 0; i < root.getRowCount(); i++) {
                     String where = "record batch " + batch + ", row " + i;
+                    int row = i;
                     sink.add(file, where, new Datasets.Row(cols.string(0, i), cols.string(1, i), cols.string(2, i),
-                            cols.messages(file, where, i)));
+                            () -> cols.messages(file, where, row)));
                 }
                 batch++;
             }

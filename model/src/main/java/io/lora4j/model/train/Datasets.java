@@ -14,6 +14,7 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.SplittableRandom;
+import java.util.function.Supplier;
 
 /**
  * Training data from files, as sequences of at most {@code seqLen} positions:
@@ -72,9 +73,10 @@ public final class Datasets {
 
     /**
      * One record of a JSONL or Arrow file: {@code text}, or {@code prompt} and {@code completion},
-     * or {@code messages}; the fields it lacks are null.
+     * or {@code messages}; the fields it lacks are null. The messages are read (and checked) only when
+     * the record has neither of the others, as a field that is not used is not looked at.
      */
-    record Row(String text, String prompt, String completion, List<ChatTemplate.Message> messages) {
+    record Row(String text, String prompt, String completion, Supplier<List<ChatTemplate.Message>> messages) {
     }
 
     private static Loaded jsonl(Path file, String text, Tokenizer tok, int seqLen) {
@@ -92,19 +94,25 @@ public final class Datasets {
             } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
                 throw new ModelFormatException(file, "line " + (ln + 1) + ": invalid JSON (" + e.getOriginalMessage() + ")");
             }
-            List<ChatTemplate.Message> msgs = null;
-            if (n.has("messages") && n.get("messages").isArray()) {
-                msgs = new ArrayList<>();
-                for (JsonNode m : n.get("messages")) {
-                    if (!m.hasNonNull("role") || !m.hasNonNull("content")) {
-                        throw new ModelFormatException(file, "line " + (ln + 1) + ": every message needs role and content");
-                    }
-                    msgs.add(new ChatTemplate.Message(m.get("role").asText(), m.get("content").asText()));
-                }
-            }
-            out.add(file, "line " + (ln + 1), new Row(string(n, "text"), string(n, "prompt"), string(n, "completion"), msgs));
+            String where = "line " + (ln + 1);
+            out.add(file, where, new Row(string(n, "text"), string(n, "prompt"), string(n, "completion"), () -> messages(file, where, n)));
         }
         return out.finish(file);
+    }
+
+    /** The {@code messages} array of a JSONL record, or null when it has none. */
+    private static List<ChatTemplate.Message> messages(Path file, String where, JsonNode n) {
+        if (!n.has("messages") || !n.get("messages").isArray()) {
+            return null;
+        }
+        List<ChatTemplate.Message> msgs = new ArrayList<>();
+        for (JsonNode m : n.get("messages")) {
+            if (!m.hasNonNull("role") || !m.hasNonNull("content")) {
+                throw new ModelFormatException(file, where + ": every message needs role and content");
+            }
+            msgs.add(new ChatTemplate.Message(m.get("role").asText(), m.get("content").asText()));
+        }
+        return msgs;
     }
 
     private static String string(JsonNode n, String field) {
@@ -152,8 +160,8 @@ public final class Datasets {
                     ids[k++] = tok.eos();
                 }
                 truncated += addMasked(single, ids, loss, seqLen) ? 1 : 0;
-            } else if (r.messages() != null) {
-                ChatTemplate.Encoded e = ChatTemplate.forTokenizer(tok).encode(r.messages(), false);
+            } else if (r.messages().get() instanceof List<ChatTemplate.Message> msgs) {
+                ChatTemplate.Encoded e = ChatTemplate.forTokenizer(tok).encode(msgs, false);
                 truncated += addMasked(single, e.ids(), e.assistantMask(), seqLen) ? 1 : 0;
             } else {
                 throw new ModelFormatException(file, where + ": expected a \"text\", \"prompt\"+\"completion\" or \"messages\" field");

@@ -6,6 +6,8 @@ import io.lora4j.model.Llama;
 import io.lora4j.model.LoadedModel;
 import io.lora4j.model.MergedExport;
 import io.lora4j.model.State;
+import org.apache.arrow.flatbuf.Block;
+import org.apache.arrow.flatbuf.Footer;
 import org.apache.arrow.memory.BufferAllocator;
 import org.apache.arrow.memory.RootAllocator;
 import org.apache.arrow.vector.LargeVarBinaryVector;
@@ -21,6 +23,8 @@ import org.junit.jupiter.api.io.TempDir;
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
 import java.lang.reflect.Array;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
 import java.nio.channels.FileChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -184,5 +188,83 @@ class ArrowModelTest {
         Path a1 = convert(TestFiles.stories260kGguf(), null, tmp.resolve("a1.arrow"));
         Path a2 = convert(a1, null, tmp.resolve("a2.arrow"));
         assertEquals(-1L, Files.mismatch(a1, a2));
+    }
+
+    /**
+     * Every single-byte corruption of the flatbuffers (the first and last record batch's metadata, the
+     * footer's root, blocks and schema tables) either still opens or is a ModelFormatException naming
+     * the file: flatbuffers return null for an absent table, which must not become a
+     * NullPointerException (a stack trace at the CLI).
+     */
+    @Test
+    void corruptMetadataBytesAreModelFormatErrors() throws IOException {
+        Path good = convert(TestFiles.stories260kGguf(), null, tmp.resolve("good.arrow"));
+        byte[] bytes = Files.readAllBytes(good);
+        ByteBuffer bb = ByteBuffer.wrap(bytes).order(ByteOrder.LITTLE_ENDIAN);
+        int footerLen = bb.getInt(bytes.length - 10);
+        int footerStart = bytes.length - 10 - footerLen;
+        Footer footer = Footer.getRootAsFooter(bb.duplicate().order(ByteOrder.LITTLE_ENDIAN).position(footerStart).slice()
+                .order(ByteOrder.LITTLE_ENDIAN));
+        List<int[]> regions = new ArrayList<>();
+        for (int b : new int[]{0, footer.recordBatchesLength() - 1}) {
+            Block block = footer.recordBatches(new Block(), b);
+            regions.add(new int[]{(int) block.offset(), (int) block.offset() + block.metaDataLength()});
+        }
+        regions.add(new int[]{footerStart, Math.min(footerStart + 1024, bytes.length - 10)}); // root table, blocks
+        regions.add(new int[]{Math.max(footerStart, bytes.length - 10 - 1024), bytes.length - 10}); // schema fields, types
+        Path bad = Files.write(tmp.resolve("bad.arrow"), bytes);
+        int rejected = 0;
+        try (FileChannel ch = FileChannel.open(bad, StandardOpenOption.WRITE)) {
+            for (int[] r : regions) {
+                for (int i = r[0]; i < r[1]; i++) {
+                    for (int v : new int[]{0, 0xff, bytes[i] ^ 0x10}) {
+                        ch.write(ByteBuffer.wrap(new byte[]{(byte) v}), i); // one byte changed in place, then put back
+                        try (ArrowModel m = ArrowModel.open(bad)) {
+                            assertEquals(48, m.tensors().size());
+                        } catch (ModelFormatException e) {
+                            assertTrue(e.getMessage().startsWith(bad.toString()), e.getMessage());
+                            rejected++;
+                        } catch (RuntimeException e) {
+                            throw new AssertionError("byte " + i + " set to " + v + ": " + e, e);
+                        }
+                        ch.write(ByteBuffer.wrap(new byte[]{bytes[i]}), i);
+                    }
+                }
+            }
+        }
+        assertTrue(rejected > 100, rejected + " corruptions rejected");
+    }
+
+    /**
+     * A tied model whose lm_head was trained in full (modules_to_save) and merged: the Arrow file gets
+     * its own output.weight, the merged q_proj and the untouched tensors, and gives the merged logits.
+     */
+    @Test
+    void mergedTiedModelGetsItsOwnOutputMatrix() throws IOException {
+        Llama m = new Llama(new io.lora4j.model.TinyModel(io.lora4j.model.TinyModel.config(io.lora4j.model.LlamaConfig.RopeStyle.ADJACENT),
+                5, true));
+        io.lora4j.model.lora.LoraConfig c = new io.lora4j.model.lora.LoraConfig(2, 4f, 0f, List.of("q_proj"), null, "none", false,
+                "false", List.of(), Map.of(), Map.of(), List.of("lm_head"));
+        io.lora4j.model.lora.LoraAdapter ad = new io.lora4j.model.lora.LoraAdapter("default", c, m, 3);
+        java.util.SplittableRandom r = new java.util.SplittableRandom(8);
+        for (int i = 0; i < ad.lmHead.length; i++) {
+            ad.lmHead[i] += (float) (r.nextDouble() - 0.5);
+        }
+        m.merge(ad);
+        assertFalse(m.source().tensors().containsKey("output.weight"));
+        Path out = tmp.resolve("merged-tied.arrow");
+        MergedExport.writeArrow(m, null, out);
+        int[] ids = {1, 4, 7, 2, 9};
+        try (ArrowModel a = ArrowModel.open(out); Backend b = Backend.named("jvm")) {
+            assertEquals(m.source().tensors().size() + 1, a.tensors().size());
+            assertTrue(a.tensors().containsKey("output.weight"));
+            Llama back = new Llama(a);
+            float[] want = m.forward(b, m.newState(8, 16), ids, 0, ids.length, 0).clone();
+            float[] got = back.forward(b, back.newState(8, 16), ids, 0, ids.length, 0);
+            assertArrayEquals(want, got, "merged logits");
+            m.unmerge();
+            float[] base = m.forward(b, m.newState(8, 16), ids, 0, ids.length, 0);
+            assertFalse(java.util.Arrays.equals(base, got), "the file holds the merged model, not the base");
+        }
     }
 }

@@ -245,4 +245,41 @@ class AdaLoraTest {
         LoraAdapter svd = WeightedAdapters.combine(m, List.of(a), List.of(1f), "svd", "svd", 4);
         assertSameLogits(unmerged, logits(m, svd), 1e-4f);
     }
+
+    /**
+     * The exported rank_pattern / alpha_pattern keys select exactly their module under both regexes
+     * PEFT has used to match them against module names such as {@code model.layers.0.self_attn.q_proj}:
+     * {@code .*\.KEY$} (PEFT 0.10 to 0.14, which needs a dot before the key) and {@code (.*\.)?(KEY)$}
+     * (0.15 on); no key selects another module, here or in a 12-layer model.
+     */
+    @Test
+    void exportedPatternKeysMatchTheirModuleInOldAndNewPeft(@TempDir Path dir) {
+        Llama m = PeftAdaptersTest.model(LlamaConfig.RopeStyle.HALVES);
+        Path ada = dir.resolve("ada"), lora = dir.resolve("lora");
+        PeftAdapters.save(pruned(m, false), m, ada);
+        AdaLoraExport.Result r = AdaLoraExport.toLora(ada, lora);
+        LoraConfig c = r.config();
+        assertTrue(!c.rankPattern().isEmpty(), "ranks differ, so there are pattern entries");
+        assertEquals(c.rankPattern().keySet(), c.alphaPattern().keySet());
+        List<String> paths = new java.util.ArrayList<>();
+        for (int layer = 0; layer < 12; layer++) {
+            for (LinearModule mod : LinearModule.values()) {
+                paths.add(mod.path(layer));
+            }
+        }
+        for (String key : c.rankPattern().keySet()) {
+            for (String regex : new String[]{".*\\." + key, "(.*\\.)?(" + key + ")"}) {
+                List<String> hit = paths.stream().filter(p -> java.util.regex.Pattern.matches(regex, p)).toList();
+                assertEquals(1, hit.size(), regex + " selects " + hit);
+                assertEquals((int) c.rankPattern().get(key), r.ranks().get(hit.get(0)), key);
+                assertEquals((float) r.ranks().get(hit.get(0)), c.alphaPattern().get(key), key);
+            }
+        }
+        for (var e : r.ranks().entrySet()) {
+            if (e.getValue() != c.r()) {
+                assertTrue(c.rankPattern().keySet().stream().anyMatch(k -> java.util.regex.Pattern.matches(".*\\." + k, e.getKey())),
+                        e.getKey() + " of rank " + e.getValue() + " has an entry");
+            }
+        }
+    }
 }

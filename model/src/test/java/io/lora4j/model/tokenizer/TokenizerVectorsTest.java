@@ -198,4 +198,22 @@ class TokenizerVectorsTest {
         e = assertThrows(ModelFormatException.class, () -> Tokenizers.load(dir.resolve("missing.model")));
         assertTrue(e.getMessage().contains("missing.model") && e.getMessage().contains("no such file"), e.getMessage());
     }
+
+    /**
+     * A bad tokenizer_config.json is reported against the file it was read from: the one beside a
+     * tokenizer.json, or for a tokenizer carried inside another file (an Arrow model) that file.
+     */
+    @Test
+    void aBadTokenizerConfigNamesTheFileItCameFrom(@TempDir Path dir) throws Exception {
+        byte[] json = Files.readAllBytes(MODELS.resolve("peft-lora-smollm-135m/tokenizer.json"));
+        Path arrow = dir.resolve("model.arrow");
+        ModelFormatException e = assertThrows(ModelFormatException.class,
+                () -> Tokenizers.fromBytes(arrow, "tokenizer.json", json, "{bad".getBytes(StandardCharsets.UTF_8)));
+        assertTrue(e.getMessage().startsWith(arrow + ": ") && e.getMessage().contains("tokenizer_config.json: invalid JSON"),
+                e.getMessage());
+        Path tj = Files.write(dir.resolve("tokenizer.json"), json);
+        Path cfg = Files.writeString(dir.resolve("tokenizer_config.json"), "{bad");
+        e = assertThrows(ModelFormatException.class, () -> Tokenizers.load(tj));
+        assertTrue(e.getMessage().startsWith(cfg + ": invalid JSON"), e.getMessage());
+    }
 }

@@ -63,6 +63,18 @@ class DatasetsTest {
         assertEquals(TOK.eos(), e.targets()[e.targets().length - 1]);
     }
 
+    /** The first usable field wins (text, then prompt+completion, then messages); fields not used are not checked. */
+    @Test
+    void unusedFieldsOfARecordAreIgnored(@TempDir Path dir) throws Exception {
+        Path plain = Files.writeString(dir.resolve("plain.jsonl"), "{\"text\": \"Lily ran.\"}\n{\"prompt\": \"Tom\", \"completion\": \" sat.\"}\n");
+        Path extra = Files.writeString(dir.resolve("extra.jsonl"), "{\"text\": \"Lily ran.\", \"messages\": [{\"role\": \"user\"}]}\n"
+                + "{\"prompt\": \"Tom\", \"completion\": \" sat.\", \"messages\": [{\"content\": null}]}\n");
+        ArrowDatasetsTest.assertSameExamples(Datasets.load(plain, TOK, 32), Datasets.load(extra, TOK, 32));
+        Path chat = Files.writeString(dir.resolve("chat.jsonl"), "{\"text\": null, \"messages\": [{\"role\": \"user\"}]}\n");
+        ModelFormatException e = assertThrows(ModelFormatException.class, () -> Datasets.load(chat, TOK, 32));
+        assertTrue(e.getMessage().contains("line 1: every message needs role and content"), e.getMessage());
+    }
+
     @Test
     void badRecordsAreNamedByLine(@TempDir Path dir) throws Exception {
         Path f = dir.resolve("bad.jsonl");

@@ -194,7 +194,7 @@ class TrainerTest {
     }
 
     @Test
-    void adaLoraTrainingAllocatesAfterEveryStepAndEndsAtTheTargetBudget() {
+    void adaLoraTrainingAllocatesAfterEveryStepAndEndsAtTheTargetBudget(@org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) {
         Llama m = model();
         LoraAdapter ad = adaLora(m, 12);
         Trainer t = new Trainer(m, ad, cfg("adamw", 12, 2, 1), data(12, 8, 3), data(3, 8, 4));
@@ -221,13 +221,13 @@ class TrainerTest {
         assertTrue(t.evalLoss() < before, "held-out loss " + before + " -> " + t.evalLoss());
         // a pruned (saved) AdaLoRA adapter cannot be trained again
         LoraAdapter cut = new LoraAdapter("cut", AdaLoraConfig.of(ad.config(), 4, 2, 1, 2, 1, 0.85f, 0.85f, 0.5f, 12), m, 1);
-        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> new Trainer(m, prunedCopy(cut),
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> new Trainer(m, prunedCopy(cut, dir),
                 cfg("adamw", 3, 1, 1), data(2, 8, 3), List.of()));
         assertTrue(e.getMessage().contains("already pruned"), e.getMessage());
     }
 
     /** The adapter as PEFT saves and loads it: through the files, cut to a rank pattern. */
-    private static LoraAdapter prunedCopy(LoraAdapter a) {
+    private static LoraAdapter prunedCopy(LoraAdapter a, java.nio.file.Path dir) {
         Map<String, boolean[]> pattern = new java.util.LinkedHashMap<>();
         for (LoraLayer l : a.layers()) {
             boolean[] keep = new boolean[l.r];
@@ -235,13 +235,8 @@ class TrainerTest {
             pattern.put(l.path(), keep);
         }
         a.setRankPattern(pattern);
-        try {
-            java.nio.file.Path dir = java.nio.file.Files.createTempDirectory("cut");
-            io.lora4j.model.lora.PeftAdapters.save(a, model(), dir);
-            return io.lora4j.model.lora.PeftAdapters.load(dir, model(), "cut");
-        } catch (java.io.IOException ex) {
-            throw new java.io.UncheckedIOException(ex);
-        }
+        io.lora4j.model.lora.PeftAdapters.save(a, model(), dir);
+        return io.lora4j.model.lora.PeftAdapters.load(dir, model(), "cut");
     }
 
     @Test
