@@ -35,7 +35,9 @@ import java.util.Map;
  * graph that runs with a consumed array still unbound is an error (on TornadoVM it dereferences a
  * null buffer). A task that touches an array its graph did not declare is an error. So a plan that
  * forgets a transfer fails here as it would on a device. Kernels run sequentially (their
- * {@code @Parallel} loops are plain loops on the JVM).
+ * {@code @Parallel} loops are plain loops on the JVM). One difference: TornadoVM does not copy in
+ * an array that its tasks only write, so elements such a task leaves alone hold whatever the
+ * device buffer held; plans never read those (a KV cache row is read only after it was stored).
  */
 public final class JvmRunner implements PlanRunner {
     private final DevicePlan plan;
