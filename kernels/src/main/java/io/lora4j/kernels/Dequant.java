@@ -245,10 +245,7 @@ public final class Dequant {
         switch (type) {
             case F32 -> MemorySegment.copy(seg, FLOAT, off, dst, dstOff, n);
             case F16 -> {
-                if (Matmul.vectorHalfs(n)) {
-                    Matmul.halfsInto(seg, off, dst, dstOff, n);
-                    return;
-                }
+                // C2 vectorizes this loop into the hardware fp16 conversion
                 for (int i = 0; i < n; i++) {
                     dst[dstOff + i] = Float.float16ToFloat(seg.get(SHORT, off + 2L * i));
                 }

@@ -2,8 +2,6 @@ package io.lora4j.kernels;
 
 import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.IntVector;
-import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorShuffle;
 import jdk.incubator.vector.VectorSpecies;
@@ -28,8 +26,6 @@ public final class Matmul {
     private static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
     private static final int L = F.length();
     private static final VectorSpecies<Byte> B = L == 16 ? ByteVector.SPECIES_128 : L == 8 ? ByteVector.SPECIES_64 : ByteVector.SPECIES_PREFERRED;
-    private static final VectorSpecies<Short> SH = L == 16 ? ShortVector.SPECIES_256 : L == 8 ? ShortVector.SPECIES_128 : ShortVector.SPECIES_PREFERRED;
-    private static final VectorSpecies<Integer> I = L == 16 ? IntVector.SPECIES_512 : L == 8 ? IntVector.SPECIES_256 : IntVector.SPECIES_PREFERRED;
     private static final boolean FUSED = (L == 16 || L == 8) && !Boolean.getBoolean("lora4j.noFusedKernels");
     private static final ValueLayout.OfShort SHORT = ValueLayout.JAVA_SHORT_UNALIGNED;
     private static final ThreadLocal<float[]> SCRATCH = ThreadLocal.withInitial(() -> new float[0]);
@@ -137,8 +133,9 @@ public final class Matmul {
         if (T == 1 && fused(w)) {
             float[] in = fusedInput(w, x);
             Threads.parallelFor(rows, 2L * cols, (from, to) -> {
+                float[] h = scratch(cols);
                 for (int r = from; r < to; r++) {
-                    out[r] = dot(w, r, in, cols);
+                    out[r] = dot(w, r, in, cols, h);
                 }
             });
             return;
@@ -189,6 +186,7 @@ public final class Matmul {
         }
         float[] deinterleaved = xd;
         Threads.parallelFor(total, 2L * cols, (from, to) -> {
+            float[] h = scratch(cols);
             int base = 0;
             for (int i = 0; i < ws.length; i++) {
                 Weight w = ws[i];
@@ -197,7 +195,7 @@ public final class Matmul {
                 float[] out = outs[i];
                 float[] in = Kbit.fourBit(w.type()) ? deinterleaved : x;
                 for (int r = lo; r < hi; r++) {
-                    out[r] = dot(w, r, in, cols);
+                    out[r] = dot(w, r, in, cols, h);
                 }
                 base += w.rows();
             }
@@ -315,13 +313,16 @@ public final class Matmul {
     }
 
     static float dotArrays(float[] a, int ao, float[] b, int bo, int n) {
-        int upper = F.loopBound(n);
-        FloatVector acc = FloatVector.zero(F);
+        FloatVector a0 = FloatVector.zero(F), a1 = a0;
         int c = 0;
-        for (; c < upper; c += L) {
-            acc = FloatVector.fromArray(F, a, ao + c).fma(FloatVector.fromArray(F, b, bo + c), acc);
+        for (; c + 2 * L <= n; c += 2 * L) {
+            a0 = FloatVector.fromArray(F, a, ao + c).fma(FloatVector.fromArray(F, b, bo + c), a0);
+            a1 = FloatVector.fromArray(F, a, ao + c + L).fma(FloatVector.fromArray(F, b, bo + c + L), a1);
         }
-        float sum = sum(acc);
+        for (; c + L <= n; c += L) {
+            a0 = FloatVector.fromArray(F, a, ao + c).fma(FloatVector.fromArray(F, b, bo + c), a0);
+        }
+        float sum = sum(a0.add(a1));
         for (; c < n; c++) {
             sum += a[ao + c] * b[bo + c];
         }
@@ -352,8 +353,11 @@ public final class Matmul {
 
     private static final ThreadLocal<float[]> XD = ThreadLocal.withInitial(() -> new float[0]);
 
-    /** Fused decode-and-dot of row r with the {@link #fusedInput} (cols a multiple of the vector length). */
-    private static float dot(Weight w, int r, float[] x, int cols) {
+    /**
+     * Fused decode-and-dot of row r with the {@link #fusedInput} (cols a multiple of the vector length);
+     * {@code h} is a per-thread scratch of at least cols floats.
+     */
+    private static float dot(Weight w, int r, float[] x, int cols, float[] h) {
         if (!w.type().ggml) {
             return Kbit.dot(w, r, x);
         }
@@ -361,7 +365,7 @@ public final class Matmul {
         long base = r * w.rowBytes();
         return switch (w.type()) {
             case F32 -> dotF32(seg, base, x, cols);
-            case F16 -> dotF16(seg, base, x, cols);
+            case F16 -> dotF16(seg, base, x, cols, h);
             case Q8_0 -> dotQ8(seg, base, x, cols);
             case Q4_0 -> dotQ4(seg, base, x, cols);
             default -> throw new IllegalStateException();
@@ -385,38 +389,24 @@ public final class Matmul {
     }
 
     /**
-     * fp16 lanes → float lanes without a table: the half's bits moved to the top of an int and
-     * shifted right arithmetically by 3 give sign, 5-bit exponent and mantissa in float position;
-     * scaling by 2^112 rebases the exponent. Exact for normals, subnormals and zeros (weights are
-     * finite; an fp16 infinity or NaN would decode as a large finite value).
+     * F16 row · x in two passes over L1: the halves to floats with {@code Float.float16ToFloat}, a
+     * loop C2 vectorizes into the hardware conversion (VCVTPH2PS on x86, FCVTL on ARM), then a
+     * vector dot. Decoding the halves in integer lanes instead is twice as slow: fp16 subnormals
+     * (about 0.2% of typical weights) become float denormals there, and every vector that holds
+     * one takes a microcode assist.
      */
-    static FloatVector halfs(MemorySegment seg, long o) {
-        IntVector h = (IntVector) ShortVector.fromMemorySegment(SH, seg, o, ByteOrder.LITTLE_ENDIAN)
-                .convertShape(VectorOperators.S2I, I, 0);
-        return h.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 3).and(0x8FFFE000)
-                .reinterpretAsFloats().mul(0x1p112f);
-    }
-
-    /** Decodes n fp16 values (n a multiple of the vector length) at byte o into dst[off..]. */
-    static void halfsInto(MemorySegment seg, long o, float[] dst, int off, int n) {
-        for (int c = 0; c < n; c += L) {
-            halfs(seg, o + 2L * c).intoArray(dst, off + c);
+    private static float dotF16(MemorySegment seg, long base, float[] x, int cols, float[] h) {
+        for (int c = 0; c < cols; c++) {
+            h[c] = Float.float16ToFloat(seg.get(SHORT, base + 2L * c));
         }
-    }
-
-    static boolean vectorHalfs(int n) {
-        return FUSED && n % L == 0;
-    }
-
-    private static float dotF16(MemorySegment seg, long base, float[] x, int cols) {
         FloatVector a0 = FloatVector.zero(F), a1 = a0;
         int c = 0;
         for (; c + 2 * L <= cols; c += 2 * L) {
-            a0 = halfs(seg, base + 2L * c).fma(FloatVector.fromArray(F, x, c), a0);
-            a1 = halfs(seg, base + 2L * (c + L)).fma(FloatVector.fromArray(F, x, c + L), a1);
+            a0 = FloatVector.fromArray(F, h, c).fma(FloatVector.fromArray(F, x, c), a0);
+            a1 = FloatVector.fromArray(F, h, c + L).fma(FloatVector.fromArray(F, x, c + L), a1);
         }
         for (; c < cols; c += L) {
-            a0 = halfs(seg, base + 2L * c).fma(FloatVector.fromArray(F, x, c), a0);
+            a0 = FloatVector.fromArray(F, h, c).fma(FloatVector.fromArray(F, x, c), a0);
         }
         return sum(a0.add(a1));
     }

@@ -110,6 +110,40 @@ class MatmulParityTest {
         }
     }
 
+    /**
+     * Every one of the 65,536 fp16 bit patterns through the fused F16 decode (T = 1) and through the
+     * prefill decode (T = 2): row r holds the halves [256 r, 256 r + 256) and x is one-hot, so each
+     * output is one decoded half, equal to {@link Float#float16ToFloat} (subnormals included; a sum
+     * that starts at +0 turns -0 into +0; the rows holding infinities and NaNs must come out NaN, as IEEE says).
+     */
+    @Test
+    void everyHalfDecodesExactlyInTheFusedAndThePrefillPaths() {
+        int rows = 256, cols = 256;
+        MemorySegment seg = MemorySegment.ofArray(new short[rows * cols]);
+        for (int i = 0; i < rows * cols; i++) {
+            seg.setAtIndex(ValueLayout.JAVA_SHORT, i, (short) i);
+        }
+        Weight w = new Weight("all-halves", GgmlType.F16, seg, rows, cols);
+        float[] out1 = new float[rows], out2 = new float[2 * rows];
+        for (int c = 0; c < cols; c += 37) {
+            float[] x = new float[2 * cols];
+            x[c] = 1f;
+            x[cols + c] = 1f;
+            Matmul.forward(out1, x, w, 1);
+            Matmul.forward(out2, x, w, 2);
+            for (int r = 0; r < rows; r++) {
+                // rows 0x7c-0x7f and 0xfc-0xff hold the infinities and NaNs: Inf · 0 makes the whole row NaN
+                boolean nonFinite = (r & 0x7c) == 0x7c;
+                float want = nonFinite ? Float.NaN : Float.float16ToFloat((short) (r * cols + c));
+                float got1 = out1[r], got2 = out2[rows + r];
+                if (!(Float.isNaN(want) ? Float.isNaN(got1) && Float.isNaN(got2)
+                        : want == got1 && want == got2)) {
+                    throw new AssertionError("half 0x" + Integer.toHexString(r * cols + c) + ": want " + want + ", fused " + got1 + ", prefill " + got2);
+                }
+            }
+        }
+    }
+
     @Test
     void floatOracleAgreesWithTheByteOracle() {
         int rows = 5, cols = 64, T = 3;
