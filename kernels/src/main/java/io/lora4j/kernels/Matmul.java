@@ -390,8 +390,8 @@ public final class Matmul {
 
     /**
      * F16 row · x in two passes over L1: the halves to floats with {@code Float.float16ToFloat}, a
-     * loop C2 vectorizes into the hardware conversion (VCVTPH2PS on x86, FCVTL on ARM), then a
-     * vector dot. Decoding the halves in integer lanes instead is twice as slow: fp16 subnormals
+     * loop C2 vectorizes into the hardware conversion (VCVTPH2PS on x86 with F16C), then a
+     * vector dot. Decoding the halves in integer lanes instead ran half as fast (one core, matrix in L2): fp16 subnormals
      * (about 0.2% of typical weights) become float denormals there, and every vector that holds
      * one takes a microcode assist.
      */
