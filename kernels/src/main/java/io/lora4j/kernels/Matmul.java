@@ -391,9 +391,9 @@ public final class Matmul {
     /**
      * F16 row · x in two passes over L1: the halves to floats with {@code Float.float16ToFloat}, a
      * loop C2 vectorizes into the hardware conversion (VCVTPH2PS on x86 with F16C), then a
-     * vector dot. Decoding the halves in integer lanes instead ran half as fast (one core, matrix in L2): fp16 subnormals
-     * (about 0.2% of typical weights) become float denormals there, and every vector that holds
-     * one takes a microcode assist.
+     * vector dot. Decoding the halves in integer lanes instead ran half as fast (one core, matrix
+     * in L2): fp16 subnormals (about 0.2% of typical weights) become float denormals there, and
+     * every vector that holds one takes a microcode assist.
      */
     private static float dotF16(MemorySegment seg, long base, float[] x, int cols, float[] h) {
         for (int c = 0; c < cols; c++) {
