@@ -240,16 +240,18 @@ public final class Dequant {
         return m;
     }
 
+    /** {@code n} fp16 values at byte {@code off} into {@code dst[dstOff..]}: a loop C2 vectorizes into the hardware conversion. */
+    static void halves(MemorySegment seg, long off, float[] dst, int dstOff, int n) {
+        for (int i = 0; i < n; i++) {
+            dst[dstOff + i] = Float.float16ToFloat(seg.get(SHORT, off + 2L * i));
+        }
+    }
+
     /** {@code n} elements of {@code type} at byte {@code off} of {@code seg} into {@code dst[dstOff..]}. */
     public static void range(GgmlType type, MemorySegment seg, long off, float[] dst, int dstOff, int n, String name) {
         switch (type) {
             case F32 -> MemorySegment.copy(seg, FLOAT, off, dst, dstOff, n);
-            case F16 -> {
-                // C2 vectorizes this loop into the hardware fp16 conversion
-                for (int i = 0; i < n; i++) {
-                    dst[dstOff + i] = Float.float16ToFloat(seg.get(SHORT, off + 2L * i));
-                }
-            }
+            case F16 -> halves(seg, off, dst, dstOff, n);
             case BF16 -> {
                 for (int i = 0; i < n; i++) {
                     dst[dstOff + i] = Float.intBitsToFloat(seg.get(SHORT, off + 2L * i) << 16);

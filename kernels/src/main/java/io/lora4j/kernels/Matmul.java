@@ -313,16 +313,13 @@ public final class Matmul {
     }
 
     static float dotArrays(float[] a, int ao, float[] b, int bo, int n) {
-        FloatVector a0 = FloatVector.zero(F), a1 = a0;
+        int upper = F.loopBound(n);
+        FloatVector acc = FloatVector.zero(F);
         int c = 0;
-        for (; c + 2 * L <= n; c += 2 * L) {
-            a0 = FloatVector.fromArray(F, a, ao + c).fma(FloatVector.fromArray(F, b, bo + c), a0);
-            a1 = FloatVector.fromArray(F, a, ao + c + L).fma(FloatVector.fromArray(F, b, bo + c + L), a1);
+        for (; c < upper; c += L) {
+            acc = FloatVector.fromArray(F, a, ao + c).fma(FloatVector.fromArray(F, b, bo + c), acc);
         }
-        for (; c + L <= n; c += L) {
-            a0 = FloatVector.fromArray(F, a, ao + c).fma(FloatVector.fromArray(F, b, bo + c), a0);
-        }
-        float sum = sum(a0.add(a1));
+        float sum = sum(acc);
         for (; c < n; c++) {
             sum += a[ao + c] * b[bo + c];
         }
@@ -396,9 +393,9 @@ public final class Matmul {
      * every vector that holds one takes a microcode assist.
      */
     private static float dotF16(MemorySegment seg, long base, float[] x, int cols, float[] h) {
-        for (int c = 0; c < cols; c++) {
-            h[c] = Float.float16ToFloat(seg.get(SHORT, base + 2L * c));
-        }
+        Dequant.halves(seg, base, h, 0, cols);
+        // the dot written out here, not via dotArrays: C2 did not inline that call, and Vector API
+        // code in a method C2 has not compiled runs its slow Java fallbacks
         FloatVector a0 = FloatVector.zero(F), a1 = a0;
         int c = 0;
         for (; c + 2 * L <= cols; c += 2 * L) {
