@@ -1,6 +1,7 @@
 package io.lora4j.kernels;
 
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorShuffle;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
@@ -125,7 +126,10 @@ public final class Attention {
                 for (; i < upper; i += S.length()) {
                     acc = FloatVector.fromArray(S, q, qOff + i).fma(FloatVector.fromArray(S, kCache, kOff + i), acc);
                 }
-                s = Matmul.sum(acc);
+                for (VectorShuffle<Float> fold : Matmul.FOLDS) {
+                    acc = acc.add(acc.rearrange(fold));
+                }
+                s = acc.lane(0);
             } else {
                 s = 0f;
             }
@@ -305,7 +309,10 @@ public final class Attention {
             for (; i < upper; i += S.length()) {
                 acc = FloatVector.fromArray(S, a, ao + i).fma(FloatVector.fromArray(S, b, bo + i), acc);
             }
-            s = Matmul.sum(acc);
+            for (VectorShuffle<Float> fold : Matmul.FOLDS) {
+                acc = acc.add(acc.rearrange(fold));
+            }
+            s = acc.lane(0);
         }
         for (; i < n; i++) {
             s += a[ao + i] * b[bo + i];

@@ -226,7 +226,10 @@ public final class Blockwise4 {
             lo = lo(table, q1).fma(FloatVector.fromArray(F, xd, h + k + 16), lo);
             acc = hi.add(lo).fma(FloatVector.broadcast(F, sc.absmax(b0 + b)), acc);
         }
-        return Matmul.sum(acc);
+        for (VectorShuffle<Float> fold : Matmul.FOLDS) {
+            acc = acc.add(acc.rearrange(fold));
+        }
+        return acc.lane(0);
     }
 
     /** 16 packed bytes at o, zero-extended to int lanes. */

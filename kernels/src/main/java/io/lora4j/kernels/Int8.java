@@ -4,6 +4,7 @@ import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorShuffle;
 import jdk.incubator.vector.VectorSpecies;
 
 import java.lang.foreign.MemorySegment;
@@ -135,7 +136,10 @@ public final class Int8 {
                         .convertShape(VectorOperators.B2F, F, 0);
                 acc = q.fma(FloatVector.fromArray(F, x, c), acc);
             }
-            return Matmul.sum(acc) * rowMax(w, r) * INV127;
+            for (VectorShuffle<Float> fold : Matmul.FOLDS) {
+                acc = acc.add(acc.rearrange(fold));
+            }
+            return acc.lane(0) * rowMax(w, r) * INV127;
         }
         FloatVector acc = FloatVector.zero(F);
         long b0 = base / ZP_BLOCK;
@@ -148,7 +152,10 @@ public final class Int8 {
             }
             acc = sum.fma(FloatVector.broadcast(F, zpStat(w, b0 + b, 0)), acc);
         }
-        return Matmul.sum(acc);
+        for (VectorShuffle<Float> fold : Matmul.FOLDS) {
+            acc = acc.add(acc.rearrange(fold));
+        }
+        return acc.lane(0);
     }
 
     private static FloatVector unsigned(MemorySegment s, long o) {

@@ -203,18 +203,18 @@ public final class Matmul {
     }
 
     /**
-     * Sum of the lanes in a fixed order. {@code reduceLanes(ADD)} may add in a different order in
-     * interpreted and compiled code, which would make results depend on JIT timing; this does not.
+     * Shuffles that bring lane i + L/2, then i + L/4, … onto lane i: a fixed pairwise reduction tree.
+     * Kernels sum their accumulator with {@code for (fold : FOLDS) acc = acc.add(acc.rearrange(fold));
+     * acc.lane(0)}: {@code reduceLanes(ADD)} may add in a different order in interpreted and compiled
+     * code, which would make results depend on JIT timing; this does not.
+     * <p>
+     * The loop is written in each kernel, not in a shared helper. A helper's vector calls are
+     * virtual (FloatVector is abstract) and C2 inlines them only from the helper's own type profile;
+     * when C2 compiled the helper early at tier 2, which keeps no profile, the calls stayed virtual,
+     * ran the Vector API's Java fallbacks once per row, and the Q8_0 decode kernel ran at a third of
+     * its speed (7.7 against 22 GB/s streaming a 184 MB matrix set, 2 threads), depending on JIT timing.
      */
-    static float sum(FloatVector v) {
-        for (VectorShuffle<Float> fold : FOLDS) {
-            v = v.add(v.rearrange(fold));
-        }
-        return v.lane(0);
-    }
-
-    /** Shuffles that bring lane i + L/2, then i + L/4, … onto lane i: a fixed pairwise reduction tree. */
-    private static final VectorShuffle<Float>[] FOLDS = folds();
+    static final VectorShuffle<Float>[] FOLDS = folds();
 
     @SuppressWarnings("unchecked")
     private static VectorShuffle<Float>[] folds() {
@@ -319,7 +319,10 @@ public final class Matmul {
         for (; c < upper; c += L) {
             acc = FloatVector.fromArray(F, a, ao + c).fma(FloatVector.fromArray(F, b, bo + c), acc);
         }
-        float sum = sum(acc);
+        for (VectorShuffle<Float> fold : FOLDS) {
+            acc = acc.add(acc.rearrange(fold));
+        }
+        float sum = acc.lane(0);
         for (; c < n; c++) {
             sum += a[ao + c] * b[bo + c];
         }
@@ -382,7 +385,11 @@ public final class Matmul {
         for (; c < cols; c += L) {
             a0 = FloatVector.fromMemorySegment(F, seg, base + 4L * c, ByteOrder.LITTLE_ENDIAN).fma(FloatVector.fromArray(F, x, c), a0);
         }
-        return sum(a0.add(a1).add(a2.add(a3)));
+        FloatVector acc = a0.add(a1).add(a2.add(a3));
+        for (VectorShuffle<Float> fold : FOLDS) {
+            acc = acc.add(acc.rearrange(fold));
+        }
+        return acc.lane(0);
     }
 
     /**
@@ -405,7 +412,11 @@ public final class Matmul {
         for (; c < cols; c += L) {
             a0 = FloatVector.fromArray(F, h, c).fma(FloatVector.fromArray(F, x, c), a0);
         }
-        return sum(a0.add(a1));
+        FloatVector acc = a0.add(a1);
+        for (VectorShuffle<Float> fold : FOLDS) {
+            acc = acc.add(acc.rearrange(fold));
+        }
+        return acc.lane(0);
     }
 
     private static float dotQ8(MemorySegment seg, long base, float[] x, int cols) {
@@ -422,7 +433,10 @@ public final class Matmul {
             }
             acc = s.fma(FloatVector.broadcast(F, d), acc);
         }
-        return sum(acc);
+        for (VectorShuffle<Float> fold : FOLDS) {
+            acc = acc.add(acc.rearrange(fold));
+        }
+        return acc.lane(0);
     }
 
     private static float dotQ4(MemorySegment seg, long base, float[] x, int cols) {
@@ -442,7 +456,10 @@ public final class Matmul {
             }
             acc = s.fma(FloatVector.broadcast(F, d), acc);
         }
-        return sum(acc);
+        for (VectorShuffle<Float> fold : FOLDS) {
+            acc = acc.add(acc.rearrange(fold));
+        }
+        return acc.lane(0);
     }
     /**
      * Input gradient: {@code dx[t][c] (= or, with accumulate = 1, +=) Σ_r dy[t][r] · W[r][c]} — the backward of

@@ -1,6 +1,7 @@
 package io.lora4j.kernels;
 
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorShuffle;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
@@ -53,7 +54,10 @@ public final class RmsNorm {
             FloatVector v = FloatVector.fromArray(S, x, base + c);
             acc = v.fma(v, acc);
         }
-        float ss = Matmul.sum(acc);
+        for (VectorShuffle<Float> fold : Matmul.FOLDS) {
+            acc = acc.add(acc.rearrange(fold));
+        }
+        float ss = acc.lane(0);
         for (; c < C; c++) {
             ss += x[base + c] * x[base + c];
         }
