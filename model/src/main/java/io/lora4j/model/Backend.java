@@ -9,9 +9,9 @@ import java.util.function.Consumer;
  * Where the forward pass runs. A backend takes the T token embeddings in {@link State#x} at
  * positions {@code pos..pos+T-1}, runs every transformer block (updating its KV cache) and, when
  * asked, the final normalisation and output projection of the last token into
- * {@link State#logits}. The JVM backend ({@link JvmBackend}, one plan per layer) is the reference;
- * the TornadoVM backend (module {@code tornado}, found through {@link Provider}) runs the same
- * plans as task graphs on a device.
+ * {@link State#logits}. Both run the one text of a block, {@link io.lora4j.model.block.LlamaBlock}:
+ * the JVM backend ({@link JvmBackend}) is the reference; the TornadoVM backend (module
+ * {@code tornado}, found through {@link Provider}) records it as task graphs on a device.
  */
 public interface Backend extends AutoCloseable {
 
@@ -23,10 +23,10 @@ public interface Backend extends AutoCloseable {
 
     /**
      * Runs T tokens (embeddings in {@code s.x}, (T, C)) through every block at positions
-     * {@code pos..pos+T-1}; with {@code logits}, leaves the last token's logits in
-     * {@code s.logits[0..V)}. {@code s.x} is clobbered.
+     * {@code pos..pos+T-1} and leaves the logits of the last {@code logitRows} tokens (0: none) in
+     * {@code s.logits} as (logitRows, V), which must fit. {@code s.x} is clobbered.
      */
-    void forward(Llama model, State s, int T, int pos, boolean logits);
+    void forward(Llama model, State s, int T, int pos, int logitRows);
 
     /**
      * Training steps for {@code adapter} on this backend's device, for sequences of up to {@code maxT}

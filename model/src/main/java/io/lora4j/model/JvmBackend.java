@@ -7,23 +7,23 @@ import io.lora4j.kernels.RmsNorm;
 import io.lora4j.kernels.Rope;
 import io.lora4j.kernels.SwiGlu;
 import io.lora4j.kernels.Weight;
+import io.lora4j.model.block.BlockOps;
+import io.lora4j.model.block.Buf;
+import io.lora4j.model.block.LlamaBlock;
 import io.lora4j.model.lora.LinearModule;
 import io.lora4j.model.lora.LoraLayer;
 
+import java.util.List;
+
 /**
- * The reference backend: the Vector-API kernels on the JVM, multi-threaded across outer loops.
- *
+ * The reference backend: runs {@link LlamaBlock} batched over T tokens with the Vector-API kernels
+ * on the JVM, multi-threaded across outer loops. Its executor binds the block's buffers to
+ * {@link State}, where the residual stream is updated in place:
  * <pre>
- * layer plan (one per block; names are State buffers):
- * (every "matmul W" also adds an active adapter's s·B(A x) from the same input)
- *   x ──rmsnorm(attn_norm)──▶ xb ──matmul wq──▶ q ──rope──┐
- *                              ├──matmul wk──▶ k ──rope──┼─▶ kCache[l]
- *                              └──matmul wv──▶ v ────────┴─▶ vCache[l]
- *   q,kCache,vCache ──attention──▶ attOut ──matmul wo──▶ proj ──(+)──▶ x
- *   x ──rmsnorm(ffn_norm)──▶ xb ──matmul gate──▶ hb ─┐
- *                              └──matmul up────▶ hb2 ┴─swiglu─▶ hb ──matmul down──▶ proj ──(+)──▶ x
- * logits plan:
- *   x[rows] ──rmsnorm(output_norm)──▶ xb ──matmul output──▶ logits
+ *   X, X_MID, X_OUT → x      XB1, XB2 → xb     RSTD1, RSTD2 → rstd     Q, K, V → q, k, v
+ *   ATT_OUT → attOut         ATT_PROJ, FFN_PROJ → proj                 GATE, HB → hb    UP → hb2
+ *   K and V go into kCache[l] and vCache[l] at the chunk's positions; no probabilities are kept.
+ * head: the chosen rows of x are copied to proj (X), XF → xb, LOGITS → logits.
  * </pre>
  */
 public final class JvmBackend implements Backend {
@@ -39,84 +39,173 @@ public final class JvmBackend implements Backend {
     }
 
     @Override
-    public void forward(Llama m, State s, int T, int pos, boolean logits) {
+    public void forward(Llama m, State s, int T, int pos, int logitRows) {
+        Exec e = new Exec(m, s, T, pos);
         for (int l = 0; l < m.config().nLayers(); l++) {
-            layer(m, s, l, T, pos);
+            e.layer = l;
+            LlamaBlock.forward(e);
         }
-        if (logits) {
-            logits(m, s, T - 1, 1);
+        if (logitRows > 0) {
+            e.head(T - logitRows, logitRows);
         }
     }
 
-    /** One transformer block over tokens at positions {@code pos..pos+T-1}; updates the KV cache of layer {@code l}. */
-    void layer(Llama m, State s, int l, int T, int pos) {
-        LlamaConfig c = m.config();
-        Llama.Layer w = m.layer(l);
-        int C = c.dim();
-        int kvDim = c.kvDim();
-        boolean halves = c.ropeStyle() == LlamaConfig.RopeStyle.HALVES;
+    /** The block's ops over one {@link State}, for tokens at positions {@code pos..pos+T-1} of block {@code layer}. */
+    private static final class Exec implements BlockOps {
+        private final Llama m;
+        private final LlamaConfig c;
+        private final State s;
+        private final List<Llama.Active> active;
+        private final boolean halves;
+        private final int pos;
+        private int T;
+        private int layer;
+        private boolean head;
 
-        java.util.List<Llama.Active> ad = m.activeAdapters();
-        RmsNorm.forward(s.xb, s.rstd, s.x, w.attnNorm(), T, C, c.rmsEps());
-        Matmul.forward(new float[][]{s.q, s.k, s.v}, s.xb, w.qkv(), T);
-        lora(s, ad, l, LinearModule.Q_PROJ, s.q, s.xb, T);
-        lora(s, ad, l, LinearModule.K_PROJ, s.k, s.xb, T);
-        lora(s, ad, l, LinearModule.V_PROJ, s.v, s.xb, T);
-        Rope.forward(s.q, m.ropeFreqs(), T, c.nHeads(), c.headSize(), pos, halves);
-        Rope.forward(s.k, m.ropeFreqs(), T, c.nKvHeads(), c.headSize(), pos, halves);
-        System.arraycopy(s.k, 0, s.kCache[l], pos * kvDim, T * kvDim);
-        System.arraycopy(s.v, 0, s.vCache[l], pos * kvDim, T * kvDim);
-        Attention.forward(s.attOut, null, s.q, s.kCache[l], s.vCache[l], T, pos, c.nHeads(), c.nKvHeads(), c.headSize(), 0);
-        linear(s, ad, l, LinearModule.O_PROJ, s.proj, s.attOut, w.wo(), T);
-        add(s.x, s.proj, T * C);
+        Exec(Llama m, State s, int T, int pos) {
+            this.m = m;
+            this.c = m.config();
+            this.s = s;
+            this.T = T;
+            this.pos = pos;
+            this.active = m.activeAdapters();
+            this.halves = c.ropeStyle() == LlamaConfig.RopeStyle.HALVES;
+        }
 
-        RmsNorm.forward(s.xb, s.rstd, s.x, w.ffnNorm(), T, C, c.rmsEps());
-        Matmul.forward(new float[][]{s.hb, s.hb2}, s.xb, w.gateUp(), T);
-        lora(s, ad, l, LinearModule.GATE_PROJ, s.hb, s.xb, T);
-        lora(s, ad, l, LinearModule.UP_PROJ, s.hb2, s.xb, T);
-        SwiGlu.forward(s.hb, s.hb, s.hb2, T * c.hiddenDim());
-        linear(s, ad, l, LinearModule.DOWN_PROJ, s.proj, s.hb, w.down(), T);
-        add(s.x, s.proj, T * C);
-    }
+        /** Final norm and logits of rows {@code first..first+n-1} of x, written to {@link State#logits} as (n, V). */
+        void head(int first, int n) {
+            System.arraycopy(s.x, first * c.dim(), s.proj, 0, n * c.dim());
+            T = n;
+            head = true;
+            LlamaBlock.head(this, false);
+        }
 
-    /** Final RMSNorm and logits of rows {@code first..first+n-1} of {@link State#x}, written to {@link State#logits} as (n, V). */
-    void logits(Llama m, State s, int first, int n) {
-        LlamaConfig c = m.config();
-        int C = c.dim();
-        System.arraycopy(s.x, first * C, s.proj, 0, n * C);
-        RmsNorm.forward(s.xb, s.rstd, s.proj, m.outputNorm(), n, C, c.rmsEps());
-        Matmul.forward(s.logits, s.xb, m.output(), n);
-    }
+        private float[] buf(Buf b) {
+            return switch (b) {
+                case X -> head ? s.proj : s.x;
+                case X_MID, X_OUT -> s.x;
+                case RSTD1, RSTD2, RSTD_F -> s.rstd;
+                case XB1, XB2, XF -> s.xb;
+                case Q -> s.q;
+                case K -> s.k;
+                case V -> s.v;
+                case ATT -> null;
+                case ATT_OUT -> s.attOut;
+                case ATT_PROJ, FFN_PROJ -> s.proj;
+                case GATE, HB -> s.hb;
+                case UP -> s.hb2;
+                case LOGITS -> s.logits;
+                default -> throw new IllegalArgumentException(b + " is not an inference buffer");
+            };
+        }
 
-    /** y = W x, plus the adapter's low-rank branch s·(B A x + bias) when one is active on this projection. */
-    private static void linear(State s, java.util.List<Llama.Active> ad, int l, LinearModule mod, float[] y, float[] x, Weight w, int T) {
-        Matmul.forward(y, x, w, T);
-        lora(s, ad, l, mod, y, x, T);
-    }
+        private float[] norm(Norm w) {
+            return switch (w) {
+                case ATTN -> m.layer(layer).attnNorm();
+                case FFN -> m.layer(layer).ffnNorm();
+                case OUTPUT -> m.outputNorm();
+            };
+        }
 
-    /** y += scale·s·(B diag(e) A x + bias) for every active adapter on this projection, in activation order. */
-    private static void lora(State s, java.util.List<Llama.Active> ad, int l, LinearModule mod, float[] y, float[] x, int T) {
-        for (Llama.Active act : ad) {
-            LoraLayer ll = act.adapter().get(l, mod);
-            if (ll == null) {
-                continue;
+        @Override
+        public void rmsNorm(Buf out, Buf rstd, Buf x, Norm w) {
+            RmsNorm.forward(buf(out), buf(rstd), buf(x), norm(w), T, c.dim(), c.rmsEps());
+        }
+
+        @Override
+        public void matmul(LinearModule[] ms, Buf[] ys, Buf x) {
+            Llama.Layer w = m.layer(layer);
+            if (ms.length == 1) {
+                Matmul.forward(buf(ys[0]), buf(x), ms[0].weight(w), T);
+                return;
             }
-            float sc = act.scale() * ll.scaling;
-            Lora.forward(y, s.loraScratch(T * ll.r), x, ll.a, ll.e, ll.b, sc, T, ll.in, ll.out, ll.r);
-            if (ll.bias != null) {
-                for (int t = 0; t < T; t++) {
-                    for (int o = 0; o < ll.out; o++) {
-                        y[t * ll.out + o] += sc * ll.bias[o];
-                    }
+            float[][] outs = new float[ms.length][];
+            Weight[] ws = new Weight[ms.length];
+            for (int i = 0; i < ms.length; i++) {
+                outs[i] = buf(ys[i]);
+                ws[i] = ms[i].weight(w);
+            }
+            Matmul.forward(outs, buf(x), ws, T);
+        }
+
+        @Override
+        public int adapters(LinearModule mod) {
+            int n = 0;
+            for (Llama.Active a : active) {
+                if (a.adapter().get(layer, mod) != null) {
+                    n++;
+                }
+            }
+            return n;
+        }
+
+        /** The i-th active adapter that adapts mod in this block. */
+        private Llama.Active branch(LinearModule mod, int i) {
+            for (Llama.Active a : active) {
+                if (a.adapter().get(layer, mod) != null && i-- == 0) {
+                    return a;
+                }
+            }
+            throw new IndexOutOfBoundsException("branch " + i + " of " + mod);
+        }
+
+        @Override
+        public void lowRank(LinearModule mod, int i, Buf y, Buf x) {
+            Llama.Active a = branch(mod, i);
+            LoraLayer ll = a.adapter().get(layer, mod);
+            Lora.forward(buf(y), s.loraScratch(T * ll.r), buf(x), ll.a, ll.e, ll.b, a.scale() * ll.scaling, T, ll.in, ll.out, ll.r);
+        }
+
+        @Override
+        public void bias(LinearModule mod, int i, Buf y) {
+            Llama.Active a = branch(mod, i);
+            LoraLayer ll = a.adapter().get(layer, mod);
+            if (ll.bias == null) {
+                return;
+            }
+            float sc = a.scale() * ll.scaling;
+            float[] out = buf(y);
+            for (int t = 0; t < T; t++) {
+                for (int o = 0; o < ll.out; o++) {
+                    out[t * ll.out + o] += sc * ll.bias[o];
                 }
             }
         }
-    }
 
-    /** Residual connection: {@code x += y} over N elements. */
-    private static void add(float[] x, float[] y, int N) {
-        for (int i = 0; i < N; i++) {
-            x[i] += y[i];
+        @Override
+        public void rope(Buf x, Heads h) {
+            Rope.forward(buf(x), m.ropeFreqs(), T, h == Heads.QUERY ? c.nHeads() : c.nKvHeads(), c.headSize(), pos, halves);
+        }
+
+        @Override
+        public void attention(Buf out, Buf att, Buf q, Buf k, Buf v) {
+            int kvDim = c.kvDim();
+            System.arraycopy(buf(k), 0, s.kCache[layer], pos * kvDim, T * kvDim);
+            System.arraycopy(buf(v), 0, s.vCache[layer], pos * kvDim, T * kvDim);
+            Attention.forward(buf(out), buf(att), buf(q), s.kCache[layer], s.vCache[layer], T, pos, c.nHeads(), c.nKvHeads(), c.headSize(), 0);
+        }
+
+        @Override
+        public void add(Buf out, Buf a, Buf b) {
+            float[] o = buf(out), x = buf(a), y = buf(b);
+            for (int i = 0, n = T * c.dim(); i < n; i++) {
+                o[i] = x[i] + y[i];
+            }
+        }
+
+        @Override
+        public void swiglu(Buf out, Buf gate, Buf up) {
+            SwiGlu.forward(buf(out), buf(gate), buf(up), T * c.hiddenDim());
+        }
+
+        @Override
+        public void logits(Buf logits, Buf x) {
+            Matmul.forward(buf(logits), buf(x), m.output(), T);
+        }
+
+        @Override
+        public void crossEntropy(Buf losses, Buf probs, Buf logits) {
+            throw new UnsupportedOperationException("the inference backend computes no loss (see TrainGraph)");
         }
     }
 }

@@ -475,7 +475,7 @@ public final class Llama {
                     Dequant.row(tokenEmbd, tok, s.x, t * C);
                 }
             }
-            b.forward(this, s, T, pos + done, done + T == n);
+            b.forward(this, s, T, pos + done, done + T == n ? 1 : 0);
             done += T;
         }
         return s.logits;

@@ -39,7 +39,10 @@ public final class TornadoBackend implements Backend {
     }
 
     @Override
-    public void forward(Llama m, State s, int T, int pos, boolean logits) {
+    public void forward(Llama m, State s, int T, int pos, int logitRows) {
+        if (logitRows > 1) {
+            throw new IllegalArgumentException("the tornado backend returns the last token's logits only");
+        }
         List<Object> key = identity(m, s);
         if (pos == 0) {
             int hash = adapterHash(m);
@@ -54,7 +57,7 @@ public final class TornadoBackend implements Backend {
         for (int t = 0; t < T; t++) {
             plan.token(s.x, t * C, pos + t);
         }
-        if (logits) {
+        if (logitRows == 1) {
             plan.logits(s.logits);
         }
     }

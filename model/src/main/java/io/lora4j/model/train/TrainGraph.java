@@ -13,6 +13,9 @@ import io.lora4j.kernels.SwiGlu;
 import io.lora4j.kernels.Weight;
 import io.lora4j.model.Llama;
 import io.lora4j.model.LlamaConfig;
+import io.lora4j.model.block.BlockOps;
+import io.lora4j.model.block.Buf;
+import io.lora4j.model.block.LlamaBlock;
 import io.lora4j.model.lora.LinearModule;
 import io.lora4j.model.lora.LoraAdapter;
 import io.lora4j.model.lora.LoraLayer;
@@ -108,6 +111,8 @@ public final class TrainGraph {
     // backward scratch
     private final float[] dResid, dxb, dq, dk, dv, dAttOut, dAtt, dh, dgate, dup, dLoraIn, dlosses, tmpC;
     private long stepSeed;
+    private final boolean halves;
+    private final Exec exec = new Exec();
 
     /**
      * @param adapter        the adapter being trained (null: plain model, e.g. for a gradient check of the base path)
@@ -121,6 +126,7 @@ public final class TrainGraph {
         this.maxT = maxT;
         this.checkpointing = checkpointing;
         this.dropout = adapter == null ? 0f : adapter.config().loraDropout();
+        this.halves = c.ropeStyle() == LlamaConfig.RopeStyle.HALVES;
         acts = new LayerActs[c.nLayers()];
         for (int l = 0; l < c.nLayers(); l++) {
             acts[l] = new LayerActs(c, maxT, adapter, l, dropout > 0, !checkpointing);
@@ -243,87 +249,38 @@ public final class TrainGraph {
                 Dequant.row(m.tokenEmbedding(), tok, x, t * C);
             }
         }
+        exec.T = T;
+        exec.training = training;
         for (int l = 0; l < c.nLayers(); l++) {
             LayerActs a = checkpointing ? work : acts[l];
             if (checkpointing) {
                 System.arraycopy(acts[l].xIn, 0, a.xIn, 0, T * C);
             }
-            float[] next = l + 1 < c.nLayers() ? acts[l + 1].xIn : xFinal;
-            layerForward(a, l, T, training, next);
+            exec.at(l, a, l + 1 < c.nLayers() ? acts[l + 1].xIn : xFinal);
+            LlamaBlock.forward(exec);
         }
-        RmsNorm.forward(xbF, rstdF, xFinal, m.outputNorm(), T, C, c.rmsEps());
-        Matmul.forward(logits, xbF, output, T);
         System.arraycopy(targets, 0, targetsBuf, 0, T);
-        CrossEntropy.forward(losses, logits, logits, targetsBuf, T, c.vocabSize());
-    }
-
-    /** One block: a.xIn → out (the next layer's input), filling a's saved activations. */
-    private void layerForward(LayerActs a, int l, int T, boolean training, float[] out) {
-        int C = c.dim();
-        Llama.Layer w = m.layer(l);
-        boolean halves = c.ropeStyle() == LlamaConfig.RopeStyle.HALVES;
-        RmsNorm.forward(a.xb1, a.rstd1, a.xIn, w.attnNorm(), T, C, c.rmsEps());
-        linear(a, l, LinearModule.Q_PROJ, a.q, a.xb1, T, training);
-        linear(a, l, LinearModule.K_PROJ, a.k, a.xb1, T, training);
-        linear(a, l, LinearModule.V_PROJ, a.v, a.xb1, T, training);
-        Rope.forward(a.q, m.ropeFreqs(), T, c.nHeads(), c.headSize(), 0, halves);
-        Rope.forward(a.k, m.ropeFreqs(), T, c.nKvHeads(), c.headSize(), 0, halves);
-        Attention.forward(a.attOut, a.att, a.q, a.k, a.v, T, 0, c.nHeads(), c.nKvHeads(), c.headSize(), T);
-        linear(a, l, LinearModule.O_PROJ, a.xMid, a.attOut, T, training);
-        for (int i = 0; i < T * C; i++) {
-            a.xMid[i] += a.xIn[i];
-        }
-        RmsNorm.forward(a.xb2, a.rstd2, a.xMid, w.ffnNorm(), T, C, c.rmsEps());
-        linear(a, l, LinearModule.GATE_PROJ, a.gate, a.xb2, T, training);
-        linear(a, l, LinearModule.UP_PROJ, a.up, a.xb2, T, training);
-        SwiGlu.forward(a.hb, a.gate, a.up, T * c.hiddenDim());
-        linear(a, l, LinearModule.DOWN_PROJ, out, a.hb, T, training);
-        for (int i = 0; i < T * C; i++) {
-            out[i] += a.xMid[i];
-        }
-    }
-
-    /** y = W x (+ s·(B A dropout(x) + bias) when the module is adapted). */
-    private void linear(LayerActs a, int l, LinearModule mod, float[] y, float[] x, int T, boolean training) {
-        Matmul.forward(y, x, mod.weight(m.layer(l)), T);
-        LoraLayer ll = ad == null ? null : ad.get(l, mod);
-        if (ll == null) {
-            return;
-        }
-        float[] in = x;
-        if (dropout > 0 && training) {
-            in = a.loraIn[mod.ordinal()];
-            Dropout.forward(in, x, maskSeed(l, mod), dropout, T * ll.in);
-        }
-        Lora.forward(y, a.ax[mod.ordinal()], in, ll.a, ll.e, ll.b, ll.scaling, T, ll.in, ll.out, ll.r);
-        if (ll.bias != null) {
-            for (int t = 0; t < T; t++) {
-                for (int o = 0; o < ll.out; o++) {
-                    y[t * ll.out + o] += ll.scaling * ll.bias[o];
-                }
-            }
-        }
+        exec.head = true;
+        LlamaBlock.head(exec, true);
+        exec.head = false;
     }
 
     private void backward(int[] tokens, int T, float lossScale) {
         int C = c.dim();
-        int V = c.vocabSize();
         Arrays.fill(dlosses, 0, T, lossScale);
-        // logits := dlogits, in place over the probabilities
-        CrossEntropy.backward(logits, logits, targetsBuf, dlosses, T, V);
-        if (ad != null && ad.dLmHead != null) {
-            Matmul.backwardWeight(ad.dLmHead, logits, xbF, T, V, C);
-        }
-        Matmul.backward(dxb, logits, output, T, false);
-        RmsNorm.backward(dResid, null, dxb, xFinal, m.outputNorm(), rstdF, T, C);
+        exec.head = true;
+        LlamaBlock.headBackward(exec);
+        exec.head = false;
         for (int l = c.nLayers() - 1; l >= 0; l--) {
             LayerActs a = acts[l];
             if (checkpointing) {
                 a = work;
                 System.arraycopy(acts[l].xIn, 0, a.xIn, 0, T * C);
-                layerForward(a, l, T, true, tmpC); // recompute: same masks from the same seeds
+                exec.at(l, a, tmpC);
+                LlamaBlock.forward(exec); // recompute: same masks from the same seeds
             }
-            layerBackward(a, l, T);
+            exec.at(l, a, null);
+            LlamaBlock.backward(exec);
         }
         if (ad != null && ad.dEmbedTokens != null) {
             for (int t = 0; t < T; t++) {
@@ -335,59 +292,234 @@ public final class TrainGraph {
         }
     }
 
-    /** dResid holds dL/d(layer output) on entry and dL/d(layer input) on exit. */
-    private void layerBackward(LayerActs a, int l, int T) {
-        int C = c.dim();
-        int H = c.hiddenDim();
-        Llama.Layer w = m.layer(l);
-        boolean halves = c.ropeStyle() == LlamaConfig.RopeStyle.HALVES;
-        // FFN: out = xMid + down(silu(gate)·up)
-        linearBackward(a, l, LinearModule.DOWN_PROJ, dh, false, dResid, a.hb, T);
-        SwiGlu.backward(dgate, dup, dh, a.gate, a.up, T * H);
-        linearBackward(a, l, LinearModule.GATE_PROJ, dxb, false, dgate, a.xb2, T);
-        linearBackward(a, l, LinearModule.UP_PROJ, dxb, true, dup, a.xb2, T);
-        RmsNorm.backward(tmpC, null, dxb, a.xMid, w.ffnNorm(), a.rstd2, T, C);
-        for (int i = 0; i < T * C; i++) {
-            dResid[i] += tmpC[i];
-        }
-        // attention: xMid = xIn + o(attention(rope(q), rope(k), v))
-        linearBackward(a, l, LinearModule.O_PROJ, dAttOut, false, dResid, a.attOut, T);
-        Attention.backward(dq, dk, dv, dAtt, dAttOut, a.att, a.q, a.k, a.v, T, c.nHeads(), c.nKvHeads(), c.headSize());
-        Rope.backward(dq, m.ropeFreqs(), T, c.nHeads(), c.headSize(), 0, halves);
-        Rope.backward(dk, m.ropeFreqs(), T, c.nKvHeads(), c.headSize(), 0, halves);
-        linearBackward(a, l, LinearModule.Q_PROJ, dxb, false, dq, a.xb1, T);
-        linearBackward(a, l, LinearModule.K_PROJ, dxb, true, dk, a.xb1, T);
-        linearBackward(a, l, LinearModule.V_PROJ, dxb, true, dv, a.xb1, T);
-        RmsNorm.backward(tmpC, null, dxb, a.xIn, w.attnNorm(), a.rstd1, T, C);
-        for (int i = 0; i < T * C; i++) {
-            dResid[i] += tmpC[i];
-        }
-    }
+    /**
+     * The block's ops over one block's saved activations ({@link LayerActs}) and the shared backward
+     * scratch. ATT_PROJ is computed into X_MID and FFN_PROJ into X_OUT (the residual adds then run in
+     * place); K and V are attended directly (no cache: the whole sequence is one chunk at position 0).
+     */
+    private final class Exec implements BlockOps.Backward {
+        int T;
+        boolean training;
+        boolean head;
+        private int l;
+        private LayerActs a;
+        private float[] out;
 
-    /** dx (=, or += with accumulate) = Wᵀ dy + the LoRA branch; adapter gradients accumulate. */
-    private void linearBackward(LayerActs a, int l, LinearModule mod, float[] dx, boolean accumulate, float[] dy,
-                                float[] x, int T) {
-        Matmul.backward(dx, dy, mod.weight(m.layer(l)), T, accumulate);
-        LoraLayer ll = ad == null ? null : ad.get(l, mod);
-        if (ll == null) {
-            return;
+        void at(int layer, LayerActs acts, float[] blockOut) {
+            l = layer;
+            a = acts;
+            out = blockOut;
         }
-        int i = mod.ordinal();
-        if (ll.dbias != null) {
+
+        private float[] buf(Buf b) {
+            if (head) {
+                return switch (b) {
+                    case X -> xFinal;
+                    case RSTD_F -> rstdF;
+                    case XF -> xbF;
+                    case LOGITS, PROBS, D_LOGITS -> logits; // probabilities, then their gradient, in place
+                    case LOSSES -> losses;
+                    case D_XF -> dxb;
+                    case D_X -> dResid;
+                    default -> throw new IllegalArgumentException(b + " is not a head buffer");
+                };
+            }
+            return switch (b) {
+                case X -> a.xIn;
+                case RSTD1 -> a.rstd1;
+                case XB1 -> a.xb1;
+                case Q -> a.q;
+                case K -> a.k;
+                case V -> a.v;
+                case ATT -> a.att;
+                case ATT_OUT -> a.attOut;
+                case ATT_PROJ, X_MID -> a.xMid;
+                case RSTD2 -> a.rstd2;
+                case XB2 -> a.xb2;
+                case GATE -> a.gate;
+                case UP -> a.up;
+                case HB -> a.hb;
+                case FFN_PROJ, X_OUT -> out;
+                case D_X -> dResid;
+                case D_XB -> dxb;
+                case D_Q -> dq;
+                case D_K -> dk;
+                case D_V -> dv;
+                case D_ATT_OUT -> dAttOut;
+                case D_GATE -> dgate;
+                case D_UP -> dup;
+                case D_HB -> dh;
+                default -> throw new IllegalArgumentException(b + " is not a block buffer");
+            };
+        }
+
+        private float[] norm(Norm w) {
+            return switch (w) {
+                case ATTN -> m.layer(l).attnNorm();
+                case FFN -> m.layer(l).ffnNorm();
+                case OUTPUT -> m.outputNorm();
+            };
+        }
+
+        private int heads(Heads h) {
+            return h == Heads.QUERY ? c.nHeads() : c.nKvHeads();
+        }
+
+        private LoraLayer branch(LinearModule mod, int i) {
+            return ad.get(l, mod);
+        }
+
+        @Override
+        public void rmsNorm(Buf out, Buf rstd, Buf x, Norm w) {
+            RmsNorm.forward(buf(out), buf(rstd), buf(x), norm(w), T, c.dim(), c.rmsEps());
+        }
+
+        @Override
+        public void matmul(LinearModule[] ms, Buf[] ys, Buf x) {
+            for (int i = 0; i < ms.length; i++) {
+                Matmul.forward(buf(ys[i]), buf(x), ms[i].weight(m.layer(l)), T);
+            }
+        }
+
+        @Override
+        public int adapters(LinearModule mod) {
+            return ad != null && ad.get(l, mod) != null ? 1 : 0;
+        }
+
+        @Override
+        public void lowRank(LinearModule mod, int i, Buf y, Buf x) {
+            LoraLayer ll = branch(mod, i);
+            float[] in = buf(x);
+            if (dropout > 0 && training) {
+                in = a.loraIn[mod.ordinal()];
+                Dropout.forward(in, buf(x), maskSeed(l, mod), dropout, T * ll.in);
+            }
+            Lora.forward(buf(y), a.ax[mod.ordinal()], in, ll.a, ll.e, ll.b, ll.scaling, T, ll.in, ll.out, ll.r);
+        }
+
+        @Override
+        public void bias(LinearModule mod, int i, Buf y) {
+            LoraLayer ll = branch(mod, i);
+            if (ll.bias == null) {
+                return;
+            }
+            float[] out = buf(y);
             for (int t = 0; t < T; t++) {
                 for (int o = 0; o < ll.out; o++) {
-                    ll.dbias[o] += ll.scaling * dy[t * ll.out + o];
+                    out[t * ll.out + o] += ll.scaling * ll.bias[o];
                 }
             }
         }
-        if (dropout > 0) {
-            float[] in = a.loraIn[i];
-            Arrays.fill(dLoraIn, 0, T * ll.in, 0f);
-            Lora.backward(dLoraIn, ll.da, dE(ll), ll.db, tmpAx(ll, T), dy, a.ax[i], in, ll.a, ll.e, ll.b, ll.scaling, T, ll.in, ll.out, ll.r);
-            // through the mask: kept elements were scaled by 1/(1-p), dropped ones get no gradient
-            Dropout.backward(dx, dLoraIn, maskSeed(l, mod), dropout, T * ll.in);
-        } else {
-            Lora.backward(dx, ll.da, dE(ll), ll.db, tmpAx(ll, T), dy, a.ax[i], x, ll.a, ll.e, ll.b, ll.scaling, T, ll.in, ll.out, ll.r);
+
+        @Override
+        public void rope(Buf x, Heads h) {
+            Rope.forward(buf(x), m.ropeFreqs(), T, heads(h), c.headSize(), 0, halves);
+        }
+
+        @Override
+        public void attention(Buf out, Buf att, Buf q, Buf k, Buf v) {
+            Attention.forward(buf(out), buf(att), buf(q), buf(k), buf(v), T, 0, c.nHeads(), c.nKvHeads(), c.headSize(), T);
+        }
+
+        @Override
+        public void add(Buf out, Buf a, Buf b) {
+            float[] o = buf(out), x = buf(a), y = buf(b);
+            for (int i = 0, n = T * c.dim(); i < n; i++) {
+                o[i] = x[i] + y[i];
+            }
+        }
+
+        @Override
+        public void swiglu(Buf out, Buf gate, Buf up) {
+            SwiGlu.forward(buf(out), buf(gate), buf(up), T * c.hiddenDim());
+        }
+
+        @Override
+        public void logits(Buf logits, Buf x) {
+            Matmul.forward(buf(logits), buf(x), output, T);
+        }
+
+        @Override
+        public void crossEntropy(Buf losses, Buf probs, Buf logits) {
+            CrossEntropy.forward(buf(losses), buf(probs), buf(logits), targetsBuf, T, c.vocabSize());
+        }
+
+        @Override
+        public void matmulBackward(LinearModule mod, Buf dx, boolean accumulate, Buf dy) {
+            Matmul.backward(buf(dx), buf(dy), mod.weight(m.layer(l)), T, accumulate);
+        }
+
+        @Override
+        public void lowRankBackward(LinearModule mod, int i, Buf dx, Buf dy, Buf x) {
+            LoraLayer ll = branch(mod, i);
+            int j = mod.ordinal();
+            if (dropout > 0) {
+                Arrays.fill(dLoraIn, 0, T * ll.in, 0f);
+                Lora.backward(dLoraIn, ll.da, dE(ll), ll.db, tmpAx(ll, T), buf(dy), a.ax[j], a.loraIn[j], ll.a, ll.e, ll.b,
+                        ll.scaling, T, ll.in, ll.out, ll.r);
+                // through the mask: kept elements were scaled by 1/(1-p), dropped ones get no gradient
+                Dropout.backward(buf(dx), dLoraIn, maskSeed(l, mod), dropout, T * ll.in);
+            } else {
+                Lora.backward(buf(dx), ll.da, dE(ll), ll.db, tmpAx(ll, T), buf(dy), a.ax[j], buf(x), ll.a, ll.e, ll.b,
+                        ll.scaling, T, ll.in, ll.out, ll.r);
+            }
+        }
+
+        @Override
+        public void biasBackward(LinearModule mod, int i, Buf dy) {
+            LoraLayer ll = branch(mod, i);
+            if (ll.dbias == null) {
+                return;
+            }
+            float[] d = buf(dy);
+            for (int t = 0; t < T; t++) {
+                for (int o = 0; o < ll.out; o++) {
+                    ll.dbias[o] += ll.scaling * d[t * ll.out + o];
+                }
+            }
+        }
+
+        @Override
+        public void rmsNormBackward(Buf dx, boolean accumulate, Buf dOut, Buf x, Norm w, Buf rstd) {
+            int C = c.dim();
+            if (!accumulate) {
+                RmsNorm.backward(buf(dx), null, buf(dOut), buf(x), norm(w), buf(rstd), T, C);
+                return;
+            }
+            RmsNorm.backward(tmpC, null, buf(dOut), buf(x), norm(w), buf(rstd), T, C);
+            float[] d = buf(dx);
+            for (int i = 0; i < T * C; i++) {
+                d[i] += tmpC[i];
+            }
+        }
+
+        @Override
+        public void ropeBackward(Buf dx, Heads h) {
+            Rope.backward(buf(dx), m.ropeFreqs(), T, heads(h), c.headSize(), 0, halves);
+        }
+
+        @Override
+        public void attentionBackward(Buf dq, Buf dk, Buf dv, Buf dOut, Buf att, Buf q, Buf k, Buf v) {
+            Attention.backward(buf(dq), buf(dk), buf(dv), dAtt, buf(dOut), buf(att), buf(q), buf(k), buf(v), T, c.nHeads(),
+                    c.nKvHeads(), c.headSize());
+        }
+
+        @Override
+        public void swigluBackward(Buf dGate, Buf dUp, Buf dOut, Buf gate, Buf up) {
+            SwiGlu.backward(buf(dGate), buf(dUp), buf(dOut), buf(gate), buf(up), T * c.hiddenDim());
+        }
+
+        @Override
+        public void logitsBackward(Buf dx, Buf dLogits, Buf x) {
+            if (ad != null && ad.dLmHead != null) {
+                Matmul.backwardWeight(ad.dLmHead, buf(dLogits), buf(x), T, c.vocabSize(), c.dim());
+            }
+            Matmul.backward(buf(dx), buf(dLogits), output, T, false);
+        }
+
+        @Override
+        public void crossEntropyBackward(Buf dLogits, Buf probs) {
+            CrossEntropy.backward(buf(dLogits), buf(probs), targetsBuf, dlosses, T, c.vocabSize());
         }
     }
 

@@ -1,0 +1,113 @@
+package io.lora4j.model.block;
+
+import io.lora4j.model.block.BlockOps.Heads;
+import io.lora4j.model.block.BlockOps.Norm;
+import io.lora4j.model.lora.LinearModule;
+
+import static io.lora4j.model.block.Buf.*;
+import static io.lora4j.model.lora.LinearModule.*;
+
+/**
+ * The Llama block and its output head, written once: forward and backward side by side (llm.c's
+ * order: the backward visits the forward's steps in reverse). Every executor runs this text: the JVM
+ * backend (batched inference), JVM training, and the TornadoVM backend, which records it as task
+ * graphs for inference and for training. No executor knows the order of a block.
+ *
+ * <pre>
+ * block (names are {@link Buf}s; "linear m" = W_m·x, then the adapter hook of every adapter on m):
+ *   X ─rmsnorm(attn)→ XB1 ─linear q→ Q ─rope─┐
+ *                      ├──linear k→ K ─rope─┼─attention→ ATT_OUT ─linear o→ ATT_PROJ ─(+X)→ X_MID
+ *                      └──linear v→ V ──────┘
+ *   X_MID ─rmsnorm(ffn)→ XB2 ─linear gate→ GATE ─┐
+ *                         └──linear up──→ UP ───┴─swiglu→ HB ─linear down→ FFN_PROJ ─(+X_MID)→ X_OUT
+ * adapter hook of branch i on m:  y += s_i·B_i(e_i ⊙ A_i·dropout(x)) (+ s_i·bias_i)
+ * head:
+ *   X ─rmsnorm(output)→ XF ─output→ LOGITS ─cross-entropy→ LOSSES (training)
+ * </pre>
+ */
+public final class LlamaBlock {
+    private LlamaBlock() {
+    }
+
+    private static final LinearModule[] QKV = {Q_PROJ, K_PROJ, V_PROJ};
+    private static final Buf[] QKV_OUT = {Q, K, V};
+    private static final LinearModule[] GATE_UP = {GATE_PROJ, UP_PROJ};
+    private static final Buf[] GATE_UP_OUT = {GATE, UP};
+    private static final LinearModule[] O = {O_PROJ};
+    private static final Buf[] O_OUT = {ATT_PROJ};
+    private static final LinearModule[] DOWN = {DOWN_PROJ};
+    private static final Buf[] DOWN_OUT = {FFN_PROJ};
+
+    /** One block: X → X_OUT. */
+    public static void forward(BlockOps o) {
+        o.rmsNorm(XB1, RSTD1, X, Norm.ATTN);
+        linear(o, QKV, QKV_OUT, XB1);
+        o.rope(Q, Heads.QUERY);
+        o.rope(K, Heads.KEY_VALUE);
+        o.attention(ATT_OUT, ATT, Q, K, V);
+        linear(o, O, O_OUT, ATT_OUT);
+        o.add(X_MID, X, ATT_PROJ);
+        o.rmsNorm(XB2, RSTD2, X_MID, Norm.FFN);
+        linear(o, GATE_UP, GATE_UP_OUT, XB2);
+        o.swiglu(HB, GATE, UP);
+        linear(o, DOWN, DOWN_OUT, HB);
+        o.add(X_OUT, X_MID, FFN_PROJ);
+    }
+
+    /**
+     * One block's backward over the activations its forward left: D_X holds dL/dX_OUT on entry and
+     * dL/dX on exit. The residual adds pass D_X through unchanged, so D_X also stands for dL/dX_MID,
+     * dL/dFFN_PROJ and dL/dATT_PROJ where they are used.
+     */
+    public static void backward(BlockOps.Backward o) {
+        linearBackward(o, DOWN_PROJ, D_HB, false, D_X, HB);
+        o.swigluBackward(D_GATE, D_UP, D_HB, GATE, UP);
+        linearBackward(o, GATE_PROJ, D_XB, false, D_GATE, XB2);
+        linearBackward(o, UP_PROJ, D_XB, true, D_UP, XB2);
+        o.rmsNormBackward(D_X, true, D_XB, X_MID, Norm.FFN, RSTD2);
+        linearBackward(o, O_PROJ, D_ATT_OUT, false, D_X, ATT_OUT);
+        o.attentionBackward(D_Q, D_K, D_V, D_ATT_OUT, ATT, Q, K, V);
+        o.ropeBackward(D_Q, Heads.QUERY);
+        o.ropeBackward(D_K, Heads.KEY_VALUE);
+        linearBackward(o, Q_PROJ, D_XB, false, D_Q, XB1);
+        linearBackward(o, K_PROJ, D_XB, true, D_K, XB1);
+        linearBackward(o, V_PROJ, D_XB, true, D_V, XB1);
+        o.rmsNormBackward(D_X, true, D_XB, X, Norm.ATTN, RSTD1);
+    }
+
+    /** The output head: X (the last block's output) → LOGITS, and with {@code loss} the per-token LOSSES. */
+    public static void head(BlockOps o, boolean loss) {
+        o.rmsNorm(XF, RSTD_F, X, Norm.OUTPUT);
+        o.logits(LOGITS, XF);
+        if (loss) {
+            o.crossEntropy(LOSSES, PROBS, LOGITS);
+        }
+    }
+
+    /** The head's backward from the per-token loss weights: leaves dL/dX in D_X (assigned). */
+    public static void headBackward(BlockOps.Backward o) {
+        o.crossEntropyBackward(D_LOGITS, PROBS);
+        o.logitsBackward(D_XF, D_LOGITS, XF);
+        o.rmsNormBackward(D_X, false, D_XF, X, Norm.OUTPUT, RSTD_F);
+    }
+
+    /** Projections sharing input x, then the adapter hook of each. */
+    private static void linear(BlockOps o, LinearModule[] ms, Buf[] ys, Buf x) {
+        o.matmul(ms, ys, x);
+        for (int j = 0; j < ms.length; j++) {
+            for (int i = 0, n = o.adapters(ms[j]); i < n; i++) {
+                o.lowRank(ms[j], i, ys[j], x);
+                o.bias(ms[j], i, ys[j]);
+            }
+        }
+    }
+
+    /** dx (=, or += with accumulate) W_mᵀ dy, then each branch's gradients and its share of dx. */
+    private static void linearBackward(BlockOps.Backward o, LinearModule m, Buf dx, boolean accumulate, Buf dy, Buf x) {
+        o.matmulBackward(m, dx, accumulate, dy);
+        for (int i = 0, n = o.adapters(m); i < n; i++) {
+            o.biasBackward(m, i, dy);
+            o.lowRankBackward(m, i, dx, dy, x);
+        }
+    }
+}
