@@ -19,7 +19,8 @@ public final class Attention {
 
     /**
      * Naive oracle and device kernel (TornadoVM kernel subset), one work-item per (token, head).
-     * Query token t sits at position {@code pos[t]} and attends to cached positions {@code 0..pos[t]}.
+     * Query token t sits at position {@code pos[t]} and attends to cached positions {@code 0..pos[t]}; a
+     * padding row ({@code pos[t] < 0}, a device chunk shorter than its plan) attends to nothing and gets zeros.
      *
      * @param out       (T, NH·HS)
      * @param att       (T·NH, attStride) probabilities, kept for the backward pass; attStride &gt; max pos
@@ -71,7 +72,8 @@ public final class Attention {
 
     /**
      * Writes the chunk's keys or values into the cache at their positions:
-     * {@code cache[pos[t]][i] = kv[t][i]}. Device kernel (the JVM backend uses System.arraycopy).
+     * {@code cache[pos[t]][i] = kv[t][i]}; a padding row ({@code pos[t] < 0}) is not stored. Device kernel
+     * (the JVM backend uses System.arraycopy).
      *
      * @param cache (P, KV)
      * @param kv    (T, KV)
@@ -80,7 +82,9 @@ public final class Attention {
     public static void storeNaive(float[] cache, float[] kv, int[] pos, int T, int KV) {
         for (@Parallel int ti = 0; ti < T * KV; ti++) {
             int t = ti / KV;
-            cache[pos[t] * KV + ti % KV] = kv[ti];
+            if (pos[t] >= 0) {
+                cache[pos[t] * KV + ti % KV] = kv[ti];
+            }
         }
     }
 

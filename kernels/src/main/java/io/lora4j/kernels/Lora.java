@@ -43,6 +43,38 @@ public final class Lora {
         }
     }
 
+    /**
+     * Device form of {@link #forwardNaive} over one flat parameter buffer (device plans keep every
+     * adapter tensor in one array, llm.c style): A at {@code p[aOff]}, B at {@code p[bOff]}, e at
+     * {@code p[eOff]} or, with {@code eOff < 0}, e = 1 (plain LoRA). Only the first {@code n[0]} of the
+     * T rows are computed, as in the device matmuls.
+     */
+    public static void forwardNaive(float[] y, float[] ax, float[] x, float[] p, int aOff, int eOff, int bOff, int[] n,
+                                    float s, int T, int IN, int OUT, int r) {
+        for (@Parallel int t = 0; t < T; t++) {
+            if (t < n[0]) {
+                for (int j = 0; j < r; j++) {
+                    float acc = 0f;
+                    for (int c = 0; c < IN; c++) {
+                        acc += p[aOff + j * IN + c] * x[t * IN + c];
+                    }
+                    ax[t * r + j] = acc;
+                }
+                for (int o = 0; o < OUT; o++) {
+                    float acc = 0f;
+                    for (int j = 0; j < r; j++) {
+                        float e = 1f;
+                        if (eOff >= 0) {
+                            e = p[eOff + j];
+                        }
+                        acc += p[bOff + o * r + j] * (e * ax[t * r + j]);
+                    }
+                    y[t * OUT + o] += s * acc;
+                }
+            }
+        }
+    }
+
     /** Fast twin of {@link #forwardNaive}, parallel over tokens (the JIT vectorises the inner dots). */
     public static void forward(float[] y, float[] ax, float[] x, float[] a, float[] e, float[] b, float s,
                                int T, int IN, int OUT, int r) {

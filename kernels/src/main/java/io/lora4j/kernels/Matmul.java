@@ -42,22 +42,26 @@ public final class Matmul {
      * @param w   (rows, cols)
      */
     public static void forwardNaive(float[] out, float[] x, float[] w, int T, int rows, int cols) {
-        forwardNaive(out, x, w, 0, T, rows, cols);
+        forwardNaive(out, x, w, 0, new int[]{T}, T, rows, cols);
     }
 
     /**
      * {@link #forwardNaive(float[], float[], float[], int, int, int)} with W starting at {@code w[wOff]}: the
-     * device kernel (device plans keep many matrices in one flat buffer, llm.c style).
+     * device kernel (device plans keep many matrices in one flat buffer, llm.c style). Only the first
+     * {@code n[0]} of the T rows are computed (a device plan built for chunks of T tokens runs shorter
+     * chunks, e.g. one token when decoding, without the cost of the padding); the rest are left as they were.
      */
-    public static void forwardNaive(float[] out, float[] x, float[] w, int wOff, int T, int rows, int cols) {
+    public static void forwardNaive(float[] out, float[] x, float[] w, int wOff, int[] n, int T, int rows, int cols) {
         for (@Parallel int tr = 0; tr < T * rows; tr++) {
             int t = tr / rows;
             int r = tr % rows;
-            float acc = 0f;
-            for (int c = 0; c < cols; c++) {
-                acc += w[wOff + r * cols + c] * x[t * cols + c];
+            if (t < n[0]) {
+                float acc = 0f;
+                for (int c = 0; c < cols; c++) {
+                    acc += w[wOff + r * cols + c] * x[t * cols + c];
+                }
+                out[tr] = acc;
             }
-            out[tr] = acc;
         }
     }
 
@@ -84,16 +88,19 @@ public final class Matmul {
      * @param out (T, rows)
      * @param x   (T, cols)
      * @param w   (rows, cols) fp16 bits, from {@code w[wOff]}
+     * @param n   (1) rows of x to compute, as in the F32 form
      */
-    public static void forwardNaive(float[] out, float[] x, short[] w, int wOff, int T, int rows, int cols) {
+    public static void forwardNaive(float[] out, float[] x, short[] w, int wOff, int[] n, int T, int rows, int cols) {
         for (@Parallel int tr = 0; tr < T * rows; tr++) {
             int t = tr / rows;
             int r = tr % rows;
-            float acc = 0f;
-            for (int c = 0; c < cols; c++) {
-                acc += Dequant.finiteHalfToFloat(w[wOff + r * cols + c]) * x[t * cols + c];
+            if (t < n[0]) {
+                float acc = 0f;
+                for (int c = 0; c < cols; c++) {
+                    acc += Dequant.finiteHalfToFloat(w[wOff + r * cols + c]) * x[t * cols + c];
+                }
+                out[tr] = acc;
             }
-            out[tr] = acc;
         }
     }
 
@@ -107,22 +114,25 @@ public final class Matmul {
      * @param x   (T, cols)
      * @param q   (rows, cols) int8 quants, from {@code q[qOff]} (a multiple of 32)
      * @param d   (rows, cols / 32) block scales, from {@code d[qOff / 32]}
+     * @param n   (1) rows of x to compute, as in the F32 form
      */
-    public static void forwardNaive(float[] out, float[] x, byte[] q, float[] d, int qOff, int T, int rows, int cols) {
+    public static void forwardNaive(float[] out, float[] x, byte[] q, float[] d, int qOff, int[] n, int T, int rows, int cols) {
         int nb = cols / 32;
         int dOff = qOff / 32;
         for (@Parallel int tr = 0; tr < T * rows; tr++) {
             int t = tr / rows;
             int r = tr % rows;
-            float acc = 0f;
-            for (int b = 0; b < nb; b++) {
-                float s = 0f;
-                for (int j = 0; j < 32; j++) {
-                    s += q[qOff + r * cols + b * 32 + j] * x[t * cols + b * 32 + j];
+            if (t < n[0]) {
+                float acc = 0f;
+                for (int b = 0; b < nb; b++) {
+                    float s = 0f;
+                    for (int j = 0; j < 32; j++) {
+                        s += q[qOff + r * cols + b * 32 + j] * x[t * cols + b * 32 + j];
+                    }
+                    acc += d[dOff + r * nb + b] * s;
                 }
-                acc += d[dOff + r * nb + b] * s;
+                out[tr] = acc;
             }
-            out[tr] = acc;
         }
     }
 

@@ -31,6 +31,23 @@ public final class VectorOps {
         });
     }
 
+    /**
+     * {@code y[t][i] += a·v[vOff + i]} for every row t: a bias broadcast over (T, N) rows (device kernel;
+     * an adapter's lora_B bias from the flat parameter buffer).
+     */
+    public static void addRowsNaive(float[] y, float[] v, int vOff, float a, int T, int N) {
+        for (@Parallel int i = 0; i < T * N; i++) {
+            y[i] += a * v[vOff + i % N];
+        }
+    }
+
+    /** {@code y = x[n[0] − 1]}: the last of the first n[0] rows of x (C wide), e.g. the last real token of a chunk (device kernel). */
+    public static void lastRowNaive(float[] y, float[] x, int[] n, int C) {
+        for (@Parallel int i = 0; i < C; i++) {
+            y[i] = x[(n[0] - 1) * C + i];
+        }
+    }
+
     /** {@code y = a·x} (device kernel). */
     public static void scaleNaive(float[] y, float[] x, float a, int N) {
         for (@Parallel int i = 0; i < N; i++) {

@@ -217,9 +217,9 @@ class MatmulParityTest {
             float[] want = new float[T * rows], got = new float[T * rows];
             Matmul.forward(want, x, w, T);
             if (type == GgmlType.F16) {
-                Matmul.forwardNaive(got, x, h, off, T, rows, cols);
+                Matmul.forwardNaive(got, x, h, off, new int[]{T}, T, rows, cols);
             } else {
-                Matmul.forwardNaive(got, x, q, d, off, T, rows, cols);
+                Matmul.forwardNaive(got, x, q, d, off, new int[]{T}, T, rows, cols);
             }
             assertSums(type + " device forward T=" + T, want, got, wb, type, x, T, rows, cols);
             float[] dy = random(new SplittableRandom(T + 50), T * rows);

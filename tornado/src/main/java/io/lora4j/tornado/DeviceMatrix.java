@@ -148,12 +148,12 @@ final class DeviceMatrix {
         }
     }
 
-    /** Adds the task {@code out (T, rows) = x (T, cols) · Wᵀ} to {@code g}. */
-    void matmul(DevicePlan.Graph g, String id, float[] out, float[] x, int T) {
+    /** Adds the task {@code out (T, rows) = x (T, cols) · Wᵀ} over the first {@code n[0]} rows to {@code g}. */
+    void matmul(DevicePlan.Graph g, String id, float[] out, float[] x, int[] n, int T) {
         switch (type) {
-            case F32 -> g.task(id, Matmul::forwardNaive, out, x, f32, off, T, rows, cols);
-            case F16 -> g.task(id, Matmul::forwardNaive, out, x, f16, off, T, rows, cols);
-            default -> g.task(id, Matmul::forwardNaive, out, x, q8, scales, off, T, rows, cols);
+            case F32 -> g.task(id, Matmul::forwardNaive, out, x, f32, off, n, T, rows, cols);
+            case F16 -> g.task(id, Matmul::forwardNaive, out, x, f16, off, n, T, rows, cols);
+            default -> g.task(id, Matmul::forwardNaive, out, x, q8, scales, off, n, T, rows, cols);
         }
     }
 }

@@ -1,134 +1,162 @@
 package io.lora4j.tornado;
 
-import io.lora4j.kernels.Attention;
 import io.lora4j.kernels.VectorOps;
-import io.lora4j.kernels.RmsNorm;
-import io.lora4j.kernels.Rope;
-import io.lora4j.kernels.SwiGlu;
 import io.lora4j.model.Llama;
 import io.lora4j.model.LlamaConfig;
+import io.lora4j.model.block.Buf;
+import io.lora4j.model.block.LlamaBlock;
 import io.lora4j.model.lora.LinearModule;
 import io.lora4j.model.lora.LoraLayer;
 import io.lora4j.tornado.DevicePlan.Graph;
 import io.lora4j.tornado.DevicePlan.Mode;
 
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.function.Function;
 
 /**
- * The decode plan of a Llama with its active adapters: one graph per transformer block and one for
- * the logits, a token per execution. Weights, adapter factors and KV caches go to the device once;
- * the residual stream {@code x} stays there from graph to graph (persist → consume); per token only
- * the embedding and the position go in, and only the logits come back.
- *
+ * The inference plan of a Llama with its active adapters: {@link LlamaBlock} recorded by
+ * {@link DeviceOps} as one graph per block, plus a logits graph, for chunks of up to T tokens (a
+ * prompt runs as ⌈n / T⌉ batched executions; decoding runs one-token chunks through the same graphs).
+ * Weights, adapter parameters and KV caches go to the device once; the residual stream and the
+ * scratch buffers are copied in by the first block's graph and stay on the device from graph to graph
+ * (persist → consume); per chunk only the embeddings, the positions and the live row count go in, and
+ * only the last live token's logits come back.
  * <pre>
- * layer_l (names are this plan's buffers; "lora m" = + s·B(A·in) of every active adapter on m):
- *   x ─rms(attn_norm)→ xb ─wq→ q ─rope(pos)─────────────────┐
- *                       ├─wk→ k ─rope(pos)─store(pos)→ kCache┼─attention(pos)→ attOut ─wo→ proj ─(+)→ x
- *                       └─wv→ v ───────────store(pos)→ vCache┘
- *   x ─rms(ffn_norm)→ xb ─gate→ hb ─┐
- *                       └─up───→ hb2┴─swiglu→ act ─down→ proj ─(+)→ x
- * logits:
- *   x ─rms(output_norm)→ xb ─output→ logits  (copied to the host)
+ * buffers: X, X_MID, X_OUT → x (residual adds in place)   XB1, XB2 → xb   RSTD1, RSTD2 → rstd
+ *          Q, K, V → q, k, v → kCache[l], vCache[l]        ATT → att       ATT_OUT → attOut
+ *          ATT_PROJ, FFN_PROJ → proj   GATE → hb   UP → hb2   HB → act
+ * logits:  the last live row of x → xLast ─rmsnorm(output)→ xbF ─output→ logits (copied to the host)
  * </pre>
- * Glossary: C dim, Q = NH·HS, KV = NKV·HS, H hidden, V vocab, P context length.
+ * Glossary: T chunk rows, C dim, Q = NH·HS, KV = NKV·HS, H hidden, V vocab, P context length.
  */
 final class InferencePlan implements AutoCloseable {
     final DevicePlan plan = new DevicePlan();
-    /** (C) the token's embedding, copied in by layer_0 every execution, then the residual stream on the device. */
+    /** (T, C) the chunk's embeddings (zero in padding rows), copied in by block 0, then the residual stream on the device. */
     final float[] x;
-    /** (1) the token's position, copied in by every layer graph. */
-    final int[] pos = new int[1];
+    /** (T) the chunk's positions, −1 in padding rows; (1) its live rows. Copied in by every block's graph. */
+    final int[] pos, n = new int[1];
     /** (V) the logits, copied out by the logits graph. */
     final float[] logits;
+    /** Rows per chunk. */
+    final int T;
     final int contextLength;
     private final int nLayers;
     private final PlanRunner runner;
     private long deviceBytes;
 
-    InferencePlan(Llama m, int contextLength, Function<DevicePlan, PlanRunner> runners) {
+    InferencePlan(Llama m, int contextLength, int T, Function<DevicePlan, PlanRunner> runners) {
         LlamaConfig c = m.config();
+        this.T = T;
         this.contextLength = contextLength;
         this.nLayers = c.nLayers();
-        x = new float[c.dim()];
+        x = new float[T * c.dim()];
+        pos = new int[T];
         logits = new float[c.vocabSize()];
+        int C = c.dim(), Q = c.qDim(), KV = c.kvDim(), H = c.hiddenDim();
+        float[] xb = new float[T * C], rstd = new float[T], q = new float[T * Q], k = new float[T * KV], v = new float[T * KV];
+        float[] att = new float[Math.multiplyExact(T * c.nHeads(), contextLength)], attOut = new float[T * Q],
+                proj = new float[T * C], hb = new float[T * H], hb2 = new float[T * H], act = new float[T * H];
+        Function<Buf, float[]> bind = b -> switch (b) {
+            case X, X_MID, X_OUT -> x;
+            case XB1, XB2 -> xb;
+            case RSTD1, RSTD2 -> rstd;
+            case Q -> q;
+            case K -> k;
+            case V -> v;
+            case ATT -> att;
+            case ATT_OUT -> attOut;
+            case ATT_PROJ, FFN_PROJ -> proj;
+            case GATE -> hb;
+            case UP -> hb2;
+            case HB -> act;
+            default -> null;
+        };
         for (int l = 0; l < nLayers; l++) {
-            layer(m, l);
+            Graph g = plan.graph("layer_" + l);
+            if (l == 0) {
+                g.copyIn(Mode.EVERY_EXECUTION, x);
+                in(g, xb, rstd, q, k, v, att, attOut, proj, hb, hb2, act); // later blocks consume them
+            }
+            g.copyIn(Mode.EVERY_EXECUTION, pos, n);
+            layer(m, l, g, bind);
         }
         logitsGraph(m);
-        plan.linkChain(); // x stays on the device from graph to graph
+        plan.linkChain();
         runner = runners.apply(plan);
     }
 
-    private static String layerName(int l) {
-        return "layer_" + l;
-    }
-
-    private void layer(Llama m, int l) {
+    private void layer(Llama m, int l, Graph g, Function<Buf, float[]> bind) {
         LlamaConfig c = m.config();
-        Llama.Layer w = m.layer(l);
-        int C = c.dim(), Q = c.qDim(), KV = c.kvDim(), H = c.hiddenDim(), NH = c.nHeads(), NKV = c.nKvHeads(), HS = c.headSize();
-        int halves = c.ropeStyle() == LlamaConfig.RopeStyle.HALVES ? 1 : 0;
-        float[] xb = new float[C], rstd = new float[1], q = new float[Q], k = new float[KV], v = new float[KV];
-        float[] att = new float[NH * contextLength], attOut = new float[Q], proj = new float[C];
-        float[] hb = new float[H], hb2 = new float[H], act = new float[H];
-        float[] kCache = new float[Math.multiplyExact(contextLength, KV)], vCache = new float[kCache.length];
-        String name = layerName(l);
-        Graph g = plan.graph(name);
-        if (l == 0) {
-            g.copyIn(Mode.EVERY_EXECUTION, x);
+        Llama.Layer lw = m.layer(l);
+        LinearModule[] mods = LinearModule.values();
+        io.lora4j.kernels.Weight[] ws = new io.lora4j.kernels.Weight[mods.length];
+        for (LinearModule mod : mods) {
+            ws[mod.ordinal()] = mod.weight(lw);
         }
-        g.copyIn(Mode.EVERY_EXECUTION, pos);
-        DeviceMatrix[] ws = upload(g, w.wq(), w.wk(), w.wv(), w.wo(), w.gate(), w.up(), w.down());
-        DeviceMatrix wq = ws[0], wk = ws[1], wv = ws[2], wo = ws[3], gate = ws[4], up = ws[5], down = ws[6];
-        float[] freqs = m.ropeFreqs().clone(); // each graph uploads its own small arrays
-        in(g, w.attnNorm(), w.ffnNorm(), freqs, xb, rstd, q, k, v, att, attOut, proj, hb, hb2, act, kCache, vCache);
-        List<Lora> lora = new ArrayList<>();
+        DeviceMatrix[] w = upload(g, ws);
+        float[] freqs = m.ropeFreqs().clone(), attnNorm = lw.attnNorm().clone(), ffnNorm = lw.ffnNorm().clone();
+        float[] kCache = new float[Math.multiplyExact(contextLength, c.kvDim())], vCache = new float[kCache.length];
+        in(g, freqs, attnNorm, ffnNorm, kCache, vCache);
+        DeviceOps o = new DeviceOps(g, c, T, pos, n, freqs, attnNorm, ffnNorm, w, bind).kvCache(kCache, vCache, contextLength);
+        // the active adapters' tensors of this block in one flat buffer: A, (E), B, (bias) per branch
+        List<LoraLayer> lls = new ArrayList<>();
+        List<Float> scales = new ArrayList<>();
+        int size = 0;
         for (Llama.Active a : m.activeAdapters()) {
-            for (LinearModule mod : LinearModule.values()) {
+            for (LinearModule mod : mods) {
                 LoraLayer ll = a.adapter().get(l, mod);
                 if (ll != null && ll.r > 0) { // AdaLoRA can prune a module to rank 0
-                    lora.add(new Lora(mod, ll, a.scale() * ll.scaling, a.adapter().name(), g, a.adapter().adaLora() != null, this));
+                    lls.add(ll);
+                    scales.add(a.scale() * ll.scaling);
+                    size += ll.a.length + (ll.svd() ? ll.r : 0) + ll.b.length + (ll.bias != null ? ll.out : 0);
                 }
             }
         }
-        float eps = c.rmsEps();
-        g.task("attn_norm", RmsNorm::forwardNaive, xb, rstd, x, w.attnNorm(), 1, C, eps);
-        wq.matmul(g, "q", q, xb, 1);
-        wk.matmul(g, "k", k, xb, 1);
-        wv.matmul(g, "v", v, xb, 1);
-        Lora.apply(lora, LinearModule.Q_PROJ, q, xb);
-        Lora.apply(lora, LinearModule.K_PROJ, k, xb);
-        Lora.apply(lora, LinearModule.V_PROJ, v, xb);
-        g.task("rope_q", Rope::forwardNaive, q, freqs, pos, 1, NH, HS, halves);
-        g.task("rope_k", Rope::forwardNaive, k, freqs, pos, 1, NKV, HS, halves);
-        g.task("store_k", Attention::storeNaive, kCache, k, pos, 1, KV);
-        g.task("store_v", Attention::storeNaive, vCache, v, pos, 1, KV);
-        g.task("attention", Attention::forwardNaive, attOut, att, q, kCache, vCache, pos, 1, NH, NKV, HS, contextLength);
-        wo.matmul(g, "o", proj, attOut, 1);
-        Lora.apply(lora, LinearModule.O_PROJ, proj, attOut);
-        g.task("attn_residual", VectorOps::axpyNaive, x, proj, 1f, C);
-        g.task("ffn_norm", RmsNorm::forwardNaive, xb, rstd, x, w.ffnNorm(), 1, C, eps);
-        gate.matmul(g, "gate", hb, xb, 1);
-        up.matmul(g, "up", hb2, xb, 1);
-        Lora.apply(lora, LinearModule.GATE_PROJ, hb, xb);
-        Lora.apply(lora, LinearModule.UP_PROJ, hb2, xb);
-        g.task("swiglu", SwiGlu::forwardNaive, act, hb, hb2, H);
-        down.matmul(g, "down", proj, act, 1);
-        Lora.apply(lora, LinearModule.DOWN_PROJ, proj, act);
-        g.task("ffn_residual", VectorOps::axpyNaive, x, proj, 1f, C);
+        if (!lls.isEmpty()) {
+            float[] p = new float[size];
+            int at = 0;
+            for (int i = 0; i < lls.size(); i++) {
+                LoraLayer ll = lls.get(i);
+                int aOff = at;
+                at = put(p, at, ll.a);
+                int eOff = ll.svd() ? at : -1;
+                at = ll.svd() ? put(p, at, ll.e) : at;
+                int bOff = at;
+                at = put(p, at, ll.b);
+                int biasOff = ll.bias != null ? at : -1;
+                at = ll.bias != null ? put(p, at, ll.bias) : at;
+                o.branch(ll.module, new DeviceOps.Branch(p, null, aOff, eOff, bOff, biasOff, scales.get(i), ll.r, ll.in, ll.out, T),
+                        null, false);
+            }
+            in(g, p);
+        }
+        LlamaBlock.forward(o);
+    }
+
+    private static int put(float[] p, int at, float[] v) {
+        System.arraycopy(v, 0, p, at, v.length);
+        return at + v.length;
     }
 
     private void logitsGraph(Llama m) {
         LlamaConfig c = m.config();
         int C = c.dim();
-        float[] xb = new float[C], rstd = new float[1];
+        float[] xLast = new float[C], xbF = new float[C], rstdF = new float[1], norm = m.outputNorm().clone();
+        int[] one = {1};
         Graph g = plan.graph("logits");
         DeviceMatrix out = upload(g, m.output())[0];
-        in(g, m.outputNorm(), xb, rstd, logits);
-        g.task("output_norm", RmsNorm::forwardNaive, xb, rstd, x, m.outputNorm(), 1, C, c.rmsEps());
-        out.matmul(g, "output", logits, xb, 1);
+        in(g, norm, xLast, xbF, rstdF, logits, one);
+        g.task("last_row", VectorOps::lastRowNaive, xLast, x, n, C);
+        Function<Buf, float[]> bind = b -> switch (b) {
+            case X -> xLast;
+            case XF -> xbF;
+            case RSTD_F -> rstdF;
+            case LOGITS -> logits;
+            default -> null;
+        };
+        LlamaBlock.head(new DeviceOps(g, c, 1, null, one, null, null, null, null, bind).head(norm, out), false);
         g.copyOut(Mode.EVERY_EXECUTION, logits);
     }
 
@@ -155,57 +183,29 @@ final class InferencePlan implements AutoCloseable {
     }
 
     /**
-     * The low-rank branch of one adapter on one projection of a layer graph: {@code y += s·B(A·in) (+ s·bias)},
-     * or for AdaLoRA {@code y += s·B(E ⊙ A·in)} (eax holds E ⊙ A·in; null for LoRA).
+     * Runs {@code count ≤ T} tokens (their embeddings in {@code embeddings[off..off+count·C)}) at positions
+     * {@code position..position+count-1} through every block as one batched chunk.
      */
-    private record Lora(LinearModule module, LoraLayer ll, float scale, String adapter, Graph g, float[] ax, float[] eax,
-                        float[] bax) {
-        Lora(LinearModule module, LoraLayer ll, float scale, String adapter, Graph g, boolean svd, InferencePlan p) {
-            this(module, ll, scale, adapter, g, new float[ll.r], svd ? new float[ll.r] : null, new float[ll.out]);
-            p.in(g, ll.a, ll.b, ax, bax);
-            if (svd) {
-                p.in(g, ll.e, eax);
-            }
-            if (ll.bias != null) {
-                p.in(g, ll.bias);
-            }
+    void chunk(float[] embeddings, int off, int count, int position) {
+        if (count < 1 || count > T) {
+            throw new IllegalArgumentException("a chunk of " + count + " tokens; this plan takes 1.." + T);
         }
-
-        static void apply(List<Lora> all, LinearModule m, float[] y, float[] in) {
-            for (Lora lo : all) {
-                if (lo.module == m) {
-                    lo.add(y, in);
-                }
-            }
+        if (position + count > contextLength) {
+            throw new IllegalArgumentException("position " + (position + count - 1) + " beyond the device plan's context " + contextLength);
         }
-
-        private void add(float[] y, float[] in) {
-            String id = "lora_" + module.peftName + "_" + adapter;
-            g.task(id + "_a", io.lora4j.kernels.Matmul::forwardNaive, ax, in, ll.a, 0, 1, ll.r, ll.in);
-            if (eax != null) {
-                g.task(id + "_e", VectorOps::mulRowsNaive, eax, ax, ll.e, ll.r, ll.r);
-            }
-            g.task(id + "_b", io.lora4j.kernels.Matmul::forwardNaive, bax, eax != null ? eax : ax, ll.b, 0, 1, ll.out, ll.r);
-            g.task(id + "_add", VectorOps::axpyNaive, y, bax, scale, ll.out);
-            if (ll.bias != null) {
-                g.task(id + "_bias", VectorOps::axpyNaive, y, ll.bias, scale, ll.out);
-            }
+        int C = x.length / T;
+        System.arraycopy(embeddings, off, x, 0, count * C);
+        Arrays.fill(x, count * C, x.length, 0f);
+        for (int t = 0; t < T; t++) {
+            pos[t] = t < count ? position + t : -1;
         }
-    }
-
-    /** Runs one token (its embedding in {@code embedding[off..off+C)}) at {@code position} through every block. */
-    void token(float[] embedding, int off, int position) {
-        if (position >= contextLength) {
-            throw new IllegalArgumentException("position " + position + " beyond the device plan's context " + contextLength);
-        }
-        System.arraycopy(embedding, off, x, 0, x.length);
-        pos[0] = position;
+        n[0] = count;
         for (int l = 0; l < nLayers; l++) {
             runner.execute(l);
         }
     }
 
-    /** The logits of the last token run, copied into {@code out[0..V)}. */
+    /** The logits of the last token of the last chunk run, copied into {@code out[0..V)}. */
     void logits(float[] out) {
         runner.execute(nLayers);
         System.arraycopy(logits, 0, out, 0, logits.length);

@@ -12,12 +12,15 @@ import java.util.function.Function;
 
 /**
  * The TornadoVM backend: the forward pass as per-layer task graphs on a device
- * ({@link InferencePlan}). Prompts are processed a token at a time through the decode graphs. The
+ * ({@link InferencePlan}). Prompts are processed in batched chunks of up to the state's batch size
+ * ({@link #MAX_CHUNK} at most), decoding one token at a time through the same graphs. The
  * plan is built (and the weights uploaded) at the first token of a sequence, and again whenever the
  * weights, the active adapters or their values have changed by then; within a sequence they must
  * stay as they were.
  */
 public final class TornadoBackend implements Backend {
+    /** The most prompt tokens one batched execution of the block graphs takes (the attention scratch grows with it). */
+    static final int MAX_CHUNK = 64;
     private final Function<DevicePlan, PlanRunner> runners;
     private InferencePlan plan;
     private List<Object> builtFor;
@@ -54,8 +57,8 @@ public final class TornadoBackend implements Backend {
                     + "(position " + pos + "); the tornado backend uploads them at the start of a sequence: start again from position 0");
         }
         int C = m.config().dim();
-        for (int t = 0; t < T; t++) {
-            plan.token(s.x, t * C, pos + t);
+        for (int done = 0; done < T; done += plan.T) {
+            plan.chunk(s.x, done * C, Math.min(plan.T, T - done), pos + done);
         }
         if (logitRows == 1) {
             plan.logits(s.logits);
@@ -67,7 +70,7 @@ public final class TornadoBackend implements Backend {
             plan.close();
             plan = null;
         }
-        plan = new InferencePlan(m, s.contextLength, runners);
+        plan = new InferencePlan(m, s.contextLength, Math.min(s.maxT, MAX_CHUNK), runners);
         builtFor = key;
         builtHash = hash;
     }
@@ -84,6 +87,7 @@ public final class TornadoBackend implements Backend {
             key.add(a.scale());
         }
         key.add(s.contextLength);
+        key.add(s.maxT);
         return key;
     }
 

@@ -1,18 +1,13 @@
 package io.lora4j.tornado;
 
 import io.lora4j.kernels.AdamW;
-import io.lora4j.kernels.Attention;
-import io.lora4j.kernels.CrossEntropy;
 import io.lora4j.kernels.Dequant;
-import io.lora4j.kernels.Dropout;
-import io.lora4j.kernels.Matmul;
-import io.lora4j.kernels.RmsNorm;
-import io.lora4j.kernels.Rope;
 import io.lora4j.kernels.Sgd;
-import io.lora4j.kernels.SwiGlu;
 import io.lora4j.kernels.VectorOps;
 import io.lora4j.model.Llama;
 import io.lora4j.model.LlamaConfig;
+import io.lora4j.model.block.Buf;
+import io.lora4j.model.block.LlamaBlock;
 import io.lora4j.model.lora.LinearModule;
 import io.lora4j.model.lora.LoraAdapter;
 import io.lora4j.model.lora.LoraLayer;
@@ -27,9 +22,9 @@ import java.util.List;
 import java.util.function.Function;
 
 /**
- * LoRA training on a device: the forward pass, the hand-written backward pass and the optimizer
- * step as task graphs; the same math as {@link TrainGraph} with gradient checkpointing (which gives
- * TrainGraph's gradients exactly) and the JVM optimizers.
+ * LoRA training on a device: {@link LlamaBlock}'s forward and backward recorded by {@link DeviceOps}
+ * as task graphs, and the optimizer step; the same math as {@link TrainGraph} with gradient
+ * checkpointing (which gives TrainGraph's gradients exactly) and the JVM optimizers.
  * <p>
  * Layout, llm.c style: every adapter tensor lives in one flat {@code params} buffer, its gradient at
  * the same offset of {@code grads}, the optimizer moments in {@code m} and {@code v}, so zeroing is
@@ -88,49 +83,21 @@ final class TrainPlan implements DeviceTraining, AutoCloseable {
     private record Seed(long[] holder, int layer, LinearModule module) {
     }
 
-    /** One adapted projection: where its tensors sit in params/grads, and its own scratch in one graph. */
-    private static final class Branch {
-        final LoraLayer ll;
-        final int aOff, bOff, biasOff;
-        final float[] ax, bax, in, dys, dax, dIn, ones, biasOut;
-        final long[] seed = new long[1];
-
-        Branch(LoraLayer ll, int aOff, int bOff, int biasOff, int T, boolean dropout, boolean backward) {
-            this.ll = ll;
-            this.aOff = aOff;
-            this.bOff = bOff;
-            this.biasOff = biasOff;
-            ax = new float[T * ll.r];
-            bax = new float[T * ll.out];
-            in = dropout ? new float[T * ll.in] : null;
-            dys = backward ? new float[T * ll.out] : null;
-            dax = backward ? new float[T * ll.r] : null;
-            dIn = backward && dropout ? new float[T * ll.in] : null;
-            ones = ll.bias != null ? filled(T, 1f) : null;
-            biasOut = ll.bias != null ? new float[T * ll.out] : null;
-        }
-
-        Object[] arrays() {
-            return Arrays.stream(new Object[]{ax, bax, in, dys, dax, dIn, ones, biasOut}).filter(o -> o != null).toArray();
-        }
-    }
-
-    /** A block's activations in one graph (llm.c style named buffers, all (T, ·)), its weights and its branches. */
+    /** A block's activations in one graph (llm.c style named buffers, all (T, ·)), its constants and its executor. */
     private static final class Block {
         final float[] xIn, rstd1, xb1, q, k, v, att, attOut, xMid, rstd2, xb2, gate, up, hb, out;
         final float[] freqs, attnNorm, ffnNorm, drop = new float[1];
-        final int[] pos;
-        final DeviceMatrix[] w;
-        final Branch[] lora = new Branch[LinearModule.values().length];
+        final int[] pos, n;
+        DeviceOps ops;
 
-        Block(LlamaConfig c, int T, float[] xIn, float[] out, DeviceMatrix[] w, Llama m, int l) {
+        Block(LlamaConfig c, int T, float[] xIn, float[] out, Llama m, int l) {
             this.xIn = xIn;
             this.out = out;
-            this.w = w;
             freqs = m.ropeFreqs().clone(); // each graph owns its small constant arrays
             attnNorm = m.layer(l).attnNorm().clone();
             ffnNorm = m.layer(l).ffnNorm().clone();
             pos = positions(T);
+            n = new int[]{T};
             rstd1 = new float[T];
             xb1 = new float[T * c.dim()];
             q = new float[T * c.qDim()];
@@ -147,7 +114,29 @@ final class TrainPlan implements DeviceTraining, AutoCloseable {
         }
 
         Object[] own() {
-            return new Object[]{rstd1, xb1, q, k, v, att, attOut, xMid, rstd2, xb2, gate, up, hb, freqs, attnNorm, ffnNorm, pos};
+            return new Object[]{rstd1, xb1, q, k, v, att, attOut, xMid, rstd2, xb2, gate, up, hb, freqs, attnNorm, ffnNorm, pos, n};
+        }
+
+        /** The block's buffer names: ATT_PROJ is computed into X_MID and FFN_PROJ into X_OUT, so the residual adds run in place. */
+        float[] forward(Buf name) {
+            return switch (name) {
+                case X -> xIn;
+                case RSTD1 -> rstd1;
+                case XB1 -> xb1;
+                case Q -> q;
+                case K -> k;
+                case V -> v;
+                case ATT -> att;
+                case ATT_OUT -> attOut;
+                case ATT_PROJ, X_MID -> xMid;
+                case RSTD2 -> rstd2;
+                case XB2 -> xb2;
+                case GATE -> gate;
+                case UP -> up;
+                case HB -> hb;
+                case FFN_PROJ, X_OUT -> out;
+                default -> null;
+            };
         }
     }
 
@@ -211,28 +200,61 @@ final class TrainPlan implements DeviceTraining, AutoCloseable {
             }
             fg.copyIn(Mode.FIRST_EXECUTION, DeviceMatrix.buffers(w[l])); // uploaded once, used again by bwd_l
             fg.copyIn(Mode.FIRST_EXECUTION, xs[l + 1]);
-            Block b = block(fg, l, ad, xs[l], xs[l + 1], w[l], false);
-            blockForward(fg, b, "");
+            LlamaBlock.forward(block(fg, l, ad, xs[l], xs[l + 1], w[l], null).ops);
             idxFwd[l] = l;
         }
         float[] xbF = new float[T * C], rstdF = new float[T], logits = new float[Math.multiplyExact(T, c.vocabSize())];
         float[] probs = new float[logits.length];
         DeviceMatrix out = DeviceMatrix.of(m.baseOutput());
-        lossGraph(xs[L], xbF, rstdF, logits, probs, out);
+        float[] dResid = new float[T * C], dxbF = new float[T * C];
+        Function<Buf, float[]> head = b -> switch (b) {
+            case X -> xs[L];
+            case XF -> xbF;
+            case RSTD_F -> rstdF;
+            case LOGITS, D_LOGITS -> logits; // dlogits overwrite the logits
+            case PROBS -> probs;
+            case LOSSES -> losses;
+            case D_XF -> dxbF;
+            case D_X -> dResid;
+            default -> null;
+        };
+        Graph lg = plan.graph("loss");
+        float[] norm = m.outputNorm().clone();
+        int[] all = {T};
+        lg.copyIn(Mode.FIRST_EXECUTION, DeviceMatrix.buffers(out)).copyIn(Mode.FIRST_EXECUTION, norm, xbF, rstdF, logits, probs,
+                losses, all).copyIn(Mode.EVERY_EXECUTION, targets);
+        LlamaBlock.head(new DeviceOps(lg, c, T, null, all, null, null, null, null, head).head(norm, out).loss(targets, dlosses), true);
+        lg.copyOut(Mode.EVERY_EXECUTION, losses);
         idxLoss = L;
-        float[] dResid = new float[T * C];
-        headGraph(xs[L], xbF, rstdF, logits, probs, out, dResid);
+        Graph hg = plan.graph("head_bwd");
+        hg.copyIn(Mode.EVERY_EXECUTION, dlosses).copyIn(Mode.FIRST_EXECUTION, dxbF, dResid);
+        LlamaBlock.headBackward(new DeviceOps(hg, c, T, null, all, null, null, null, null, head).head(norm, out).loss(targets, dlosses));
         idxHead = L + 1;
         idxBwd = new int[L];
+        float[] dxb = new float[T * C], dq = new float[T * c.qDim()], dk = new float[T * c.kvDim()], dv = new float[T * c.kvDim()],
+                dAttOut = new float[T * c.qDim()], dh = new float[T * c.hiddenDim()], dgate = new float[T * c.hiddenDim()],
+                dup = new float[T * c.hiddenDim()];
+        Function<Buf, float[]> grads = b -> switch (b) {
+            case D_X -> dResid;
+            case D_XB -> dxb;
+            case D_Q -> dq;
+            case D_K -> dk;
+            case D_V -> dv;
+            case D_ATT_OUT -> dAttOut;
+            case D_HB -> dh;
+            case D_GATE -> dgate;
+            case D_UP -> dup;
+            default -> null;
+        };
         for (int l = L - 1; l >= 0; l--) {
             Graph bg = plan.graph("bwd_" + l);
             if (l == L - 1) {
                 bg.copyIn(Mode.FIRST_EXECUTION, g);
             }
-            Block b = block(bg, l, ad, xs[l], new float[T * C], w[l], true);
-            bg.copyIn(Mode.FIRST_EXECUTION, b.out);
-            blockForward(bg, b, "recompute_");
-            blockBackward(bg, b, dResid);
+            Block b = block(bg, l, ad, xs[l], new float[T * C], w[l], grads);
+            bg.copyIn(Mode.FIRST_EXECUTION, b.out).copyIn(Mode.FIRST_EXECUTION, dxb, dq, dk, dv, dAttOut, dh, dgate, dup);
+            LlamaBlock.forward(b.ops.prefix("recompute_")); // same dropout masks, from the same seeds
+            LlamaBlock.backward(b.ops.prefix(""));
             idxBwd[l] = plan.graphs().size() - 1;
         }
         Graph ng = plan.graph("norm");
@@ -272,21 +294,33 @@ final class TrainPlan implements DeviceTraining, AutoCloseable {
         return p;
     }
 
-    /** A block's buffers in graph {@code gr}, which owns them; the adapted projections' branches and seeds. */
-    private Block block(Graph gr, int l, LoraAdapter ad, float[] xIn, float[] out, DeviceMatrix[] w, boolean backward) {
-        Block b = new Block(c, T, xIn, out, w, m, l);
+    /**
+     * A block's buffers in graph {@code gr}, which owns them, and its executor over them (with the
+     * backward's gradient buffers when {@code backward}); the adapted projections' branches and seeds.
+     */
+    private Block block(Graph gr, int l, LoraAdapter ad, float[] xIn, float[] out, DeviceMatrix[] w,
+                        Function<Buf, float[]> grads) {
+        boolean backward = grads != null;
+        Block b = new Block(c, T, xIn, out, m, l);
         gr.copyIn(Mode.FIRST_EXECUTION, b.own()).copyIn(Mode.EVERY_EXECUTION, b.drop);
         dropHolders.add(b.drop);
+        b.ops = new DeviceOps(gr, c, T, b.pos, b.n, b.freqs, b.attnNorm, b.ffnNorm, w, name -> {
+            float[] a = b.forward(name);
+            return a != null || grads == null ? a : grads.apply(name);
+        });
+        if (backward) {
+            b.ops.backwardScratch();
+        }
         for (LinearModule mod : LinearModule.values()) {
             LoraLayer ll = ad.get(l, mod);
             if (ll == null) {
                 continue;
             }
-            int aOff = offset(ll.a), bOff = offset(ll.b), biasOff = ll.bias == null ? -1 : offset(ll.bias);
-            Branch br = new Branch(ll, aOff, bOff, biasOff, T, dropoutP > 0, backward);
-            b.lora[mod.ordinal()] = br;
-            gr.copyIn(Mode.FIRST_EXECUTION, br.arrays()).copyIn(Mode.EVERY_EXECUTION, br.seed);
-            seeds.add(new Seed(br.seed, l, mod));
+            DeviceOps.Branch br = b.ops.branch(mod, new DeviceOps.Branch(p, g, offset(ll.a), -1, offset(ll.b),
+                    ll.bias == null ? -1 : offset(ll.bias), ll.scaling, ll.r, ll.in, ll.out, T), dropoutP > 0 ? b.drop : null, backward);
+            if (br.seed != null) {
+                seeds.add(new Seed(br.seed, l, mod));
+            }
         }
         return b;
     }
@@ -298,129 +332,6 @@ final class TrainPlan implements DeviceTraining, AutoCloseable {
             }
         }
         throw new IllegalStateException("not an adapter tensor");
-    }
-
-    /** One block, b.xIn → b.out, filling b's activations; as TrainGraph.layerForward. */
-    private void blockForward(Graph gr, Block b, String prefix) {
-        int C = c.dim(), H = c.hiddenDim();
-        int halves = c.ropeStyle() == LlamaConfig.RopeStyle.HALVES ? 1 : 0;
-        float eps = c.rmsEps();
-        gr.task(prefix + "attn_norm", RmsNorm::forwardNaive, b.xb1, b.rstd1, b.xIn, b.attnNorm, T, C, eps);
-        linear(gr, b, prefix, LinearModule.Q_PROJ, b.q, b.xb1);
-        linear(gr, b, prefix, LinearModule.K_PROJ, b.k, b.xb1);
-        linear(gr, b, prefix, LinearModule.V_PROJ, b.v, b.xb1);
-        gr.task(prefix + "rope_q", Rope::forwardNaive, b.q, b.freqs, b.pos, T, c.nHeads(), c.headSize(), halves);
-        gr.task(prefix + "rope_k", Rope::forwardNaive, b.k, b.freqs, b.pos, T, c.nKvHeads(), c.headSize(), halves);
-        gr.task(prefix + "attention", Attention::forwardNaive, b.attOut, b.att, b.q, b.k, b.v, b.pos, T, c.nHeads(),
-                c.nKvHeads(), c.headSize(), T);
-        linear(gr, b, prefix, LinearModule.O_PROJ, b.xMid, b.attOut);
-        gr.task(prefix + "attn_residual", VectorOps::axpyNaive, b.xMid, b.xIn, 1f, T * C);
-        gr.task(prefix + "ffn_norm", RmsNorm::forwardNaive, b.xb2, b.rstd2, b.xMid, b.ffnNorm, T, C, eps);
-        linear(gr, b, prefix, LinearModule.GATE_PROJ, b.gate, b.xb2);
-        linear(gr, b, prefix, LinearModule.UP_PROJ, b.up, b.xb2);
-        gr.task(prefix + "swiglu", SwiGlu::forwardNaive, b.hb, b.gate, b.up, T * H);
-        linear(gr, b, prefix, LinearModule.DOWN_PROJ, b.out, b.hb);
-        gr.task(prefix + "ffn_residual", VectorOps::axpyNaive, b.out, b.xMid, 1f, T * C);
-    }
-
-    /** y = W x (+ s·(B A dropout(x) + bias) when the module is adapted), as TrainGraph.linear. */
-    private void linear(Graph gr, Block b, String prefix, LinearModule mod, float[] y, float[] x) {
-        String id = prefix + mod.peftName;
-        b.w[mod.ordinal()].matmul(gr, id, y, x, T);
-        Branch br = b.lora[mod.ordinal()];
-        if (br == null) {
-            return;
-        }
-        LoraLayer ll = br.ll;
-        float[] in = x;
-        if (br.in != null) {
-            gr.task(id + "_dropout", Dropout::forwardNaive, br.in, x, br.seed, b.drop, T * ll.in);
-            in = br.in;
-        }
-        gr.task(id + "_lora_a", Matmul::forwardNaive, br.ax, in, p, br.aOff, T, ll.r, ll.in);
-        gr.task(id + "_lora_b", Matmul::forwardNaive, br.bax, br.ax, p, br.bOff, T, ll.out, ll.r);
-        gr.task(id + "_lora_add", VectorOps::axpyNaive, y, br.bax, ll.scaling, T * ll.out);
-        if (ll.bias != null) {
-            gr.task(id + "_lora_bias", Matmul::forwardNaive, br.biasOut, br.ones, p, br.biasOff, T, ll.out, 1);
-            gr.task(id + "_lora_bias_add", VectorOps::axpyNaive, y, br.biasOut, ll.scaling, T * ll.out);
-        }
-    }
-
-    private void lossGraph(float[] xL, float[] xbF, float[] rstdF, float[] logits, float[] probs, DeviceMatrix out) {
-        Graph gr = plan.graph("loss");
-        float[] norm = m.outputNorm().clone();
-        gr.copyIn(Mode.FIRST_EXECUTION, DeviceMatrix.buffers(out)).copyIn(Mode.FIRST_EXECUTION, norm, xbF, rstdF, logits, probs, losses)
-                .copyIn(Mode.EVERY_EXECUTION, targets);
-        gr.task("output_norm", RmsNorm::forwardNaive, xbF, rstdF, xL, norm, T, c.dim(), c.rmsEps());
-        out.matmul(gr, "output", logits, xbF, T);
-        gr.task("cross_entropy", CrossEntropy::forwardNaive, losses, probs, logits, targets, T, c.vocabSize());
-        gr.copyOut(Mode.EVERY_EXECUTION, losses);
-    }
-
-    /** dlogits overwrite the logits. */
-    private void headGraph(float[] xL, float[] xbF, float[] rstdF, float[] logits, float[] probs, DeviceMatrix out,
-                           float[] dResid) {
-        Graph gr = plan.graph("head_bwd");
-        float[] norm = m.outputNorm().clone();
-        float[] dxbF = new float[T * c.dim()];
-        gr.copyIn(Mode.EVERY_EXECUTION, dlosses).copyIn(Mode.FIRST_EXECUTION, norm, dxbF, dResid);
-        gr.task("cross_entropy_bwd", CrossEntropy::backwardNaive, logits, probs, targets, dlosses, T, c.vocabSize());
-        out.backward(gr, "output_bwd", dxbF, logits, T, false);
-        gr.task("output_norm_bwd", RmsNorm::backwardNaive, dResid, dxbF, xL, norm, rstdF, T, c.dim());
-    }
-
-    /** dResid holds dL/d(block output) on entry and dL/d(block input) on exit; as TrainGraph.layerBackward. */
-    private void blockBackward(Graph gr, Block b, float[] dResid) {
-        int C = c.dim(), H = c.hiddenDim();
-        int halves = c.ropeStyle() == LlamaConfig.RopeStyle.HALVES ? 1 : 0;
-        float[] dxb = new float[T * C], tmpC = new float[T * C], dq = new float[T * c.qDim()], dk = new float[T * c.kvDim()],
-                dv = new float[T * c.kvDim()], dAttOut = new float[T * c.qDim()], dAtt = new float[T * c.nHeads() * T],
-                dh = new float[T * H], dgate = new float[T * H], dup = new float[T * H];
-        gr.copyIn(Mode.FIRST_EXECUTION, dxb, tmpC, dq, dk, dv, dAttOut, dAtt, dh, dgate, dup);
-        // FFN: out = xMid + down(silu(gate)·up)
-        linearBackward(gr, b, LinearModule.DOWN_PROJ, dh, false, dResid, b.hb);
-        gr.task("swiglu_bwd", SwiGlu::backwardNaive, dgate, dup, dh, b.gate, b.up, T * H);
-        linearBackward(gr, b, LinearModule.GATE_PROJ, dxb, false, dgate, b.xb2);
-        linearBackward(gr, b, LinearModule.UP_PROJ, dxb, true, dup, b.xb2);
-        gr.task("ffn_norm_bwd", RmsNorm::backwardNaive, tmpC, dxb, b.xMid, b.ffnNorm, b.rstd2, T, C);
-        gr.task("ffn_residual_bwd", VectorOps::axpyNaive, dResid, tmpC, 1f, T * C);
-        // attention: xMid = xIn + o(attention(rope(q), rope(k), v))
-        linearBackward(gr, b, LinearModule.O_PROJ, dAttOut, false, dResid, b.attOut);
-        gr.task("attention_bwd_q", Attention::backwardQueryNaive, dq, dAtt, dAttOut, b.att, b.k, b.v, T, c.nHeads(),
-                c.nKvHeads(), c.headSize());
-        gr.task("attention_bwd_kv", Attention::backwardKeyValueNaive, dk, dv, dAtt, dAttOut, b.att, b.q, T, c.nHeads(),
-                c.nKvHeads(), c.headSize());
-        gr.task("rope_q_bwd", Rope::backwardNaive, dq, b.freqs, b.pos, T, c.nHeads(), c.headSize(), halves);
-        gr.task("rope_k_bwd", Rope::backwardNaive, dk, b.freqs, b.pos, T, c.nKvHeads(), c.headSize(), halves);
-        linearBackward(gr, b, LinearModule.Q_PROJ, dxb, false, dq, b.xb1);
-        linearBackward(gr, b, LinearModule.K_PROJ, dxb, true, dk, b.xb1);
-        linearBackward(gr, b, LinearModule.V_PROJ, dxb, true, dv, b.xb1);
-        gr.task("attn_norm_bwd", RmsNorm::backwardNaive, tmpC, dxb, b.xIn, b.attnNorm, b.rstd1, T, C);
-        gr.task("attn_residual_bwd", VectorOps::axpyNaive, dResid, tmpC, 1f, T * C);
-    }
-
-    /** dx (=, or += with accumulate) = Wᵀ dy + the LoRA branch's; its gradients accumulate. As TrainGraph.linearBackward. */
-    private void linearBackward(Graph gr, Block b, LinearModule mod, float[] dx, boolean accumulate, float[] dy, float[] x) {
-        String id = mod.peftName + "_bwd";
-        b.w[mod.ordinal()].backward(gr, id, dx, dy, T, accumulate);
-        Branch br = b.lora[mod.ordinal()];
-        if (br == null) {
-            return;
-        }
-        LoraLayer ll = br.ll;
-        gr.task(id + "_lora_dy", VectorOps::scaleNaive, br.dys, dy, ll.scaling, T * ll.out);
-        if (ll.bias != null) {
-            gr.task(id + "_lora_dbias", Matmul::backwardWeightNaive, g, br.biasOff, br.dys, br.ones, T, ll.out, 1);
-        }
-        gr.task(id + "_lora_db", Matmul::backwardWeightNaive, g, br.bOff, br.dys, br.ax, T, ll.out, ll.r);
-        gr.task(id + "_lora_dax", Matmul::backwardNaive, br.dax, br.dys, p, br.bOff, T, ll.out, ll.r, 0);
-        gr.task(id + "_lora_da", Matmul::backwardWeightNaive, g, br.aOff, br.dax, br.in != null ? br.in : x, T, ll.r, ll.in);
-        if (br.in != null) {
-            gr.task(id + "_lora_dx", Matmul::backwardNaive, br.dIn, br.dax, p, br.aOff, T, ll.r, ll.in, 0);
-            gr.task(id + "_dropout_bwd", Dropout::backwardNaive, dx, br.dIn, br.seed, b.drop, T * ll.in);
-        } else {
-            gr.task(id + "_lora_dx", Matmul::backwardNaive, dx, br.dax, p, br.aOff, T, ll.r, ll.in, 1);
-        }
     }
 
     // ---- host side ----

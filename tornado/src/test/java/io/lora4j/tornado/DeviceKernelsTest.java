@@ -4,6 +4,7 @@ import io.lora4j.kernels.AdamW;
 import io.lora4j.kernels.Attention;
 import io.lora4j.kernels.CrossEntropy;
 import io.lora4j.kernels.Dropout;
+import io.lora4j.kernels.Lora;
 import io.lora4j.kernels.Matmul;
 import io.lora4j.kernels.RmsNorm;
 import io.lora4j.kernels.Rope;
@@ -101,10 +102,10 @@ class DeviceKernelsTest {
     static Stream<Case> cases() {
         int Q = NH * HS, KV = NKV * HS;
         return Stream.of(
-                new Case("matmul f32", (g, in) -> g.task("k", Matmul::forwardNaive, in.f(T * R), in.f(T * C), in.f(5 + R * C), 5, T, R, C)),
-                new Case("matmul f16", (g, in) -> g.task("k", Matmul::forwardNaive, in.f(T * R), in.f(T * 64), in.halves(7 + R * 64), 7, T, R, 64)),
+                new Case("matmul f32", (g, in) -> g.task("k", Matmul::forwardNaive, in.f(T * R), in.f(T * C), in.f(5 + R * C), 5, in.ints(T), T, R, C)),
+                new Case("matmul f16", (g, in) -> g.task("k", Matmul::forwardNaive, in.f(T * R), in.f(T * 64), in.halves(7 + R * 64), 7, in.ints(T), T, R, 64)),
                 new Case("matmul q8_0", (g, in) -> g.task("k", Matmul::forwardNaive, in.f(T * R), in.f(T * 64), in.bytes(32 + R * 64),
-                        in.f(1 + R * 2), 32, T, R, 64)),
+                        in.f(1 + R * 2), 32, in.ints(T), T, R, 64)),
                 new Case("matmul input gradient f32", (g, in) -> g.task("k", Matmul::backwardNaive, in.f(T * C), in.f(T * R), in.f(R * C), 0,
                         T, R, C, 1)),
                 new Case("matmul input gradient f16", (g, in) -> g.task("k", Matmul::backwardNaive, in.f(T * 64), in.f(T * R),
@@ -123,6 +124,12 @@ class DeviceKernelsTest {
                         HS, 1)),
                 new Case("attention", (g, in) -> g.task("k", Attention::forwardNaive, in.f(T * Q), in.f(T * NH * 8), in.f(T * Q), in.f(8 * KV),
                         in.f(8 * KV), in.ints(2, 5, 7), T, NH, NKV, HS, 8)),
+                new Case("attention with a padding row", (g, in) -> g.task("k", Attention::forwardNaive, in.f(T * Q), in.f(T * NH * 8),
+                        in.f(T * Q), in.f(8 * KV), in.f(8 * KV), in.ints(3, 4, -1), T, NH, NKV, HS, 8)),
+                new Case("lora branch, flat parameters", (g, in) -> g.task("k", Lora::forwardNaive, in.f(T * R), in.f(T * 4), in.f(T * C),
+                        in.f(9 + 4 * C + 4 + R * 4), 9, 9 + 4 * C, 9 + 4 * C + 4, in.ints(T), 0.5f, T, C, R, 4)),
+                new Case("bias rows", (g, in) -> g.task("k", VectorOps::addRowsNaive, in.f(T * 7), in.f(11), 4, 0.25f, T, 7)),
+                new Case("last live row", (g, in) -> g.task("k", VectorOps::lastRowNaive, in.f(C), in.f(T * C), in.ints(2), C)),
                 // every cache row is written: TornadoVM does not copy in an array its task only writes
                 new Case("kv store", (g, in) -> g.task("k", Attention::storeNaive, in.f(T * KV), in.f(T * KV), in.ints(2, 0, 1), T, KV)),
                 new Case("attention backward queries", (g, in) -> g.task("k", Attention::backwardQueryNaive, in.f(T * Q), in.f(T * NH * T),
