@@ -65,6 +65,11 @@ public final class TornadoBackend implements Backend {
         }
     }
 
+    /** Rows per batched execution of the current plan (0 before the first forward). */
+    int chunkRows() {
+        return plan == null ? 0 : plan.T;
+    }
+
     private void rebuild(Llama m, State s, List<Object> key, int hash) {
         if (plan != null) {
             plan.close();

@@ -101,6 +101,35 @@ class InferencePlanTest {
         }
     }
 
+    /**
+     * A 23-token prompt runs as batched chunks (8, 8, 7: the last padded) on the device, with two
+     * adapters active (one with a bias), and its logits are the JVM's batched prefill logits; decoding
+     * then continues through the same graphs one token at a time.
+     */
+    @ParameterizedTest
+    @EnumSource(value = GgmlType.class, names = {"F32", "Q8_0"})
+    void batchedPrefillOnTheDeviceGivesTheJvmPrefillLogits(GgmlType type, @TempDir Path dir) throws Exception {
+        Path f = dir.resolve("m.gguf");
+        RandomModel.write(f, SMALL, type, 12, null);
+        try (GgufFile src = GgufFile.open(f); Backend jvm = Backend.named("jvm"); TornadoBackend dev = emulated()) {
+            Llama m = new Llama(src);
+            m.addAdapter(adapter(m, "a", 4, "lora_only", List.of("all-linear"), 1));
+            m.addAdapter(adapter(m, "b", 2, "none", List.of("q_proj", "down_proj"), 2));
+            m.setActive(Map.of("a", 0.7f, "b", 1.3f));
+            int n = 23;
+            int[] ids = new int[n + 3];
+            for (int i = 0; i < ids.length; i++) {
+                ids[i] = (i * 29 + 3) % SMALL.vocabSize();
+            }
+            State a = m.newState(8, SMALL.contextLength()), b = m.newState(8, SMALL.contextLength());
+            assertClose(m.forward(jvm, a, ids, 0, n, 0), m.forward(dev, b, ids, 0, n, 0), 1e-4f, "prefill");
+            assertEquals(8, dev.chunkRows(), "the device plan takes chunks of the state's batch size");
+            for (int i = n; i < ids.length; i++) {
+                assertClose(m.forward(jvm, a, ids, i, 1, i), m.forward(dev, b, ids, i, 1, i), 1e-4f, "decode at " + i);
+            }
+        }
+    }
+
     @Test
     void changingAdaptersMidSequenceIsRefusedAndANewSequenceRebuilds(@TempDir Path dir) throws Exception {
         Path f = dir.resolve("m.gguf");
