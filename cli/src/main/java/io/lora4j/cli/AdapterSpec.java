@@ -37,9 +37,9 @@ record AdapterSpec(Path dir, String name, float scale) {
         Map<String, Float> scales = new LinkedHashMap<>();
         for (String s : specs) {
             AdapterSpec a = parse(s);
-            m.addAdapter(PeftAdapters.load(a.dir(), m, a.name()));
+            m.adapters().add(PeftAdapters.load(a.dir(), m, a.name()));
             scales.put(a.name(), a.scale());
         }
-        m.setActive(scales);
+        m.adapters().activate(scales);
     }
 }

@@ -78,7 +78,7 @@ final class BenchCommand implements Callable<Integer> {
                     m.merge(ad, mergeMode.mode());
                     mode = " +lora(merged)";
                 } else {
-                    m.setAdapter(ad);
+                    m.adapters().set(ad);
                     mode = " +lora";
                 }
             }

@@ -74,9 +74,9 @@ final class DemoCommand implements Callable<Integer> {
             System.out.println("adapter saved to " + output);
             System.out.println();
             System.out.println("without the adapter: " + greedy(lm, backend, 60));
-            lm.llama().setAdapter(adapter);
+            lm.llama().adapters().set(adapter);
             System.out.println("with the adapter:    " + greedy(lm, backend, 60));
-            lm.llama().setAdapter(null);
+            lm.llama().adapters().set(null);
         }
         return 0;
     }

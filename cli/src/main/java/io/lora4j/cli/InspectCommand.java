@@ -1,7 +1,7 @@
 package io.lora4j.cli;
 
 import io.lora4j.kernels.GgmlType;
-import io.lora4j.model.LlamaConfig;
+import io.lora4j.model.arch.LlamaConfig;
 import io.lora4j.model.MemoryReport;
 import io.lora4j.model.Quantization;
 import io.lora4j.model.format.ModelFiles;

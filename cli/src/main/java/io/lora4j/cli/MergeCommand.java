@@ -1,5 +1,6 @@
 package io.lora4j.cli;
 
+import io.lora4j.model.lora.Merge;
 import io.lora4j.kernels.GgmlType;
 import io.lora4j.model.Backend;
 import io.lora4j.model.Generator;
@@ -64,7 +65,7 @@ final class MergeCommand implements Callable<Integer> {
             case "f16" -> GgmlType.F16;
             default -> throw new IllegalArgumentException("--type must be f32 or f16, got '" + type + "'");
         };
-        Llama.MergeMode mode = mergeMode.mode();
+        Merge.Mode mode = mergeMode.mode();
         if (sampleTokens < 1) {
             throw new IllegalArgumentException("--sample-tokens must be >= 1");
         }
@@ -74,25 +75,25 @@ final class MergeCommand implements Callable<Integer> {
             for (int i = 0; i < adapters.size(); i++) {
                 loaded.add(PeftAdapters.load(adapters.get(i), m, i + ":" + adapters.get(i).getFileName()));
             }
-            boolean measure = m.quantizedBase() && mode != Llama.MergeMode.FLOAT_ONLY;
+            boolean measure = m.quantizedBase() && mode != Merge.Mode.FLOAT_ONLY;
             String base = TrainCommand.describeBase(lm);
             int[] sample = null;
             float[][] unmerged = null;
             if (measure) {
                 Map<String, Float> all = new LinkedHashMap<>();
                 for (LoraAdapter a : loaded) {
-                    m.addAdapter(a);
+                    m.adapters().add(a);
                     all.put(a.name(), 1f);
                 }
-                m.setActive(all);
+                m.adapters().activate(all);
                 sample = sample(m, backend, lm.tokenizer().bos());
                 unmerged = MergeError.logits(m, backend, sample);
-                m.disableAdapters();
+                m.adapters().disable();
             }
             for (int i = 0; i < loaded.size(); i++) {
                 m.merge(loaded.get(i), mode);
                 System.err.println("merged " + adapters.get(i) + " (" + loaded.get(i).layers().size() + " projections"
-                        + (mode == Llama.MergeMode.FLOAT_ONLY ? "" : ", " + mode.name().toLowerCase(Locale.ROOT)) + ")");
+                        + (mode == Merge.Mode.FLOAT_ONLY ? "" : ", " + mode.name().toLowerCase(Locale.ROOT)) + ")");
             }
             if (measure) {
                 MergeError e = MergeError.between(MergeError.logits(m, backend, sample), unmerged);

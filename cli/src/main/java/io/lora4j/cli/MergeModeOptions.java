@@ -1,5 +1,6 @@
 package io.lora4j.cli;
 
+import io.lora4j.model.lora.Merge;
 import io.lora4j.model.Llama;
 import picocli.CommandLine.Option;
 
@@ -13,10 +14,10 @@ public final class MergeModeOptions {
             + "base's own type (int8, nf4, fp4, Q8_0, Q4_0); the error this introduces is measured and reported.")
     boolean requantize;
 
-    Llama.MergeMode mode() {
+    Merge.Mode mode() {
         if (dequantize && requantize) {
             throw new IllegalArgumentException("--dequantize and --requantize exclude each other");
         }
-        return requantize ? Llama.MergeMode.REQUANTIZE : dequantize ? Llama.MergeMode.DEQUANTIZE : Llama.MergeMode.FLOAT_ONLY;
+        return requantize ? Merge.Mode.REQUANTIZE : dequantize ? Merge.Mode.DEQUANTIZE : Merge.Mode.FLOAT_ONLY;
     }
 }

@@ -75,6 +75,26 @@ public final class Lora {
         }
     }
 
+    /**
+     * The branch folded into its base weight: {@code w += s · B diag(e) A} (merge; unmerging restores the
+     * original instead of subtracting). Naive: merging is rare and memory-bound.
+     *
+     * @param w (OUT, IN) accumulated
+     * @param a (r, IN)
+     * @param e (r)
+     * @param b (OUT, r)
+     */
+    public static void mergeNaive(float[] w, float[] a, float[] e, float[] b, float s, int IN, int OUT, int r) {
+        for (@Parallel int o = 0; o < OUT; o++) {
+            for (int j = 0; j < r; j++) {
+                float sb = s * b[o * r + j] * e[j];
+                for (int i = 0; i < IN; i++) {
+                    w[o * IN + i] += sb * a[j * IN + i];
+                }
+            }
+        }
+    }
+
     /** Fast twin of {@link #forwardNaive}, parallel over tokens (the JIT vectorises the inner dots). */
     public static void forward(float[] y, float[] ax, float[] x, float[] a, float[] e, float[] b, float s,
                                int T, int IN, int OUT, int r) {

@@ -28,17 +28,6 @@ public interface Backend extends AutoCloseable {
      */
     void forward(Llama model, State s, int T, int pos, int logitRows);
 
-    /**
-     * Training steps for {@code adapter} on this backend's device, for sequences of up to {@code maxT}
-     * tokens, or null when the backend trains on the JVM ({@link io.lora4j.model.train.TrainGraph}).
-     * The backend owns what it returns and frees it when closed. Throws IllegalArgumentException for
-     * a combination the device cannot train.
-     */
-    default io.lora4j.model.train.DeviceTraining training(Llama model, io.lora4j.model.lora.LoraAdapter adapter, int maxT,
-                                                         io.lora4j.model.train.TrainConfig cfg) {
-        return null;
-    }
-
     @Override
     default void close() {
     }

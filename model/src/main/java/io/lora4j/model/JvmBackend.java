@@ -1,5 +1,8 @@
 package io.lora4j.model;
 
+import io.lora4j.model.lora.AdapterSet;
+import io.lora4j.model.arch.Layer;
+import io.lora4j.model.arch.LlamaConfig;
 import io.lora4j.kernels.Attention;
 import io.lora4j.kernels.Lora;
 import io.lora4j.kernels.Matmul;
@@ -10,7 +13,7 @@ import io.lora4j.kernels.Weight;
 import io.lora4j.model.block.BlockOps;
 import io.lora4j.model.block.Buf;
 import io.lora4j.model.block.LlamaBlock;
-import io.lora4j.model.lora.LinearModule;
+import io.lora4j.model.arch.LinearModule;
 import io.lora4j.model.lora.LoraLayer;
 
 import java.util.List;
@@ -55,7 +58,7 @@ public final class JvmBackend implements Backend {
         private final Llama m;
         private final LlamaConfig c;
         private final State s;
-        private final List<Llama.Active> active;
+        private final List<AdapterSet.Active> active;
         private final boolean halves;
         private final int pos;
         private int T;
@@ -68,7 +71,7 @@ public final class JvmBackend implements Backend {
             this.s = s;
             this.T = T;
             this.pos = pos;
-            this.active = m.activeAdapters();
+            this.active = m.adapters().active();
             this.halves = c.ropeStyle() == LlamaConfig.RopeStyle.HALVES;
         }
 
@@ -114,7 +117,7 @@ public final class JvmBackend implements Backend {
 
         @Override
         public void matmul(LinearModule[] ms, Buf[] ys, Buf x) {
-            Llama.Layer w = m.layer(layer);
+            Layer w = m.layer(layer);
             if (ms.length == 1) {
                 Matmul.forward(buf(ys[0]), buf(x), ms[0].weight(w), T);
                 return;
@@ -131,7 +134,7 @@ public final class JvmBackend implements Backend {
         @Override
         public int adapters(LinearModule mod) {
             int n = 0;
-            for (Llama.Active a : active) {
+            for (AdapterSet.Active a : active) {
                 if (a.adapter().get(layer, mod) != null) {
                     n++;
                 }
@@ -140,8 +143,8 @@ public final class JvmBackend implements Backend {
         }
 
         /** The i-th active adapter that adapts mod in this block. */
-        private Llama.Active branch(LinearModule mod, int i) {
-            for (Llama.Active a : active) {
+        private AdapterSet.Active branch(LinearModule mod, int i) {
+            for (AdapterSet.Active a : active) {
                 if (a.adapter().get(layer, mod) != null && i-- == 0) {
                     return a;
                 }
@@ -151,14 +154,14 @@ public final class JvmBackend implements Backend {
 
         @Override
         public void lowRank(LinearModule mod, int i, Buf y, Buf x) {
-            Llama.Active a = branch(mod, i);
+            AdapterSet.Active a = branch(mod, i);
             LoraLayer ll = a.adapter().get(layer, mod);
             Lora.forward(buf(y), s.loraScratch(T * ll.r), buf(x), ll.a, ll.e, ll.b, a.scale() * ll.scaling, T, ll.in, ll.out, ll.r);
         }
 
         @Override
         public void bias(LinearModule mod, int i, Buf y) {
-            Llama.Active a = branch(mod, i);
+            AdapterSet.Active a = branch(mod, i);
             LoraLayer ll = a.adapter().get(layer, mod);
             if (ll.bias == null) {
                 return;

@@ -1,5 +1,8 @@
 package io.lora4j.model;
 
+import io.lora4j.model.arch.BaseModel;
+import io.lora4j.model.arch.Layer;
+import io.lora4j.model.arch.LlamaConfig;
 import io.lora4j.kernels.Dequant;
 import io.lora4j.kernels.GgmlType;
 import io.lora4j.kernels.Rope;
@@ -7,8 +10,11 @@ import io.lora4j.kernels.Weight;
 import io.lora4j.model.format.ModelFormatException;
 import io.lora4j.model.format.TensorInfo;
 import io.lora4j.model.format.WeightSource;
-import io.lora4j.model.lora.LinearModule;
+import io.lora4j.model.arch.LinearModule;
+import io.lora4j.model.lora.AdapterSet;
 import io.lora4j.model.lora.LoraAdapter;
+import io.lora4j.model.lora.LoraLayer;
+import io.lora4j.model.lora.Merge;
 
 import java.lang.foreign.MemorySegment;
 
@@ -20,21 +26,7 @@ import java.util.Arrays;
  * arrays. The math runs in a {@link Backend}, one plan per layer.
  * Glossary: C = dim, V vocab, T tokens in a chunk, L layers.
  */
-public final class Llama {
-
-    /** The weights of one transformer block. */
-    public record Layer(float[] attnNorm, Weight wq, Weight wk, Weight wv, Weight wo,
-                        float[] ffnNorm, Weight gate, Weight up, Weight down) {
-        /** Q, K and V: one input, multiplied in one dispatch. */
-        public Weight[] qkv() {
-            return new Weight[]{wq, wk, wv};
-        }
-
-        /** Gate and up: one input, multiplied in one dispatch. */
-        public Weight[] gateUp() {
-            return new Weight[]{gate, up};
-        }
-    }
+public final class Llama implements BaseModel {
 
     private final WeightSource source;
     private final LlamaConfig config;
@@ -48,14 +40,7 @@ public final class Llama {
     private Weight baseEmbd;
     private Weight baseOutputWeight;
     private final float[] ropeFreqs;
-    private final java.util.Map<String, LoraAdapter> adapters = new java.util.LinkedHashMap<>();
-    private final java.util.List<Active> active = new java.util.ArrayList<>();
-    private Weight adapterHead;
-    private float[] adapterEmbed;
-
-    /** An adapter applied in the forward pass with a weight ({@code y += scale·s·B A x}). */
-    public record Active(LoraAdapter adapter, float scale) {
-    }
+    private final AdapterSet adapters;
 
     public Llama(WeightSource source) {
         this(source, Quantization.NONE);
@@ -69,6 +54,7 @@ public final class Llama {
         this.source = source;
         this.config = source.config();
         this.quant = quant;
+        this.adapters = new AdapterSet(source.config());
         LlamaConfig c = config;
         int C = c.dim();
         tokenEmbd = matrix("token_embd.weight", c.vocabSize(), C);
@@ -131,6 +117,7 @@ public final class Llama {
         return v;
     }
 
+    @Override
     public LlamaConfig config() {
         return config;
     }
@@ -224,10 +211,17 @@ public final class Llama {
         return source;
     }
 
+    /** The path of the file or directory the weights came from. */
+    @Override
+    public String baseModelName() {
+        return source.path().toString();
+    }
+
     public Layer layer(int l) {
         return layers[l];
     }
 
+    @Override
     public Weight tokenEmbedding() {
         return tokenEmbd;
     }
@@ -237,8 +231,10 @@ public final class Llama {
     }
 
     /** The output projection in use: an active adapter's trained lm_head when it has one, else the base. */
+    @Override
     public Weight output() {
-        return adapterHead != null ? adapterHead : output;
+        Weight head = adapters.head();
+        return head != null ? head : output;
     }
 
     /** The base model's output projection (the token embedding when tied). */
@@ -246,154 +242,31 @@ public final class Llama {
         return output;
     }
 
-    /**
-     * Registers {@code a} under its name (replacing one of the same name) and makes it the only
-     * active adapter; {@code null} disables every adapter (the base model exactly). The base
-     * weights are never touched.
-     */
-    public void setAdapter(LoraAdapter a) {
-        if (a == null) {
-            disableAdapters();
-            return;
-        }
-        adapters.put(a.name(), a);
-        setActive(java.util.Map.of(a.name(), 1f));
+    /** The adapters loaded on this model and which are active. */
+    public AdapterSet adapters() {
+        return adapters;
     }
 
-    /** Registers a named adapter without activating it. */
-    public void addAdapter(LoraAdapter a) {
-        if (adapters.containsKey(a.name())) {
-            throw new IllegalArgumentException("an adapter named '" + a.name() + "' is already loaded");
-        }
-        adapters.put(a.name(), a);
-    }
-
-    /** The loaded adapters by name, in load order. */
-    public java.util.Map<String, LoraAdapter> adapters() {
-        return java.util.Collections.unmodifiableMap(adapters);
-    }
-
-    /**
-     * Activates the named adapters with per-adapter scales (several at once add up), in the given
-     * order. {@code lm_head} / {@code embed_tokens} copies come from the first active adapter that
-     * has them.
-     */
-    public void setActive(java.util.Map<String, Float> scales) {
-        java.util.List<Active> next = new java.util.ArrayList<>();
-        for (var e : scales.entrySet()) {
-            LoraAdapter a = adapters.get(e.getKey());
-            if (a == null) {
-                throw new IllegalArgumentException("no adapter named '" + e.getKey() + "' (loaded: " + adapters.keySet() + ")");
-            }
-            next.add(new Active(a, e.getValue()));
-        }
-        active.clear();
-        active.addAll(next);
-        adapterHead = null;
-        adapterEmbed = null;
-        for (Active x : active) {
-            if (adapterHead == null && x.adapter().lmHead != null) {
-                adapterHead = new Weight("lm_head", GgmlType.F32, MemorySegment.ofArray(x.adapter().lmHead), config.vocabSize(), config.dim());
-            }
-            if (adapterEmbed == null && x.adapter().embedTokens != null) {
-                adapterEmbed = x.adapter().embedTokens;
-            }
-        }
-    }
-
-    /** No adapter is applied: the forward pass is the base model's exactly. */
-    public void disableAdapters() {
-        setActive(java.util.Map.of());
-    }
-
-    /** Unloads the named adapter (deactivating it). */
-    public void deleteAdapter(String name) {
-        if (adapters.remove(name) == null) {
-            throw new IllegalArgumentException("no adapter named '" + name + "'");
-        }
-        java.util.Map<String, Float> keep = new java.util.LinkedHashMap<>();
-        for (Active x : active) {
-            if (!x.adapter().name().equals(name)) {
-                keep.put(x.adapter().name(), x.scale());
-            }
-        }
-        setActive(keep);
-    }
-
-    /** The adapters applied in the forward pass, with their scales. */
-    public java.util.List<Active> activeAdapters() {
-        return java.util.List.copyOf(active);
-    }
-
-    /** What merging does to a quantized projection. */
-    public enum MergeMode {
-        /** Float bases only: a quantized projection is refused with a message naming the two choices. */
-        FLOAT_ONLY,
-        /** Dequantize and keep the merged matrix in F32: exact, but no longer the quantized size. */
-        DEQUANTIZE,
-        /** Dequantize, merge, requantize to the projection's own type: the served size, with a rounding error. */
-        REQUANTIZE
-    }
-
-    /** {@link #merge(LoraAdapter, MergeMode)} with {@link MergeMode#FLOAT_ONLY}. */
+    /** {@link #merge(LoraAdapter, Merge.Mode)} with {@link Merge.Mode#FLOAT_ONLY}. */
     public void merge(LoraAdapter a) {
-        merge(a, MergeMode.FLOAT_ONLY);
+        merge(a, Merge.Mode.FLOAT_ONLY);
     }
 
     /**
-     * Merges {@code a} into the weights: every adapted projection becomes {@code W + s·B·A} (AdaLoRA:
-     * {@code W + s·B·(A ⊙ E)}) held in memory, an F32 matrix (or, with {@link MergeMode#REQUANTIZE}, one of the base's quantized type);
-     * the memory-mapped or load-time quantized original is kept for {@link #unmerge}. Trained
-     * {@code lm_head} / {@code embed_tokens} replace the base ones. Refuses non-finite results,
-     * adapters with a lora_B bias (Llama projections have no bias to merge it into) and, with
-     * {@link MergeMode#FLOAT_ONLY}, quantized projections; nothing changes when it refuses. After
-     * merging, generation runs at the base model's speed.
+     * Merges {@code a} into the weights ({@link Merge}): every adapted projection becomes its merged
+     * matrix, held in memory; the memory-mapped or load-time quantized original is kept for
+     * {@link #unmerge}. Trained {@code lm_head} / {@code embed_tokens} replace the base ones. Nothing
+     * changes when a branch is refused. After merging, generation runs at the base model's speed.
      */
-    public void merge(LoraAdapter a, MergeMode mode) {
+    public void merge(LoraAdapter a, Merge.Mode mode) {
         LlamaConfig c = config;
         Layer[] next = layers.clone();
-        for (io.lora4j.model.lora.LoraLayer ll : a.layers()) {
-            if (ll.bias != null) {
-                throw new IllegalArgumentException("adapter " + a.name() + ": " + ll.path()
-                        + " has a lora_B bias, which cannot be merged into a Llama projection (no bias)");
-            }
-            Weight base = ll.module.weight(next[ll.layer]);
-            if (base.type().isQuantized() && mode == MergeMode.FLOAT_ONLY) {
-                throw new IllegalArgumentException("merging adapter " + a.name() + " into " + ll.path() + ": the base weight "
-                        + base.name() + " is " + base.type() + " (quantized); choose --dequantize (merged matrices in F32: exact, "
-                        + "larger) or --requantize (dequantize, merge, requantize to " + base.type() + ": the served size, with "
-                        + "the error reported); nothing was merged");
-            }
-            if (mode == MergeMode.REQUANTIZE && base.type().isQuantized()) {
-                Requantize.check(base);
-            }
+        for (LoraLayer ll : a.layers()) {
+            Merge.check(a.name(), ll, ll.module.weight(next[ll.layer]), mode);
         }
-        for (io.lora4j.model.lora.LoraLayer ll : a.layers()) {
+        for (LoraLayer ll : a.layers()) {
             Layer w = next[ll.layer];
-            Weight base = ll.module.weight(w);
-            float[] m = Dequant.matrix(base);
-            for (int o = 0; o < ll.out; o++) {
-                for (int j = 0; j < ll.r; j++) {
-                    float sb = ll.scaling * ll.b[o * ll.r + j] * ll.e[j];
-                    if (sb == 0f) {
-                        continue;
-                    }
-                    for (int i = 0; i < ll.in; i++) {
-                        m[o * ll.in + i] += sb * ll.a[j * ll.in + i];
-                    }
-                }
-            }
-            for (int i = 0; i < m.length; i++) {
-                if (!Float.isFinite(m[i])) {
-                    throw new IllegalArgumentException("merging adapter " + a.name() + " into " + ll.path()
-                            + " gives a non-finite weight at " + i + "; nothing was merged");
-                }
-            }
-            String name = base.name() + "+" + a.name();
-            Weight merged = mode == MergeMode.REQUANTIZE && base.type().isQuantized()
-                    ? Requantize.like(base, name, m)
-                    : new Weight(name, GgmlType.F32, MemorySegment.ofArray(m), base.rows(), base.cols());
-            next[ll.layer] = with(w, ll.module, merged);
+            next[ll.layer] = w.with(ll.module, Merge.merged(a.name(), ll, ll.module.weight(w), mode));
         }
         System.arraycopy(next, 0, layers, 0, layers.length);
         if (a.lmHead != null) {
@@ -403,18 +276,6 @@ public final class Llama {
             tokenEmbd = new Weight("embed_tokens+" + a.name(), GgmlType.F32, MemorySegment.ofArray(a.embedTokens.clone()), c.vocabSize(), c.dim());
         }
         merged.add(a.name());
-    }
-
-    private static Layer with(Layer w, io.lora4j.model.lora.LinearModule m, Weight x) {
-        return switch (m) {
-            case Q_PROJ -> new Layer(w.attnNorm(), x, w.wk(), w.wv(), w.wo(), w.ffnNorm(), w.gate(), w.up(), w.down());
-            case K_PROJ -> new Layer(w.attnNorm(), w.wq(), x, w.wv(), w.wo(), w.ffnNorm(), w.gate(), w.up(), w.down());
-            case V_PROJ -> new Layer(w.attnNorm(), w.wq(), w.wk(), x, w.wo(), w.ffnNorm(), w.gate(), w.up(), w.down());
-            case O_PROJ -> new Layer(w.attnNorm(), w.wq(), w.wk(), w.wv(), x, w.ffnNorm(), w.gate(), w.up(), w.down());
-            case GATE_PROJ -> new Layer(w.attnNorm(), w.wq(), w.wk(), w.wv(), w.wo(), w.ffnNorm(), x, w.up(), w.down());
-            case UP_PROJ -> new Layer(w.attnNorm(), w.wq(), w.wk(), w.wv(), w.wo(), w.ffnNorm(), w.gate(), x, w.down());
-            case DOWN_PROJ -> new Layer(w.attnNorm(), w.wq(), w.wk(), w.wv(), w.wo(), w.ffnNorm(), w.gate(), w.up(), x);
-        };
     }
 
     /** Restores the memory-mapped base weights exactly and forgets every merge. */
@@ -469,8 +330,8 @@ public final class Llama {
                 if (tok < 0 || tok >= config.vocabSize()) {
                     throw new IllegalArgumentException("token id " + tok + " outside the vocabulary [0, " + config.vocabSize() + ")");
                 }
-                if (adapterEmbed != null) {
-                    System.arraycopy(adapterEmbed, tok * C, s.x, t * C, C);
+                if (adapters.embed() != null) {
+                    System.arraycopy(adapters.embed(), tok * C, s.x, t * C, C);
                 } else {
                     Dequant.row(tokenEmbd, tok, s.x, t * C);
                 }

@@ -1,5 +1,7 @@
 package io.lora4j.model;
 
+import io.lora4j.model.arch.Layer;
+import io.lora4j.model.arch.LlamaConfig;
 import io.lora4j.kernels.Dequant;
 import io.lora4j.kernels.GgmlType;
 import io.lora4j.kernels.Weight;
@@ -156,7 +158,7 @@ public final class MergedExport {
         SafetensorsWriter st = new SafetensorsWriter();
         st.add("model.embed_tokens.weight", type, new long[]{c.vocabSize(), c.dim()}, fill(m.tokenEmbedding(), type, 0));
         for (int l = 0; l < c.nLayers(); l++) {
-            Llama.Layer w = m.layer(l);
+            Layer w = m.layer(l);
             String p = "model.layers." + l + ".";
             st.add(p + "input_layernorm.weight", type, new long[]{c.dim()}, vector(w.attnNorm(), type));
             st.add(p + "self_attn.q_proj.weight", type, new long[]{c.qDim(), c.dim()}, fill(w.wq(), type, permute ? c.nHeads() : 0));

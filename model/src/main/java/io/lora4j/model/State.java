@@ -1,5 +1,7 @@
 package io.lora4j.model;
 
+import io.lora4j.model.arch.LlamaConfig;
+
 /**
  * Run state of one sequence: activation buffers for a chunk of up to {@code maxT} tokens, sized
  * once, and the KV cache. Every buffer is named so a device backend can mirror it.

@@ -1,11 +1,13 @@
 package io.lora4j.model;
 
+import io.lora4j.model.lora.Merge;
+import io.lora4j.model.arch.LlamaConfig;
 import io.lora4j.kernels.GgmlType;
 import io.lora4j.kernels.Weight;
 import io.lora4j.model.format.ModelFormatException;
 import io.lora4j.model.format.TensorInfo;
 import io.lora4j.model.format.WeightSource;
-import io.lora4j.model.lora.LinearModule;
+import io.lora4j.model.arch.LinearModule;
 import io.lora4j.model.lora.LoraAdapter;
 import io.lora4j.model.lora.LoraConfig;
 import org.junit.jupiter.api.Test;
@@ -134,7 +136,7 @@ class QuantizationTest {
         Llama k = new Llama(QuantizedBases.wide(GgmlType.Q4_K, 2));
         float[] kBase = logits(k);
         LoraAdapter ka = adapter(k);
-        e = assertThrows(IllegalArgumentException.class, () -> k.merge(ka, Llama.MergeMode.REQUANTIZE));
+        e = assertThrows(IllegalArgumentException.class, () -> k.merge(ka, Merge.Mode.REQUANTIZE));
         assertTrue(e.getMessage().contains("is Q4_K: lora4j has no Q4_K quantizer"), e.getMessage());
         assertArrayEquals(kBase, logits(k));
     }
@@ -152,18 +154,18 @@ class QuantizationTest {
             GgmlType type = m.layer(0).wq().type();
             LoraAdapter a = adapter(m);
             float[] base = logits(m);
-            m.setAdapter(a);
+            m.adapters().set(a);
             float[][] unmerged = MergeError.logits(m, b, PROBE);
-            m.disableAdapters();
+            m.adapters().disable();
 
-            m.merge(a, Llama.MergeMode.DEQUANTIZE);
+            m.merge(a, Merge.Mode.DEQUANTIZE);
             assertEquals(GgmlType.F32, m.layer(0).wq().type());
             MergeError exact = MergeError.between(MergeError.logits(m, b, PROBE), unmerged);
             assertTrue(exact.maxAbsLogit() < 1e-4 && exact.meanKl() < 1e-9, q + " dequantized merge: " + exact.describe());
             m.unmerge();
             assertArrayEquals(base, logits(m), "unmerge restores the quantized base exactly");
 
-            m.merge(a, Llama.MergeMode.REQUANTIZE);
+            m.merge(a, Merge.Mode.REQUANTIZE);
             for (LinearModule mod : LinearModule.values()) {
                 assertEquals(type, mod.weight(m.layer(1)).type(), q + " " + mod.peftName + " requantized");
             }
@@ -174,7 +176,7 @@ class QuantizationTest {
         }
         // a stored Q8_0 base requantizes to Q8_0 bytes
         Llama q8 = new Llama(QuantizedBases.wide(GgmlType.Q8_0, 4));
-        q8.merge(adapter(q8), Llama.MergeMode.REQUANTIZE);
+        q8.merge(adapter(q8), Merge.Mode.REQUANTIZE);
         assertEquals(GgmlType.Q8_0, q8.layer(0).down().type());
     }
 

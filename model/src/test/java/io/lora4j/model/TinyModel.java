@@ -1,5 +1,6 @@
 package io.lora4j.model;
 
+import io.lora4j.model.arch.LlamaConfig;
 import io.lora4j.kernels.GgmlType;
 import io.lora4j.model.format.TensorInfo;
 import io.lora4j.model.format.WeightSource;

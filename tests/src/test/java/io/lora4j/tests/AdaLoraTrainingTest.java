@@ -84,7 +84,7 @@ class AdaLoraTrainingTest {
             LoraAdapter exported = PeftAdapters.load(loraDir, m, "lora");
             assertEquals(80, exported.layers().stream().mapToInt(l -> l.r).sum());
             assertClose(trained, logits(withAdapter(m, exported), PROBE), "exported plain LoRA");
-            m.setAdapter(null);
+            m.adapters().set(null);
             m.merge(ad);
             assertClose(trained, logits(m, PROBE), "merged");
             m.unmerge();
@@ -92,7 +92,7 @@ class AdaLoraTrainingTest {
     }
 
     static Llama withAdapter(Llama m, LoraAdapter a) {
-        m.setAdapter(a);
+        m.adapters().set(a);
         return m;
     }
 

@@ -1,7 +1,7 @@
 package io.lora4j.tests;
 
 import io.lora4j.kernels.GgmlType;
-import io.lora4j.model.LlamaConfig;
+import io.lora4j.model.arch.LlamaConfig;
 import io.lora4j.model.format.GgufFile;
 import io.lora4j.model.format.SafetensorsWriter;
 import io.lora4j.model.format.TensorInfo;

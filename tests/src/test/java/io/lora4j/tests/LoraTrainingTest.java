@@ -94,9 +94,9 @@ class LoraTrainingTest {
             // the memory-mapped base is bitwise unchanged
             assertEquals(before, digest(lm));
             // adapter disabled: the base logits, bitwise; enabled: different
-            m.setAdapter(ad);
+            m.adapters().set(ad);
             float[] adapted = logits(m, probe);
-            m.setAdapter(null);
+            m.adapters().set(null);
             assertArrayEquals(base, logits(m, probe));
             assertTrue(maxDiff(base, adapted) > 1e-3, "the adapter changes the output");
         }
@@ -108,9 +108,9 @@ class LoraTrainingTest {
             Llama m = lm.llama();
             int[] probe = {1, 403, 407, 261, 378, 432};
             float[] base = logits(m, probe);
-            m.setAdapter(new LoraAdapter("default", LoraConfig.of(8, 16f, LoraConfig.ALL_LINEAR), m, 1));
+            m.adapters().set(new LoraAdapter("default", LoraConfig.of(8, 16f, LoraConfig.ALL_LINEAR), m, 1));
             assertArrayEquals(base, logits(m, probe), "B = 0 at init, so the adapter adds exactly zero");
-            m.setAdapter(null);
+            m.adapters().set(null);
         }
     }
 

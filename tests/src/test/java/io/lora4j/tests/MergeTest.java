@@ -60,10 +60,10 @@ class MergeTest {
             Llama m = lm.llama();
             float[] base = logits(m);
             LoraAdapter a = adapter(m);
-            m.setAdapter(a);
+            m.adapters().set(a);
             float[] unmerged = logits(m);
             int[] unmergedTokens = greedy(m, 40);
-            m.setAdapter(null);
+            m.adapters().set(null);
             assertTrue(LoraTrainingTest.maxDiff(base, unmerged) > 1e-2, "the adapter matters");
 
             m.merge(a);

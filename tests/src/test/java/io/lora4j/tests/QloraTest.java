@@ -5,7 +5,7 @@ import io.lora4j.model.Llama;
 import io.lora4j.model.LoadedModel;
 import io.lora4j.model.MemoryReport;
 import io.lora4j.model.Quantization;
-import io.lora4j.model.lora.LinearModule;
+import io.lora4j.model.arch.LinearModule;
 import io.lora4j.model.lora.LoraAdapter;
 import io.lora4j.model.lora.LoraConfig;
 import io.lora4j.model.train.Datasets;

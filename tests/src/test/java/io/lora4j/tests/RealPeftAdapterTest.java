@@ -2,11 +2,11 @@ package io.lora4j.tests;
 
 import io.lora4j.kernels.GgmlType;
 import io.lora4j.model.Llama;
-import io.lora4j.model.LlamaConfig;
+import io.lora4j.model.arch.LlamaConfig;
 import io.lora4j.model.format.SafetensorsFile;
 import io.lora4j.model.format.TensorInfo;
 import io.lora4j.model.format.WeightSource;
-import io.lora4j.model.lora.LinearModule;
+import io.lora4j.model.arch.LinearModule;
 import io.lora4j.model.lora.LoraAdapter;
 import io.lora4j.model.lora.LoraLayer;
 import io.lora4j.model.lora.PeftAdapters;

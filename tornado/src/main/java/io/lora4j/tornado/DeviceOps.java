@@ -9,10 +9,10 @@ import io.lora4j.kernels.RmsNorm;
 import io.lora4j.kernels.Rope;
 import io.lora4j.kernels.SwiGlu;
 import io.lora4j.kernels.VectorOps;
-import io.lora4j.model.LlamaConfig;
+import io.lora4j.model.arch.LlamaConfig;
 import io.lora4j.model.block.BlockOps;
 import io.lora4j.model.block.Buf;
-import io.lora4j.model.lora.LinearModule;
+import io.lora4j.model.arch.LinearModule;
 import io.lora4j.tornado.DevicePlan.Graph;
 import io.lora4j.tornado.DevicePlan.Mode;
 

@@ -1,11 +1,13 @@
 package io.lora4j.tornado;
 
+import io.lora4j.model.lora.AdapterSet;
+import io.lora4j.model.arch.Layer;
 import io.lora4j.kernels.VectorOps;
 import io.lora4j.model.Llama;
-import io.lora4j.model.LlamaConfig;
+import io.lora4j.model.arch.LlamaConfig;
 import io.lora4j.model.block.Buf;
 import io.lora4j.model.block.LlamaBlock;
-import io.lora4j.model.lora.LinearModule;
+import io.lora4j.model.arch.LinearModule;
 import io.lora4j.model.lora.LoraLayer;
 import io.lora4j.tornado.DevicePlan.Graph;
 import io.lora4j.tornado.DevicePlan.Mode;
@@ -89,7 +91,7 @@ final class InferencePlan implements AutoCloseable {
 
     private void layer(Llama m, int l, Graph g, Function<Buf, float[]> bind) {
         LlamaConfig c = m.config();
-        Llama.Layer lw = m.layer(l);
+        Layer lw = m.layer(l);
         LinearModule[] mods = LinearModule.values();
         io.lora4j.kernels.Weight[] ws = new io.lora4j.kernels.Weight[mods.length];
         for (LinearModule mod : mods) {
@@ -104,7 +106,7 @@ final class InferencePlan implements AutoCloseable {
         List<LoraLayer> lls = new ArrayList<>();
         List<Float> scales = new ArrayList<>();
         int size = 0;
-        for (Llama.Active a : m.activeAdapters()) {
+        for (AdapterSet.Active a : m.adapters().active()) {
             for (LinearModule mod : mods) {
                 LoraLayer ll = a.adapter().get(l, mod);
                 if (ll != null && ll.r > 0) { // AdaLoRA can prune a module to rank 0

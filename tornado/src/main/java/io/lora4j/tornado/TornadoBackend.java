@@ -1,8 +1,10 @@
 package io.lora4j.tornado;
 
+import io.lora4j.model.lora.AdapterSet;
 import io.lora4j.model.Backend;
 import io.lora4j.model.Llama;
 import io.lora4j.model.State;
+import io.lora4j.model.train.TrainingBackend;
 import io.lora4j.model.lora.LoraLayer;
 
 import java.util.ArrayList;
@@ -18,7 +20,7 @@ import java.util.function.Function;
  * weights, the active adapters or their values have changed by then; within a sequence they must
  * stay as they were.
  */
-public final class TornadoBackend implements Backend {
+public final class TornadoBackend implements Backend, TrainingBackend {
     /** The most prompt tokens one batched execution of the block graphs takes (the attention scratch grows with it). */
     static final int MAX_CHUNK = 64;
     private final Function<DevicePlan, PlanRunner> runners;
@@ -87,7 +89,7 @@ public final class TornadoBackend implements Backend {
             key.add(m.layer(l));
         }
         key.add(m.output());
-        for (Llama.Active a : m.activeAdapters()) {
+        for (AdapterSet.Active a : m.adapters().active()) {
             key.add(a.adapter());
             key.add(a.scale());
         }
@@ -112,7 +114,7 @@ public final class TornadoBackend implements Backend {
     /** The adapters' current values (they may be trained in place between sequences). */
     private static int adapterHash(Llama m) {
         int h = 1;
-        for (Llama.Active a : m.activeAdapters()) {
+        for (AdapterSet.Active a : m.adapters().active()) {
             for (LoraLayer ll : a.adapter().layers()) {
                 h = 31 * h + Arrays.hashCode(ll.a);
                 h = 31 * h + Arrays.hashCode(ll.b);

@@ -4,7 +4,7 @@ import io.lora4j.kernels.GgmlType;
 import io.lora4j.model.Backend;
 import io.lora4j.model.Generator;
 import io.lora4j.model.Llama;
-import io.lora4j.model.LlamaConfig;
+import io.lora4j.model.arch.LlamaConfig;
 import io.lora4j.model.LoadedModel;
 import io.lora4j.model.Sampler;
 import io.lora4j.model.State;
@@ -74,12 +74,12 @@ class InferencePlanTest {
         RandomModel.write(f, SMALL, GgmlType.F16, 8, null);
         try (GgufFile src = GgufFile.open(f)) {
             Llama m = new Llama(src);
-            m.addAdapter(adapter(m, "a", 4, "lora_only", List.of("all-linear"), 1));
-            m.addAdapter(adapter(m, "b", 2, "none", List.of("q_proj", "down_proj"), 2));
+            m.adapters().add(adapter(m, "a", 4, "lora_only", List.of("all-linear"), 1));
+            m.adapters().add(adapter(m, "b", 2, "none", List.of("q_proj", "down_proj"), 2));
             Map<String, Float> scales = new LinkedHashMap<>();
             scales.put("a", 0.7f);
             scales.put("b", 1.3f);
-            m.setActive(scales);
+            m.adapters().activate(scales);
             compare(m, 8, 1e-4f);
         }
     }
@@ -96,7 +96,7 @@ class InferencePlanTest {
             LoraAdapter a = new LoraAdapter("ada", io.lora4j.model.lora.AdaLoraConfig.of(base, 4, 2, 1, 1, 1, 0.85f, 0.85f,
                     0.5f, 10), m, 7);
             a.lmHead[3] += 0.5f;
-            m.setAdapter(a);
+            m.adapters().set(a);
             compare(m, 6, 1e-4f);
         }
     }
@@ -113,9 +113,9 @@ class InferencePlanTest {
         RandomModel.write(f, SMALL, type, 12, null);
         try (GgufFile src = GgufFile.open(f); Backend jvm = Backend.named("jvm"); TornadoBackend dev = emulated()) {
             Llama m = new Llama(src);
-            m.addAdapter(adapter(m, "a", 4, "lora_only", List.of("all-linear"), 1));
-            m.addAdapter(adapter(m, "b", 2, "none", List.of("q_proj", "down_proj"), 2));
-            m.setActive(Map.of("a", 0.7f, "b", 1.3f));
+            m.adapters().add(adapter(m, "a", 4, "lora_only", List.of("all-linear"), 1));
+            m.adapters().add(adapter(m, "b", 2, "none", List.of("q_proj", "down_proj"), 2));
+            m.adapters().activate(Map.of("a", 0.7f, "b", 1.3f));
             int n = 23;
             int[] ids = new int[n + 3];
             for (int i = 0; i < ids.length; i++) {
@@ -140,7 +140,7 @@ class InferencePlanTest {
             int[] ids = {1, 5, 9};
             m.forward(b, s, ids, 0, 3, 0);
             LoraAdapter a = adapter(m, "a", 2, "none", List.of("v_proj"), 3);
-            m.setAdapter(a);
+            m.adapters().set(a);
             var e = assertThrows(IllegalStateException.class, () -> m.forward(b, s, ids, 0, 1, 3));
             assertTrue(e.getMessage().contains("middle of a sequence"), e.getMessage());
             float[] with = m.forward(b, s, ids, 0, 3, 0).clone();

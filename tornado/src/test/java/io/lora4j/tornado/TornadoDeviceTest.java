@@ -134,7 +134,7 @@ class TornadoDeviceTest {
         RandomModel.write(f, InferencePlanTest.SMALL, type, 7, null);
         try (GgufFile src = GgufFile.open(f)) {
             Llama m = new Llama(src);
-            m.setAdapter(InferencePlanTest.adapter(m, "a", 4, "lora_only", List.of("all-linear"), 1));
+            m.adapters().set(InferencePlanTest.adapter(m, "a", 4, "lora_only", List.of("all-linear"), 1));
             int[] ids = {1, 17, 33, 2, 60};
             try (TornadoBackend dev = new TornadoBackend(TornadoDeviceTest::device);
                  TornadoBackend ref = new TornadoBackend(JvmRunner::new)) {

@@ -1,6 +1,6 @@
 package io.lora4j.model.block;
 
-import io.lora4j.model.lora.LinearModule;
+import io.lora4j.model.arch.LinearModule;
 
 /**
  * The operations a {@link LlamaBlock} program is written in: each is one kernel op of

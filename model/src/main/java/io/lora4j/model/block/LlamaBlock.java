@@ -2,10 +2,10 @@ package io.lora4j.model.block;
 
 import io.lora4j.model.block.BlockOps.Heads;
 import io.lora4j.model.block.BlockOps.Norm;
-import io.lora4j.model.lora.LinearModule;
+import io.lora4j.model.arch.LinearModule;
 
 import static io.lora4j.model.block.Buf.*;
-import static io.lora4j.model.lora.LinearModule.*;
+import static io.lora4j.model.arch.LinearModule.*;
 
 /**
  * The Llama block and its output head, written once: forward and backward side by side (llm.c's

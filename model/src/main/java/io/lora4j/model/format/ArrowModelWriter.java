@@ -2,7 +2,7 @@ package io.lora4j.model.format;
 
 import com.google.flatbuffers.FlatBufferBuilder;
 import io.lora4j.kernels.GgmlType;
-import io.lora4j.model.LlamaConfig;
+import io.lora4j.model.arch.LlamaConfig;
 import org.apache.arrow.flatbuf.FieldNode;
 import org.apache.arrow.flatbuf.Message;
 import org.apache.arrow.flatbuf.MessageHeader;

@@ -1,7 +1,7 @@
 package io.lora4j.model.format;
 
 import io.lora4j.kernels.GgmlType;
-import io.lora4j.model.LlamaConfig;
+import io.lora4j.model.arch.LlamaConfig;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;

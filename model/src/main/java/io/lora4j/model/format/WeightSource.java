@@ -1,6 +1,6 @@
 package io.lora4j.model.format;
 
-import io.lora4j.model.LlamaConfig;
+import io.lora4j.model.arch.LlamaConfig;
 
 import java.nio.file.Path;
 import java.util.Map;

@@ -1,9 +1,10 @@
 package io.lora4j.model.lora;
 
+import io.lora4j.model.arch.LinearModule;
 import io.lora4j.kernels.Dequant;
 import io.lora4j.kernels.Weight;
-import io.lora4j.model.Llama;
-import io.lora4j.model.LlamaConfig;
+import io.lora4j.model.arch.BaseModel;
+import io.lora4j.model.arch.LlamaConfig;
 
 import java.util.ArrayList;
 import java.util.Collections;
@@ -13,7 +14,7 @@ import java.util.Map;
 import java.util.SplittableRandom;
 
 /**
- * One named LoRA or AdaLoRA adapter injected into a {@link Llama}: a {@link LoraLayer} for every
+ * One named LoRA or AdaLoRA adapter injected into a base model: a {@link LoraLayer} for every
  * targeted projection, and full trainable copies of {@code modules_to_save} ({@code lm_head},
  * {@code embed_tokens}). The base model is never modified: the copies are new arrays.
  * <p>
@@ -34,12 +35,12 @@ public final class LoraAdapter {
     public final float[] embedTokens;
     public final float[] dEmbedTokens;
 
-    public LoraAdapter(String name, LoraConfig config, Llama base, long seed) {
+    public LoraAdapter(String name, LoraConfig config, BaseModel base, long seed) {
         this(name, config, null, null, base, seed);
     }
 
     /** A fresh AdaLoRA adapter: init_r triplets per module, initialised as PEFT does, no rank pattern yet. */
-    public LoraAdapter(String name, AdaLoraConfig config, Llama base, long seed) {
+    public LoraAdapter(String name, AdaLoraConfig config, BaseModel base, long seed) {
         this(name, config.lora(), config, null, base, seed);
     }
 
@@ -47,11 +48,11 @@ public final class LoraAdapter {
      * An AdaLoRA adapter whose modules have the ranks {@code pattern} keeps (module path → flags over
      * init_r; a module without an entry keeps init_r), as PEFT loads a saved one; the loader fills the values.
      */
-    static LoraAdapter pruned(String name, AdaLoraConfig config, Map<String, boolean[]> pattern, Llama base) {
+    static LoraAdapter pruned(String name, AdaLoraConfig config, Map<String, boolean[]> pattern, BaseModel base) {
         return new LoraAdapter(name, config.lora(), config, pattern, base, 0);
     }
 
-    private LoraAdapter(String name, LoraConfig config, AdaLoraConfig ada, Map<String, boolean[]> pattern, Llama base, long seed) {
+    private LoraAdapter(String name, LoraConfig config, AdaLoraConfig ada, Map<String, boolean[]> pattern, BaseModel base, long seed) {
         this.name = name;
         this.config = config;
         this.adaLora = ada;

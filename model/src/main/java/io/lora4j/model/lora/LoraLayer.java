@@ -1,5 +1,6 @@
 package io.lora4j.model.lora;
 
+import io.lora4j.model.arch.LinearModule;
 import java.util.SplittableRandom;
 
 /**

@@ -1,5 +1,6 @@
 package io.lora4j.model.lora;
 
+import io.lora4j.model.arch.LinearModule;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
@@ -8,8 +9,8 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.lora4j.kernels.Dequant;
 import io.lora4j.kernels.GgmlType;
 import io.lora4j.kernels.Weight;
-import io.lora4j.model.Llama;
-import io.lora4j.model.LlamaConfig;
+import io.lora4j.model.arch.BaseModel;
+import io.lora4j.model.arch.LlamaConfig;
 import io.lora4j.model.format.ModelFormatException;
 import io.lora4j.model.format.SafetensorsFile;
 import io.lora4j.model.format.SafetensorsWriter;
@@ -55,16 +56,16 @@ public final class PeftAdapters {
     }
 
     /** Writes {@code dir/adapter_config.json} and {@code dir/adapter_model.safetensors} (each via temp + rename). */
-    public static void save(LoraAdapter a, Llama base, Path dir) {
+    public static void save(LoraAdapter a, BaseModel base, Path dir) {
         save(a, base, dir, true);
     }
 
     /**
-     * As {@link #save(LoraAdapter, Llama, Path)}; with {@code truncate} false an AdaLoRA adapter keeps
+     * As {@link #save(LoraAdapter, BaseModel, Path)}; with {@code truncate} false an AdaLoRA adapter keeps
      * every triplet and is written without rank_pattern (the pruned triplets have E = 0, so PEFT
      * loads the same update), which training checkpoints need to resume exactly.
      */
-    public static void save(LoraAdapter a, Llama base, Path dir, boolean truncate) {
+    public static void save(LoraAdapter a, BaseModel base, Path dir, boolean truncate) {
         try {
             Files.createDirectories(dir);
             LlamaConfig c = base.config();
@@ -96,7 +97,7 @@ public final class PeftAdapters {
             }
             w.write(dir.resolve(WEIGHTS));
             Map<String, boolean[]> pattern = ada && truncate ? a.rankPattern() : null;
-            writeAtomically(dir.resolve(CONFIG), configJson(a.config(), a.adaLora(), pattern, base.source().path().toString()));
+            writeAtomically(dir.resolve(CONFIG), configJson(a.config(), a.adaLora(), pattern, base.baseModelName()));
         } catch (IOException e) {
             throw new UncheckedIOException("cannot write adapter to " + dir + ": " + e.getMessage(), e);
         }
@@ -334,7 +335,7 @@ public final class PeftAdapters {
      * lora_B (and for AdaLoRA lora_E) of the right shapes, no tensor may be left over, and every
      * value must be finite.
      */
-    public static LoraAdapter load(Path dir, Llama base, String name) {
+    public static LoraAdapter load(Path dir, BaseModel base, String name) {
         Config cfg = readConfig(dir);
         LoraAdapter a;
         try {

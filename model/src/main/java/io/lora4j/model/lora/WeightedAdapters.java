@@ -1,6 +1,6 @@
 package io.lora4j.model.lora;
 
-import io.lora4j.model.Llama;
+import io.lora4j.model.arch.BaseModel;
 
 import java.util.ArrayList;
 import java.util.LinkedHashSet;
@@ -25,7 +25,7 @@ public final class WeightedAdapters {
     private WeightedAdapters() {
     }
 
-    public static LoraAdapter combine(Llama base, List<LoraAdapter> adapters, List<Float> weights, String name,
+    public static LoraAdapter combine(BaseModel base, List<LoraAdapter> adapters, List<Float> weights, String name,
                                       String combination, int svdRank) {
         if (adapters.isEmpty() || adapters.size() != weights.size()) {
             throw new IllegalArgumentException("add_weighted_adapter needs as many weights as adapters (and at least one)");

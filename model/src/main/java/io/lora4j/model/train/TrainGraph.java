@@ -12,11 +12,11 @@ import io.lora4j.kernels.Rope;
 import io.lora4j.kernels.SwiGlu;
 import io.lora4j.kernels.Weight;
 import io.lora4j.model.Llama;
-import io.lora4j.model.LlamaConfig;
+import io.lora4j.model.arch.LlamaConfig;
 import io.lora4j.model.block.BlockOps;
 import io.lora4j.model.block.Buf;
 import io.lora4j.model.block.LlamaBlock;
-import io.lora4j.model.lora.LinearModule;
+import io.lora4j.model.arch.LinearModule;
 import io.lora4j.model.lora.LoraAdapter;
 import io.lora4j.model.lora.LoraLayer;
 

@@ -89,7 +89,7 @@ public final class Trainer {
             throw new IllegalArgumentException("sequences of " + maxT + " tokens exceed the model's context "
                     + model.config().contextLength());
         }
-        device = backend == null ? null : backend.training(model, adapter, maxT, cfg);
+        device = backend instanceof TrainingBackend tb ? tb.training(model, adapter, maxT, cfg) : null;
         graph = device == null ? new TrainGraph(model, adapter, maxT, cfg.checkpointing()) : null;
         boolean adam = cfg.optimizer().equals("adamw");
         boolean momentum = !adam && cfg.beta1() > 0;

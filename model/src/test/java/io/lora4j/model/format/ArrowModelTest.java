@@ -1,5 +1,6 @@
 package io.lora4j.model.format;
 
+import io.lora4j.model.arch.LlamaConfig;
 import io.lora4j.kernels.GgmlType;
 import io.lora4j.model.Backend;
 import io.lora4j.model.Llama;
@@ -241,7 +242,7 @@ class ArrowModelTest {
      */
     @Test
     void mergedTiedModelGetsItsOwnOutputMatrix() throws IOException {
-        Llama m = new Llama(new io.lora4j.model.TinyModel(io.lora4j.model.TinyModel.config(io.lora4j.model.LlamaConfig.RopeStyle.ADJACENT),
+        Llama m = new Llama(new io.lora4j.model.TinyModel(io.lora4j.model.TinyModel.config(io.lora4j.model.arch.LlamaConfig.RopeStyle.ADJACENT),
                 5, true));
         io.lora4j.model.lora.LoraConfig c = new io.lora4j.model.lora.LoraConfig(2, 4f, 0f, List.of("q_proj"), null, "none", false,
                 "false", List.of(), Map.of(), Map.of(), List.of("lm_head"));

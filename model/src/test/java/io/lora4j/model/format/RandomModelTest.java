@@ -1,7 +1,7 @@
 package io.lora4j.model.format;
 
 import io.lora4j.kernels.GgmlType;
-import io.lora4j.model.LlamaConfig;
+import io.lora4j.model.arch.LlamaConfig;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;

@@ -1,8 +1,9 @@
 package io.lora4j.model.lora;
 
+import io.lora4j.model.arch.LinearModule;
 import io.lora4j.model.Backend;
 import io.lora4j.model.Llama;
-import io.lora4j.model.LlamaConfig;
+import io.lora4j.model.arch.LlamaConfig;
 import io.lora4j.model.format.ModelFormatException;
 import io.lora4j.model.format.SafetensorsFile;
 import org.junit.jupiter.api.Test;
@@ -55,12 +56,12 @@ class AdaLoraTest {
     }
 
     static float[] logits(Llama m, LoraAdapter a) {
-        m.setAdapter(a);
+        m.adapters().set(a);
         int[] ids = {1, 4, 7, 2, 9, 3};
         try (Backend b = Backend.named("jvm")) {
             return m.forward(b, m.newState(8, 16), ids, 0, ids.length, 0).clone();
         } finally {
-            m.setAdapter(null);
+            m.adapters().set(null);
         }
     }
 
@@ -116,7 +117,7 @@ class AdaLoraTest {
             }
         }
         assertEquals(0.02, Math.sqrt(sq / n), 0.003, "A ~ N(0, 0.02²)");
-        m.setAdapter(null);
+        m.adapters().set(null);
         assertArrayEquals(logits(m, null), logits(m, a), "E = 0: the adapter adds exactly zero");
         assertEquals(2L * (12 * 16 + 12 + 16 * 12) + 2L * (12 * 16 + 12 + 8 * 12), a.trainableParameters(),
                 "A, E and B of q (16 → 16) and v (16 → 8) in 2 layers");

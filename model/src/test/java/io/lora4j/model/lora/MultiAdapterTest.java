@@ -2,7 +2,7 @@ package io.lora4j.model.lora;
 
 import io.lora4j.model.Backend;
 import io.lora4j.model.Llama;
-import io.lora4j.model.LlamaConfig;
+import io.lora4j.model.arch.LlamaConfig;
 import io.lora4j.model.TinyModel;
 import org.junit.jupiter.api.Test;
 
@@ -46,49 +46,49 @@ class MultiAdapterTest {
         Llama m = model();
         float[] base = logits(m);
         LoraAdapter a = adapter(m, "a", 2, 1), b = adapter(m, "b", 3, 2);
-        m.addAdapter(a);
-        m.addAdapter(b);
-        assertEquals(List.of("a", "b"), List.copyOf(m.adapters().keySet()));
-        assertThrows(IllegalArgumentException.class, () -> m.addAdapter(adapter(m, "a", 2, 5)));
+        m.adapters().add(a);
+        m.adapters().add(b);
+        assertEquals(List.of("a", "b"), List.copyOf(m.adapters().loaded().keySet()));
+        assertThrows(IllegalArgumentException.class, () -> m.adapters().add(adapter(m, "a", 2, 5)));
         assertArrayEquals(base, logits(m), "loaded but inactive");
-        m.setActive(Map.of("a", 1f));
+        m.adapters().activate(Map.of("a", 1f));
         float[] withA = logits(m);
-        m.setActive(Map.of("b", 1f));
+        m.adapters().activate(Map.of("b", 1f));
         float[] withB = logits(m);
         assertTrue(LoraTrainingHelpers.maxDiff(withA, withB) > 1e-3);
-        m.disableAdapters();
+        m.adapters().disable();
         assertArrayEquals(base, logits(m), "disabled = base, bitwise");
-        m.setActive(Map.of("b", 1f));
-        m.deleteAdapter("b");
+        m.adapters().activate(Map.of("b", 1f));
+        m.adapters().delete("b");
         assertArrayEquals(base, logits(m), "deleting the active adapter deactivates it");
-        assertEquals(List.of("a"), List.copyOf(m.adapters().keySet()));
-        assertThrows(IllegalArgumentException.class, () -> m.setActive(Map.of("b", 1f)));
+        assertEquals(List.of("a"), List.copyOf(m.adapters().loaded().keySet()));
+        assertThrows(IllegalArgumentException.class, () -> m.adapters().activate(Map.of("b", 1f)));
     }
 
     @Test
     void catAndFullRankSvdEqualTheWeightedSumOfActiveAdapters() {
         Llama m = model();
         LoraAdapter a = adapter(m, "a", 2, 1), b = adapter(m, "b", 3, 2);
-        m.addAdapter(a);
-        m.addAdapter(b);
+        m.adapters().add(a);
+        m.adapters().add(b);
         Map<String, Float> both = new LinkedHashMap<>();
         both.put("a", 0.7f);
         both.put("b", 0.4f);
-        m.setActive(both);
+        m.adapters().activate(both);
         float[] sum = logits(m);
         LoraAdapter cat = WeightedAdapters.combine(m, List.of(a, b), List.of(0.7f, 0.4f), "cat", "cat", 0);
         assertEquals(5, cat.layers().get(0).r);
         assertEquals(1f, cat.layers().get(0).scaling);
-        m.setAdapter(cat);
+        m.adapters().set(cat);
         assertClose(sum, logits(m), 1e-5f);
         LoraAdapter svd = WeightedAdapters.combine(m, List.of(a, b), List.of(0.7f, 0.4f), "svd", "svd", 5);
-        m.setAdapter(svd);
+        m.adapters().set(svd);
         assertClose(sum, logits(m), 1e-4f);
         // a lower rank approximates: closer than no adapter at all
         LoraAdapter svd2 = WeightedAdapters.combine(m, List.of(a, b), List.of(0.7f, 0.4f), "svd2", "svd", 2);
-        m.setAdapter(svd2);
+        m.adapters().set(svd2);
         float[] approx = logits(m);
-        m.disableAdapters();
+        m.adapters().disable();
         assertTrue(LoraTrainingHelpers.maxDiff(sum, approx) < LoraTrainingHelpers.maxDiff(sum, logits(m)));
     }
 
@@ -96,9 +96,9 @@ class MultiAdapterTest {
     void linearOfOneAdapterIsThatAdapter() {
         Llama m = model();
         LoraAdapter a = adapter(m, "a", 2, 1);
-        m.setAdapter(a);
+        m.adapters().set(a);
         float[] want = logits(m);
-        m.setAdapter(WeightedAdapters.combine(m, List.of(a), List.of(1f), "lin", "linear", 0));
+        m.adapters().set(WeightedAdapters.combine(m, List.of(a), List.of(1f), "lin", "linear", 0));
         assertClose(want, logits(m), 1e-5f);
         LoraAdapter other = new LoraAdapter("o", LoraConfig.of(2, 4f, List.of("k_proj")), m, 3);
         assertThrows(IllegalArgumentException.class, () -> WeightedAdapters.combine(m, List.of(a, other), List.of(1f, 1f), "x", "cat", 0));

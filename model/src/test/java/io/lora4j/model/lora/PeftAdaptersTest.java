@@ -1,7 +1,7 @@
 package io.lora4j.model.lora;
 
 import io.lora4j.model.Llama;
-import io.lora4j.model.LlamaConfig;
+import io.lora4j.model.arch.LlamaConfig;
 import io.lora4j.model.TinyModel;
 import io.lora4j.model.format.ModelFormatException;
 import io.lora4j.model.format.SafetensorsWriter;
@@ -84,8 +84,8 @@ class PeftAdaptersTest {
         Llama mh = new Llama(hf), mg = new Llama(gg);
         LoraAdapter a = new LoraAdapter("default", config(), mh, 3);
         PeftAdapters.save(a, mh, dir);
-        mh.setAdapter(a);
-        mg.setAdapter(PeftAdapters.load(dir, mg, "default"));
+        mh.adapters().set(a);
+        mg.adapters().set(PeftAdapters.load(dir, mg, "default"));
         int[] ids = {1, 4, 7, 2, 9};
         try (var b = io.lora4j.model.Backend.named("jvm")) {
             float[] x = mh.forward(b, mh.newState(8, 16), ids, 0, ids.length, 0).clone();

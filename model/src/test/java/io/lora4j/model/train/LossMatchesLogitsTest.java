@@ -2,7 +2,7 @@ package io.lora4j.model.train;
 
 import io.lora4j.model.Backend;
 import io.lora4j.model.Llama;
-import io.lora4j.model.LlamaConfig;
+import io.lora4j.model.arch.LlamaConfig;
 import io.lora4j.model.Quantization;
 import io.lora4j.model.State;
 import io.lora4j.model.TinyModel;
@@ -48,7 +48,7 @@ class LossMatchesLogitsTest {
         }
         double trainLoss = new TrainGraph(m, ad, T, false).loss(tokens, targets, T) / T;
 
-        m.setAdapter(ad);
+        m.adapters().set(ad);
         State s = new State(c, T, c.contextLength(), T);
         for (int t = 0; t < T; t++) {
             io.lora4j.kernels.Dequant.row(m.tokenEmbedding(), tokens[t], s.x, t * c.dim());

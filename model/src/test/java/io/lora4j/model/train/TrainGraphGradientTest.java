@@ -1,9 +1,9 @@
 package io.lora4j.model.train;
 
 import io.lora4j.model.Llama;
-import io.lora4j.model.LlamaConfig;
+import io.lora4j.model.arch.LlamaConfig;
 import io.lora4j.model.TinyModel;
-import io.lora4j.model.lora.LinearModule;
+import io.lora4j.model.arch.LinearModule;
 import io.lora4j.model.lora.LoraAdapter;
 import io.lora4j.model.lora.LoraConfig;
 import io.lora4j.model.lora.LoraLayer;

@@ -2,7 +2,7 @@ package io.lora4j.model.train;
 
 import io.lora4j.kernels.Orthogonality;
 import io.lora4j.model.Llama;
-import io.lora4j.model.LlamaConfig;
+import io.lora4j.model.arch.LlamaConfig;
 import io.lora4j.model.TinyModel;
 import io.lora4j.model.lora.AdaLoraConfig;
 import io.lora4j.model.lora.LoraAdapter;

@@ -1,4 +1,4 @@
-package io.lora4j.model;
+package io.lora4j.model.lora;
 
 import io.lora4j.kernels.GgmlType;
 import io.lora4j.kernels.Kbit;

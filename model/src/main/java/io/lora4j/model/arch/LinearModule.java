@@ -1,8 +1,6 @@
-package io.lora4j.model.lora;
+package io.lora4j.model.arch;
 
 import io.lora4j.kernels.Weight;
-import io.lora4j.model.Llama;
-import io.lora4j.model.LlamaConfig;
 
 /** The seven linear projections of a Llama block, under their Hugging Face / PEFT names. */
 public enum LinearModule {
@@ -46,7 +44,7 @@ public enum LinearModule {
     }
 
     /** The frozen base weight of this projection in a block. */
-    public Weight weight(Llama.Layer w) {
+    public Weight weight(Layer w) {
         return switch (this) {
             case Q_PROJ -> w.wq();
             case K_PROJ -> w.wk();

@@ -1,4 +1,4 @@
-package io.lora4j.model;
+package io.lora4j.model.arch;
 
 /**
  * Hyper-parameters of a Llama 2/3 model, whatever file they came from.
