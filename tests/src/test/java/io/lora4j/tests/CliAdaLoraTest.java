@@ -1,6 +1,7 @@
 package io.lora4j.tests;
 
 import io.lora4j.model.LoadedModel;
+import io.lora4j.model.Sampler;
 import io.lora4j.model.lora.LoraAdapter;
 import io.lora4j.model.lora.LoraConfig;
 import io.lora4j.model.lora.PeftAdapters;
@@ -16,6 +17,7 @@ import java.util.Map;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** {@code train --method adalora}, {@code adapters inspect} / {@code export-lora}, generation with both, and the errors. */
@@ -43,7 +45,8 @@ class CliAdaLoraTest {
     @Test
     void trainInspectExportAndGenerate(@TempDir Path dir) throws Exception {
         Path out = dir.resolve("ada");
-        Shared.Run r = Shared.cli(train(out).toArray(String[]::new));
+        // a higher --lr than the other runs here: enough to change the greedy text checked below
+        Shared.Run r = Shared.cli(train(out, "--lr", "2e-2").toArray(String[]::new));
         assertEquals(0, r.code(), r.err());
         assertTrue(r.err().contains("budget 60") && r.err().contains("budget 20") && r.err().contains("orth "), r.err());
         assertTrue(r.err().contains("adalora: kept 20 of 60 triplets (target 20)"), r.err());
@@ -52,6 +55,9 @@ class CliAdaLoraTest {
         List<String> csv = Files.readAllLines(out.resolve("metrics.csv"));
         assertTrue(csv.get(0).endsWith(",orth_reg_loss,budget"), csv.get(0));
         assertTrue(csv.stream().filter(l -> l.startsWith("8,train,")).allMatch(l -> l.endsWith(",20")), csv.toString());
+        Map<Integer, Double> eval = CliTrainTest.evals(CliTrainTest.metrics(out));
+        assertEquals(List.of(0, 8), List.copyOf(eval.keySet()), eval.toString());
+        assertTrue(eval.get(8) < eval.get(0) - 0.03, "held-out loss falls: " + eval);
 
         Shared.Run i = Shared.cli("adapters", "inspect", out.toString());
         assertEquals(0, i.code(), i.err());
@@ -65,7 +71,7 @@ class CliAdaLoraTest {
         assertTrue(li.out().contains("type:     LORA") && li.out().contains("total 20"), li.out());
 
         String[] gen = {"generate", "--model", Shared.stories().toString(), "--prompt", "Once upon a time", "--temperature", "0",
-                "--max-tokens", "24", "--adapter", ""};
+                "--max-tokens", "32", "--adapter", ""};
         gen[gen.length - 1] = out.toString();
         Shared.Run ga = Shared.cli(gen);
         gen[gen.length - 1] = lora.toString();
@@ -73,6 +79,12 @@ class CliAdaLoraTest {
         assertEquals(0, ga.code(), ga.err());
         assertEquals(0, gl.code(), gl.err());
         assertEquals(ga.out(), gl.out(), "AdaLoRA and its LoRA export generate the same text");
+        try (LoadedModel lm = LoadedModel.open(Shared.stories(), null)) {
+            String base = Shared.apiGenerate(lm, "Once upon a time", Sampler.Params.greedy(), 32);
+            String adapted = Shared.apiGenerate(Shared.withAdapters(lm, out), "Once upon a time", Sampler.Params.greedy(), 32);
+            assertEquals(adapted, ga.out(), "generate --adapter = Generator with the AdaLoRA adapter loaded");
+            assertNotEquals(base, adapted, "the trained adapter changes the greedy continuation");
+        }
 
         // an AdaLoRA adapter is already pruned: continuing it is refused, merging it works
         CliErrorsTest.assertCleanError(Shared.cli(train(dir.resolve("again"), "--adapter", out.toString())
@@ -80,6 +92,10 @@ class CliAdaLoraTest {
         Shared.Run mg = Shared.cli("merge", "--model", Shared.stories().toString(), "--adapter", out.toString(), "-o",
                 dir.resolve("merged.gguf").toString());
         assertEquals(0, mg.code(), mg.err());
+        Shared.Run gm = Shared.cli("generate", "--model", dir.resolve("merged.gguf").toString(), "--prompt", "Once upon a time",
+                "--temperature", "0", "--max-tokens", "32");
+        assertEquals(0, gm.code(), gm.err());
+        assertEquals(ga.out(), gm.out(), "the merged model generates as the AdaLoRA adapter unmerged");
         CliErrorsTest.assertCleanError(Shared.cli("adapters", "export-lora", lora.toString(), "-o", dir.resolve("x").toString()),
                 1, "LoRA already");
     }
@@ -97,10 +113,12 @@ class CliAdaLoraTest {
         Shared.Run res = Shared.cli("train", "--model", Shared.stories().toString(), "--resume", cut.resolve("checkpoint-6").toString(),
                 "-o", cut.toString());
         assertEquals(0, res.code(), res.err());
+        assertTrue(res.err().contains("at step 6 of 8"), res.err());
         for (String f : new String[]{"adapter_model.safetensors", "adapter_config.json"}) {
             byte[] a = Files.readAllBytes(full.resolve(f)), b = Files.readAllBytes(cut.resolve(f));
             assertArrayEquals(a, b, f);
         }
+        CliResumeTest.assertResumedRows(full, cut, 6);
     }
 
     @Test

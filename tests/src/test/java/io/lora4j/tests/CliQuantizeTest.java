@@ -1,7 +1,11 @@
 package io.lora4j.tests;
 
+import io.lora4j.model.Llama;
 import io.lora4j.model.LoadedModel;
 import io.lora4j.model.Quantization;
+import io.lora4j.model.Sampler;
+import io.lora4j.model.lora.LoraAdapter;
+import io.lora4j.model.lora.LoraLayer;
 import io.lora4j.model.lora.PeftAdapters;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -13,6 +17,7 @@ import java.nio.file.Path;
 
 import static io.lora4j.tests.CliErrorsTest.assertCleanError;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** --quantize / --double-quant on the commands, merging into a quantized base, and their errors. */
@@ -24,7 +29,13 @@ class CliQuantizeTest {
         Shared.Run g = Shared.cli("generate", "--model", STORIES, "--quantize", "nf4", "--double-quant", "--prompt", "Once upon a time",
                 "--temperature", "0", "--max-tokens", "20");
         assertEquals(0, g.code(), g.err());
-        assertTrue(g.out().startsWith("Once upon a time") && g.out().length() > 40, g.out());
+        try (LoadedModel f32 = LoadedModel.open(Shared.stories(), null);
+             LoadedModel nf4 = LoadedModel.open(Shared.stories(), null, Quantization.parse("nf4", true))) {
+            assertEquals(Shared.apiGenerate(nf4, "Once upon a time", Sampler.Params.greedy(), 20), g.out(),
+                    "generate --quantize nf4 --double-quant = Generator on the base quantized on load");
+            assertNotEquals(Shared.apiGenerate(f32, "Once upon a time", Sampler.Params.greedy(), 20), g.out(),
+                    "the quantized base continues differently from the F32 one within 20 tokens");
+        }
         Shared.Run i = Shared.cli("inspect", "--model", STORIES, "--no-tensors", "--quantize", "nf4", "--double-quant");
         assertEquals(0, i.code(), i.err());
         assertTrue(i.out().contains("memory with --quantize nf4+dq (computed, nothing quantized):"), i.out());
@@ -43,7 +54,18 @@ class CliQuantizeTest {
                 "adapter (values + gradients)", "optimizer state", "activations (", "backward scratch"}) {
             assertTrue(r.err().contains(part), part + ": " + r.err());
         }
-        assertTrue(Files.isRegularFile(dir.resolve("out/adapter_model.safetensors")));
+        // the adapter loads onto the quantized base, every projection trained (lora_B starts at zero)
+        try (LoadedModel lm = LoadedModel.open(Shared.stories(), null, Quantization.parse("nf4", true))) {
+            LoraAdapter a = PeftAdapters.load(dir.resolve("out"), lm.llama(), "q");
+            assertEquals(35, a.layers().size());
+            for (LoraLayer l : a.layers()) {
+                float max = 0;
+                for (float v : l.b) {
+                    max = Math.max(max, Math.abs(v));
+                }
+                assertTrue(max > 0 && Float.isFinite(max), l.path() + ": lora_B max |v| " + max);
+            }
+        }
     }
 
     @ParameterizedTest
@@ -100,13 +122,28 @@ class CliQuantizeTest {
                 + "KL\\(merged ‖ unmerged\\) mean \\S+, max \\S+ nats over 24 positions.*"), re.err());
         assertTrue(re.err().contains("warning: the merge changes the output distribution by a mean KL of"), re.err());
         assertTrue(re.err().contains("note: GGUF and safetensors have no int8; the block projections are written dequantized as F32"), re.err());
-        Shared.Run g = Shared.cli("generate", "--model", out.toString(), "--prompt", "Once", "--temperature", "0", "--max-tokens", "5");
+        // the written model is the requantized merge: it generates what the library's in-memory merge does
+        Shared.Run g = Shared.cli("generate", "--model", out.toString(), "--prompt", "Once", "--temperature", "0", "--max-tokens", "24");
         assertEquals(0, g.code(), g.err());
+        String unmerged;
+        try (LoadedModel lm = LoadedModel.open(Shared.stories(), null, Quantization.parse("int8", false))) {
+            lm.llama().merge(PeftAdapters.load(ad, lm.llama(), "ad"), Llama.MergeMode.REQUANTIZE);
+            assertEquals(Shared.apiGenerate(lm, "Once", Sampler.Params.greedy(), 24), g.out(), "merge --requantize");
+        }
+        try (LoadedModel lm = Shared.withAdapters(LoadedModel.open(Shared.stories(), null, Quantization.parse("int8", false)), ad)) {
+            unmerged = Shared.apiGenerate(lm, "Once", Sampler.Params.greedy(), 24);
+        }
 
         Shared.Run de = Shared.cli("merge", "--model", STORIES, "--quantize", "int8", "--adapter", ad.toString(), "-o", out.toString(),
                 "--dequantize", "--sample-tokens", "24");
         assertEquals(0, de.code(), de.err());
         assertTrue(!de.err().contains("warning:"), "a dequantized merge is exact up to float rounding: " + de.err());
+        Shared.Run gd = Shared.cli("generate", "--model", out.toString(), "--prompt", "Once", "--temperature", "0", "--max-tokens", "24");
+        assertEquals(0, gd.code(), gd.err());
+        assertEquals(unmerged, gd.out(), "merge --dequantize generates as the int8 base with the adapter unmerged");
+        try (LoadedModel lm = LoadedModel.open(Shared.stories(), null, Quantization.parse("int8", false))) {
+            assertNotEquals(Shared.apiGenerate(lm, "Once", Sampler.Params.greedy(), 24), unmerged, "the adapter changes the text");
+        }
         // bench --merge on a quantized base needs the same consent
         assertCleanError(Shared.cli("bench", "--model", STORIES, "--quantize", "int8", "--adapter", ad.toString(), "--merge",
                 "-p", "0", "-n", "2", "-r", "1"), 1, "choose --dequantize");

@@ -21,6 +21,7 @@ import java.util.Set;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -117,8 +118,14 @@ class MergeTest {
                 "-o", out.toString(), "--type", "f16");
         assertEquals(0, r.code(), r.err());
         assertTrue(Files.size(out) > 0);
-        Shared.Run g = Shared.cli("generate", "--model", out.toString(), "--prompt", "Once", "--temperature", "0", "--max-tokens", "5");
+        Shared.Run g = Shared.cli("generate", "--model", out.toString(), "--prompt", "Once", "--temperature", "0", "--max-tokens", "24");
         assertEquals(0, g.code(), g.err());
+        try (LoadedModel lm = LoadedModel.open(Shared.stories(), null)) {
+            String base = Shared.apiGenerate(lm, "Once", Sampler.Params.greedy(), 24);
+            String unmerged = Shared.apiGenerate(Shared.withAdapters(lm, dir.resolve("ad")), "Once", Sampler.Params.greedy(), 24);
+            assertEquals(unmerged, g.out(), "the merged F16 model generates as the base with the adapter unmerged");
+            assertNotEquals(base, unmerged, "the adapter changes the text");
+        }
         Shared.Run inspect = Shared.cli("inspect", "--model", out.toString(), "--no-tensors");
         assertTrue(inspect.out().contains("merged LoRA"), inspect.out());
     }
