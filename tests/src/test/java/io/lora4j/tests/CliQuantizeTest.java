@@ -1,5 +1,6 @@
 package io.lora4j.tests;
 
+import io.lora4j.model.lora.Merge;
 import io.lora4j.model.Llama;
 import io.lora4j.model.LoadedModel;
 import io.lora4j.model.Quantization;
@@ -127,7 +128,7 @@ class CliQuantizeTest {
         assertEquals(0, g.code(), g.err());
         String unmerged;
         try (LoadedModel lm = LoadedModel.open(Shared.stories(), null, Quantization.parse("int8", false))) {
-            lm.llama().merge(PeftAdapters.load(ad, lm.llama(), "ad"), Llama.MergeMode.REQUANTIZE);
+            lm.llama().merge(PeftAdapters.load(ad, lm.llama(), "ad"), Merge.Mode.REQUANTIZE);
             assertEquals(Shared.apiGenerate(lm, "Once", Sampler.Params.greedy(), 24), g.out(), "merge --requantize");
         }
         try (LoadedModel lm = Shared.withAdapters(LoadedModel.open(Shared.stories(), null, Quantization.parse("int8", false)), ad)) {

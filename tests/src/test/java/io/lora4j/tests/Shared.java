@@ -90,10 +90,10 @@ final class Shared {
         Map<String, Float> scales = new LinkedHashMap<>();
         for (Path d : adapterDirs) {
             String name = d.getFileName().toString();
-            lm.llama().addAdapter(PeftAdapters.load(d, lm.llama(), name));
+            lm.llama().adapters().add(PeftAdapters.load(d, lm.llama(), name));
             scales.put(name, 1f);
         }
-        lm.llama().setActive(scales);
+        lm.llama().adapters().activate(scales);
         return lm;
     }
 }
