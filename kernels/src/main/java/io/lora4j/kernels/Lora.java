@@ -76,44 +76,52 @@ public final class Lora {
     }
 
     /**
-     * The branch folded into its base weight: {@code w += s · B diag(e) A} (merge; unmerging restores the
-     * original instead of subtracting). Naive: merging is rare and memory-bound.
+     * The branch folded into its base weight: {@code w += s · B diag(e) A}, with A, e and B at their
+     * offsets of the flat parameters {@code p} as in the device form (eOff &lt; 0: e = 1). Unmerging
+     * restores the original instead of subtracting. Naive: merging is rare and memory-bound.
      *
      * @param w (OUT, IN) accumulated
-     * @param a (r, IN)
-     * @param e (r)
-     * @param b (OUT, r)
      */
-    public static void mergeNaive(float[] w, float[] a, float[] e, float[] b, float s, int IN, int OUT, int r) {
+    public static void mergeNaive(float[] w, float[] p, int aOff, int eOff, int bOff, float s, int IN, int OUT, int r) {
         for (@Parallel int o = 0; o < OUT; o++) {
             for (int j = 0; j < r; j++) {
-                float sb = s * b[o * r + j] * e[j];
+                float e = 1f;
+                if (eOff >= 0) {
+                    e = p[eOff + j];
+                }
+                float sb = s * p[bOff + o * r + j] * e;
                 for (int i = 0; i < IN; i++) {
-                    w[o * IN + i] += sb * a[j * IN + i];
+                    w[o * IN + i] += sb * p[aOff + j * IN + i];
                 }
             }
         }
     }
 
-    /** Fast twin of {@link #forwardNaive}, parallel over tokens (the JIT vectorises the inner dots). */
-    public static void forward(float[] y, float[] ax, float[] x, float[] a, float[] e, float[] b, float s,
+    /**
+     * Fast twin of {@link #forwardNaive}, parallel over tokens (the JIT vectorises the inner dots), over
+     * the adapter's flat parameters: A at {@code p[aOff]}, e at {@code p[eOff]} (eOff &lt; 0: e = 1),
+     * B at {@code p[bOff]}.
+     */
+    public static void forward(float[] y, float[] ax, float[] x, float[] p, int aOff, int eOff, int bOff, float s,
                                int T, int IN, int OUT, int r) {
         Threads.parallelFor(T, (long) r * (IN + OUT) * 2, (from, to) -> {
             for (int t = from; t < to; t++) {
                 int xo = t * IN;
                 for (int j = 0; j < r; j++) {
                     float acc = 0f;
-                    int ao = j * IN;
+                    int ao = aOff + j * IN;
                     for (int c = 0; c < IN; c++) {
-                        acc += a[ao + c] * x[xo + c];
+                        acc += p[ao + c] * x[xo + c];
                     }
                     ax[t * r + j] = acc;
                 }
                 int yo = t * OUT;
                 for (int o = 0; o < OUT; o++) {
                     float acc = 0f;
+                    int bo = bOff + o * r;
                     for (int j = 0; j < r; j++) {
-                        acc += b[o * r + j] * (e[j] * ax[t * r + j]);
+                        float e = eOff < 0 ? 1f : p[eOff + j];
+                        acc += p[bo + j] * (e * ax[t * r + j]);
                     }
                     y[yo + o] += s * acc;
                 }
@@ -183,37 +191,42 @@ public final class Lora {
         }
     }
 
-    /** Fast twin of {@link #backwardNaive}: the same passes, each parallel; dx and dA are accumulated as axpys. */
-    public static void backward(float[] dx, float[] dA, float[] dE, float[] dB, float[] dax, float[] dy, float[] ax,
-                                float[] x, float[] a, float[] e, float[] b, float s, int T, int IN, int OUT, int r) {
+    /**
+     * Fast twin of {@link #backwardNaive} over the flat parameters {@code p} and their gradients {@code g}
+     * (the same offsets): the same passes, each parallel; dx, dA, dE (when eOff ≥ 0) and dB accumulate.
+     */
+    public static void backward(float[] dx, float[] g, float[] dax, float[] dy, float[] ax, float[] x, float[] p,
+                                int aOff, int eOff, int bOff, float s, int T, int IN, int OUT, int r) {
         Threads.parallelFor(T, (long) r * OUT * 2, (from, to) -> {
             for (int t = from; t < to; t++) {
                 int yo = t * OUT;
                 for (int j = 0; j < r; j++) {
                     float acc = 0f;
                     for (int o = 0; o < OUT; o++) {
-                        acc += b[o * r + j] * dy[yo + o];
+                        acc += p[bOff + o * r + j] * dy[yo + o];
                     }
                     dax[t * r + j] = s * acc;
                 }
             }
         });
-        for (int j = 0; j < r; j++) {
-            float acc = 0f;
-            for (int t = 0; t < T; t++) {
-                acc += dax[t * r + j] * ax[t * r + j];
+        if (eOff >= 0) {
+            for (int j = 0; j < r; j++) {
+                float acc = 0f;
+                for (int t = 0; t < T; t++) {
+                    acc += dax[t * r + j] * ax[t * r + j];
+                }
+                g[eOff + j] += acc;
             }
-            dE[j] += acc;
         }
         Threads.parallelFor(T, (long) r * IN * 2, (from, to) -> {
             for (int t = from; t < to; t++) {
                 int xo = t * IN;
                 for (int j = 0; j < r; j++) {
-                    float d = e[j] * dax[t * r + j];
+                    float d = (eOff < 0 ? 1f : p[eOff + j]) * dax[t * r + j];
                     dax[t * r + j] = d;
-                    int ao = j * IN;
+                    int ao = aOff + j * IN;
                     for (int c = 0; c < IN; c++) {
-                        dx[xo + c] += a[ao + c] * d;
+                        dx[xo + c] += p[ao + c] * d;
                     }
                 }
             }
@@ -223,19 +236,19 @@ public final class Lora {
                 for (int t = 0; t < T; t++) {
                     float d = s * dy[t * OUT + o];
                     for (int j = 0; j < r; j++) {
-                        dB[o * r + j] += d * (e[j] * ax[t * r + j]);
+                        g[bOff + o * r + j] += d * ((eOff < 0 ? 1f : p[eOff + j]) * ax[t * r + j]);
                     }
                 }
             }
         });
         Threads.parallelFor(r, (long) T * IN * 2, (from, to) -> {
             for (int j = from; j < to; j++) {
-                int ao = j * IN;
+                int ao = aOff + j * IN;
                 for (int t = 0; t < T; t++) {
                     float d = dax[t * r + j];
                     int xo = t * IN;
                     for (int c = 0; c < IN; c++) {
-                        dA[ao + c] += d * x[xo + c];
+                        g[ao + c] += d * x[xo + c];
                     }
                 }
             }

@@ -679,10 +679,15 @@ public final class Matmul {
 
     /** Fast twin of {@link #backwardWeightNaive}: parallel over rows, Vector-API axpys over columns. */
     public static void backwardWeight(float[] dw, float[] dy, float[] x, int T, int rows, int cols) {
+        backwardWeight(dw, 0, dy, x, T, rows, cols);
+    }
+
+    /** {@link #backwardWeight(float[], float[], float[], int, int, int)} into {@code dw[dwOff..]} (a flat gradient buffer). */
+    public static void backwardWeight(float[] dw, int dwOff, float[] dy, float[] x, int T, int rows, int cols) {
         Threads.parallelFor(rows, (long) T * cols * 2, (from, to) -> {
             int upper = F.loopBound(cols);
             for (int r = from; r < to; r++) {
-                int o = r * cols;
+                int o = dwOff + r * cols;
                 for (int t = 0; t < T; t++) {
                     float d = dy[t * rows + r];
                     if (d == 0f) {

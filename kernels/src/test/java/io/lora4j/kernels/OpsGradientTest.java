@@ -144,25 +144,41 @@ class OpsGradientTest {
         GradCheck.check("B", b, dB, () -> GradCheck.loss(fwd, y, g), 1e-2);
         GradCheck.check("E", e, dE, () -> GradCheck.loss(fwd, y, g), 1e-2);
         fwd.run();
+        // the fast twin over flat parameters (A, e, B at offsets after 3 unrelated leading values; LoRA: no e)
+        int aOff = 3, eOff = svd ? aOff + a.length : -1, bOff = aOff + a.length + (svd ? r : 0);
+        float[] p = new float[bOff + b.length], grads = new float[p.length];
+        System.arraycopy(a, 0, p, aOff, a.length);
+        if (svd) {
+            System.arraycopy(e, 0, p, eOff, r);
+        }
+        System.arraycopy(b, 0, p, bOff, b.length);
         float[] y2 = base.clone(), ax2 = new float[T * r];
-        Lora.forward(y2, ax2, x, a, e, b, s, T, IN, OUT, r);
+        Lora.forward(y2, ax2, x, p, aOff, eOff, bOff, s, T, IN, OUT, r);
         assertClose("lora y fast", y, y2, 1e-5);
-        float[] dx2 = new float[T * IN], dA2 = new float[r * IN], dE2 = new float[r], dB2 = new float[OUT * r];
-        Lora.backward(dx2, dA2, dE2, dB2, new float[T * r], g, ax2, x, a, e, b, s, T, IN, OUT, r);
+        float[] dx2 = new float[T * IN];
+        Lora.backward(dx2, grads, new float[T * r], g, ax2, x, p, aOff, eOff, bOff, s, T, IN, OUT, r);
         assertClose("lora dx fast", dx, dx2, 1e-5);
-        assertClose("lora dA fast", dA, dA2, 1e-5);
-        assertClose("lora dB fast", dB, dB2, 1e-5);
-        assertClose("lora dE fast", dE, dE2, 1e-5);
+        assertClose("lora dA fast", dA, java.util.Arrays.copyOfRange(grads, aOff, aOff + a.length), 1e-5);
+        assertClose("lora dB fast", dB, java.util.Arrays.copyOfRange(grads, bOff, bOff + b.length), 1e-5);
+        if (svd) {
+            assertClose("lora dE fast", dE, java.util.Arrays.copyOfRange(grads, eOff, eOff + r), 1e-5);
+        }
+        for (int i = 0; i < aOff; i++) {
+            org.junit.jupiter.api.Assertions.assertEquals(0f, grads[i], "outside the branch's tensors");
+        }
     }
 
     @Test
     void aUnitScaleVectorLeavesLoraBitForBit() {
-        // e = 1 must give exactly s·B(Ax): y += s·Σ b·ax, computed here without e
+        // LoRA's frozen e = 1 (eOff −1) must give exactly s·B(Ax): y += s·Σ b·ax, computed here without e
         int T = 3, IN = 19, OUT = 10, r = 5;
         SplittableRandom rnd = new SplittableRandom(61);
         float[] x = random(rnd, T * IN), a = random(rnd, r * IN), b = random(rnd, OUT * r);
         float[] y = new float[T * OUT], ax = new float[T * r];
-        Lora.forward(y, ax, x, a, ones(r), b, 0.75f, T, IN, OUT, r);
+        float[] ab = new float[a.length + b.length];
+        System.arraycopy(a, 0, ab, 0, a.length);
+        System.arraycopy(b, 0, ab, a.length, b.length);
+        Lora.forward(y, ax, x, ab, 0, -1, a.length, 0.75f, T, IN, OUT, r);
         for (int t = 0; t < T; t++) {
             for (int o = 0; o < OUT; o++) {
                 float acc = 0f;

@@ -156,7 +156,8 @@ public final class JvmBackend implements Backend {
         public void lowRank(LinearModule mod, int i, Buf y, Buf x) {
             AdapterSet.Active a = branch(mod, i);
             LoraLayer ll = a.adapter().get(layer, mod);
-            Lora.forward(buf(y), s.loraScratch(T * ll.r), buf(x), ll.a, ll.e, ll.b, a.scale() * ll.scaling, T, ll.in, ll.out, ll.r);
+            Lora.forward(buf(y), s.loraScratch(T * ll.r), buf(x), ll.values(), ll.a.off(), ll.eOff(), ll.b.off(), a.scale() * ll.scaling,
+                    T, ll.in, ll.out, ll.r);
         }
 
         @Override
@@ -167,10 +168,10 @@ public final class JvmBackend implements Backend {
                 return;
             }
             float sc = a.scale() * ll.scaling;
-            float[] out = buf(y);
+            float[] out = buf(y), p = ll.values();
             for (int t = 0; t < T; t++) {
                 for (int o = 0; o < ll.out; o++) {
-                    out[t * ll.out + o] += sc * ll.bias[o];
+                    out[t * ll.out + o] += sc * p[ll.bias.off() + o];
                 }
             }
         }

@@ -270,10 +270,10 @@ public final class Llama implements BaseModel {
         }
         System.arraycopy(next, 0, layers, 0, layers.length);
         if (a.lmHead != null) {
-            output = new Weight("lm_head+" + a.name(), GgmlType.F32, MemorySegment.ofArray(a.lmHead.clone()), c.vocabSize(), c.dim());
+            output = new Weight("lm_head+" + a.name(), GgmlType.F32, MemorySegment.ofArray(a.lmHead.toArray()), c.vocabSize(), c.dim());
         }
         if (a.embedTokens != null) {
-            tokenEmbd = new Weight("embed_tokens+" + a.name(), GgmlType.F32, MemorySegment.ofArray(a.embedTokens.clone()), c.vocabSize(), c.dim());
+            tokenEmbd = new Weight("embed_tokens+" + a.name(), GgmlType.F32, MemorySegment.ofArray(a.embedTokens.toArray()), c.vocabSize(), c.dim());
         }
         merged.add(a.name());
     }
@@ -331,7 +331,7 @@ public final class Llama implements BaseModel {
                     throw new IllegalArgumentException("token id " + tok + " outside the vocabulary [0, " + config.vocabSize() + ")");
                 }
                 if (adapters.embed() != null) {
-                    System.arraycopy(adapters.embed(), tok * C, s.x, t * C, C);
+                    System.arraycopy(adapters.embed().values(), adapters.embed().off() + tok * C, s.x, t * C, C);
                 } else {
                     Dequant.row(tokenEmbd, tok, s.x, t * C);
                 }

@@ -61,7 +61,7 @@ class CliQuantizeTest {
             assertEquals(35, a.layers().size());
             for (LoraLayer l : a.layers()) {
                 float max = 0;
-                for (float v : l.b) {
+                for (float v : l.b.toArray()) {
                     max = Math.max(max, Math.abs(v));
                 }
                 assertTrue(max > 0 && Float.isFinite(max), l.path() + ": lora_B max |v| " + max);

@@ -101,7 +101,7 @@ class CliTrainTest {
             assertEquals(35, a.layers().size(), "all-linear: 7 projections x 5 layers");
             for (LoraLayer l : a.layers()) {
                 float max = 0;
-                for (float v : l.b) {
+                for (float v : l.b.toArray()) {
                     assertTrue(Float.isFinite(v), l.path());
                     max = Math.max(max, Math.abs(v));
                 }

@@ -65,7 +65,7 @@ class LoraTrainingTest {
             LoraConfig lc = new LoraConfig(8, 16f, 0.1f, List.of("q_proj", "k_proj", "v_proj", "o_proj"), null, "none",
                     false, "true", List.of(), java.util.Map.of(), java.util.Map.of(), List.of());
             LoraAdapter ad = new LoraAdapter("default", lc, m, 42);
-            List<float[]> initialA = ad.layers().stream().map(l -> l.a.clone()).toList();
+            List<float[]> initialA = ad.layers().stream().map(l -> l.a.toArray()).toList();
             TrainConfig tc = new TrainConfig("adamw", 5e-4f, 0f, 0.9f, 0.999f, 1e-8f, "cosine", 10, 300, 2, 1, 1f,
                     64, 42, true, false, 0);
             Trainer t = new Trainer(m, ad, tc, split.train(), split.eval());
@@ -88,8 +88,8 @@ class LoraTrainingTest {
             assertEquals(20, ad.layers().size());
             for (int i = 0; i < ad.layers().size(); i++) {
                 LoraLayer l = ad.layers().get(i);
-                assertTrue(anyNonZero(l.b), l.path() + ".lora_B did not move");
-                assertTrue(maxDiff(initialA.get(i), l.a) > 0, l.path() + ".lora_A did not move");
+                assertTrue(anyNonZero(l.b.toArray()), l.path() + ".lora_B did not move");
+                assertTrue(maxDiff(initialA.get(i), l.a.toArray()) > 0, l.path() + ".lora_A did not move");
             }
             // the memory-mapped base is bitwise unchanged
             assertEquals(before, digest(lm));

@@ -35,8 +35,8 @@ class MergeTest {
                 Map.of(), Map.of(), List.of());
         LoraAdapter a = new LoraAdapter("test", c, m, 3);
         for (var l : a.layers()) {
-            for (int i = 0; i < l.b.length; i++) {
-                l.b[i] *= 0.2f;
+            for (int i = 0; i < l.b.len(); i++) {
+                l.b.set(i, l.b.get(i) * 0.2f);
             }
         }
         return a;
@@ -100,7 +100,7 @@ class MergeTest {
             Llama m = lm.llama();
             float[] base = logits(m);
             LoraAdapter a = adapter(m);
-            a.layers().get(3).b[0] = Float.POSITIVE_INFINITY;
+            a.layers().get(3).b.set(0, Float.POSITIVE_INFINITY);
             IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> m.merge(a));
             assertTrue(e.getMessage().contains("non-finite") && e.getMessage().contains(a.layers().get(3).path()), e.getMessage());
             assertTrue(m.mergedAdapters().isEmpty());

@@ -108,10 +108,10 @@ class RealPeftAdapterTest {
             MemorySegment b = st.tensor(key).data();
             for (int row : new int[]{0, 1, 33, 300, 575}) {
                 for (int j = 0; j < 16; j += 5) {
-                    assertEquals(b.get(ValueLayout.JAVA_FLOAT_UNALIGNED, 4L * (row * 16 + j)), q7.b[row * 16 + j]);
+                    assertEquals(b.get(ValueLayout.JAVA_FLOAT_UNALIGNED, 4L * (row * 16 + j)), q7.b.get(row * 16 + j));
                 }
             }
-            assertNotEquals(0f, q7.b[0] == 0f ? q7.b[1] : q7.b[0], "lora_B is trained, non-zero");
+            assertNotEquals(0f, q7.b.get(0) == 0f ? q7.b.get(1) : q7.b.get(0), "lora_B is trained, non-zero");
 
             // GGUF layout: q rows permuted per head (HF row h·64 + e·32 + i → GGUF row h·64 + 2i + e); v untouched
             Llama gguf = new Llama(smolLmShapes(arena, LlamaConfig.RopeStyle.ADJACENT));
@@ -121,11 +121,11 @@ class RealPeftAdapterTest {
                 for (int i : new int[]{0, 5, 31}) {
                     for (int e = 0; e < 2; e++) {
                         int hfRow = h * 64 + e * 32 + i, ggRow = h * 64 + 2 * i + e;
-                        assertEquals(q7.b[hfRow * 16 + 3], gq.b[ggRow * 16 + 3], "head " + h + " pair " + i);
+                        assertEquals(q7.b.get(hfRow * 16 + 3), gq.b.get(ggRow * 16 + 3), "head " + h + " pair " + i);
                     }
                 }
             }
-            float[] va = a.get(7, LinearModule.V_PROJ).b, vb = g.get(7, LinearModule.V_PROJ).b;
+            float[] va = a.get(7, LinearModule.V_PROJ).b.toArray(), vb = g.get(7, LinearModule.V_PROJ).b.toArray();
             org.junit.jupiter.api.Assertions.assertArrayEquals(va, vb);
         }
     }

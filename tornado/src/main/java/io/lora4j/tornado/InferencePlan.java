@@ -46,6 +46,7 @@ final class InferencePlan implements AutoCloseable {
     final int contextLength;
     private final int nLayers;
     private final PlanRunner runner;
+    private final List<float[]> uploaded = new ArrayList<>(); // adapter stores already on the device
     private long deviceBytes;
 
     InferencePlan(Llama m, int contextLength, int T, Function<DevicePlan, PlanRunner> runners) {
@@ -102,44 +103,23 @@ final class InferencePlan implements AutoCloseable {
         float[] kCache = new float[Math.multiplyExact(contextLength, c.kvDim())], vCache = new float[kCache.length];
         in(g, freqs, attnNorm, ffnNorm, kCache, vCache);
         DeviceOps o = new DeviceOps(g, c, T, pos, n, freqs, attnNorm, ffnNorm, w, bind).kvCache(kCache, vCache, contextLength);
-        // the active adapters' tensors of this block in one flat buffer: A, (E), B, (bias) per branch
-        List<LoraLayer> lls = new ArrayList<>();
-        List<Float> scales = new ArrayList<>();
-        int size = 0;
+        // each active adapter's parameter store goes to the device once, with the first block that uses it
         for (AdapterSet.Active a : m.adapters().active()) {
+            float[] p = a.adapter().store().values;
             for (LinearModule mod : mods) {
                 LoraLayer ll = a.adapter().get(l, mod);
-                if (ll != null && ll.r > 0) { // AdaLoRA can prune a module to rank 0
-                    lls.add(ll);
-                    scales.add(a.scale() * ll.scaling);
-                    size += ll.a.length + (ll.svd() ? ll.r : 0) + ll.b.length + (ll.bias != null ? ll.out : 0);
+                if (ll == null || ll.r == 0) { // AdaLoRA can prune a module to rank 0
+                    continue;
                 }
+                if (uploaded.stream().noneMatch(x -> x == p)) {
+                    in(g, p);
+                    uploaded.add(p);
+                }
+                o.branch(mod, new DeviceOps.Branch(p, null, ll.a.off(), ll.eOff(), ll.b.off(), ll.bias == null ? -1 : ll.bias.off(),
+                        a.scale() * ll.scaling, ll.r, ll.in, ll.out, T), null, false);
             }
-        }
-        if (!lls.isEmpty()) {
-            float[] p = new float[size];
-            int at = 0;
-            for (int i = 0; i < lls.size(); i++) {
-                LoraLayer ll = lls.get(i);
-                int aOff = at;
-                at = put(p, at, ll.a);
-                int eOff = ll.svd() ? at : -1;
-                at = ll.svd() ? put(p, at, ll.e) : at;
-                int bOff = at;
-                at = put(p, at, ll.b);
-                int biasOff = ll.bias != null ? at : -1;
-                at = ll.bias != null ? put(p, at, ll.bias) : at;
-                o.branch(ll.module, new DeviceOps.Branch(p, null, aOff, eOff, bOff, biasOff, scales.get(i), ll.r, ll.in, ll.out, T),
-                        null, false);
-            }
-            in(g, p);
         }
         LlamaBlock.forward(o);
-    }
-
-    private static int put(float[] p, int at, float[] v) {
-        System.arraycopy(v, 0, p, at, v.length);
-        return at + v.length;
     }
 
     private void logitsGraph(Llama m) {

@@ -115,13 +115,7 @@ public final class TornadoBackend implements Backend, TrainingBackend {
     private static int adapterHash(Llama m) {
         int h = 1;
         for (AdapterSet.Active a : m.adapters().active()) {
-            for (LoraLayer ll : a.adapter().layers()) {
-                h = 31 * h + Arrays.hashCode(ll.a);
-                h = 31 * h + Arrays.hashCode(ll.b);
-                h = 31 * h + Arrays.hashCode(ll.e);
-                h = 31 * h + Arrays.hashCode(ll.bias);
-            }
-            h = 31 * h + Arrays.hashCode(a.adapter().lmHead);
+            h = 31 * h + Arrays.hashCode(a.adapter().store().values);
         }
         return h;
     }

@@ -11,6 +11,7 @@ import io.lora4j.model.block.LlamaBlock;
 import io.lora4j.model.arch.LinearModule;
 import io.lora4j.model.lora.LoraAdapter;
 import io.lora4j.model.lora.LoraLayer;
+import io.lora4j.model.lora.ParamStore;
 import io.lora4j.model.train.DeviceTraining;
 import io.lora4j.model.train.TrainGraph;
 import io.lora4j.tornado.DevicePlan.Graph;
@@ -68,16 +69,13 @@ final class TrainPlan implements DeviceTraining, AutoCloseable {
     private final float[] losses;   // (T)
     private final List<Seed> seeds = new ArrayList<>();
     private final List<float[]> dropHolders = new ArrayList<>();
-    // the adapter, flat
-    private final List<Param> params = new ArrayList<>();
+    // the adapter's store, flat: uploaded as it is, brought back on demand
+    private final ParamStore store;
     private final float[] p, g, mom1, mom2, partial, hyper;
     private final int idxLoss, idxHead, idxNorm, idxUpdate;
     private final int[] idxFwd, idxBwd;
     private boolean updated;
 
-    /** One adapter tensor: its host arrays and its offset in the flat buffers. */
-    private record Param(String name, float[] value, float[] grad, int off) {
-    }
 
     /** The dropout seed holder of one adapted projection in one graph. */
     private record Seed(long[] holder, int layer, LinearModule module) {
@@ -158,26 +156,14 @@ final class TrainPlan implements DeviceTraining, AutoCloseable {
         this.adam = optimizer.equals("adamw");
         this.dropoutP = ad.config().loraDropout();
         int C = c.dim(), L = c.nLayers();
-        int n = 0;
-        for (LoraLayer ll : ad.layers()) { // the Trainer's order
-            params.add(new Param(ll.path() + ".lora_A", ll.a, ll.da, n));
-            n += ll.a.length;
-            params.add(new Param(ll.path() + ".lora_B", ll.b, ll.db, n));
-            n += ll.b.length;
-            if (ll.bias != null) {
-                params.add(new Param(ll.path() + ".lora_B.bias", ll.bias, ll.dbias, n));
-                n += ll.bias.length;
-            }
-        }
-        p = new float[n];
-        g = new float[n];
-        mom1 = new float[n];
-        mom2 = new float[adam ? n : 1];
+        store = ad.store();
+        int n = store.size();
+        p = store.values;
+        g = store.grads;
+        mom1 = store.firstMoments();
+        mom2 = adam ? store.secondMoments() : new float[1];
         partial = new float[(n + CHUNK - 1) / CHUNK];
         hyper = new float[adam ? AdamW.HYPER : Sgd.HYPER];
-        for (Param q : params) {
-            System.arraycopy(q.value, 0, p, q.off, q.value.length);
-        }
         x0 = new float[T * C];
         targets = new int[T];
         dlosses = new float[T];
@@ -316,22 +302,13 @@ final class TrainPlan implements DeviceTraining, AutoCloseable {
             if (ll == null) {
                 continue;
             }
-            DeviceOps.Branch br = b.ops.branch(mod, new DeviceOps.Branch(p, g, offset(ll.a), -1, offset(ll.b),
-                    ll.bias == null ? -1 : offset(ll.bias), ll.scaling, ll.r, ll.in, ll.out, T), dropoutP > 0 ? b.drop : null, backward);
+            DeviceOps.Branch br = b.ops.branch(mod, new DeviceOps.Branch(p, g, ll.a.off(), -1, ll.b.off(),
+                    ll.bias == null ? -1 : ll.bias.off(), ll.scaling, ll.r, ll.in, ll.out, T), dropoutP > 0 ? b.drop : null, backward);
             if (br.seed != null) {
                 seeds.add(new Seed(br.seed, l, mod));
             }
         }
         return b;
-    }
-
-    private int offset(float[] hostArray) {
-        for (Param q : params) {
-            if (q.value == hostArray) {
-                return q.off;
-            }
-        }
-        throw new IllegalStateException("not an adapter tensor");
     }
 
     // ---- host side ----
@@ -403,13 +380,10 @@ final class TrainPlan implements DeviceTraining, AutoCloseable {
         return s;
     }
 
-    /** Copies the gradients into the adapter's host gradient arrays (to name a non-finite one). Call after {@link #gradNormSquared}. */
+    /** Copies the gradients into the store's gradients (to name a non-finite one). Call after {@link #gradNormSquared}. */
     @Override
     public void gradientsToHost() {
         runner.copyToHost(idxNorm, g);
-        for (Param q : params) {
-            System.arraycopy(g, q.off, q.grad, 0, q.grad.length);
-        }
     }
 
     /**
@@ -427,46 +401,13 @@ final class TrainPlan implements DeviceTraining, AutoCloseable {
         updated = true;
     }
 
-    /**
-     * Sets the optimizer moments the first update starts from (a resumed run), one array per tensor in
-     * {@link #paramNames} order; null entries stay zero. Must come before the first {@link #update}.
-     */
+    /** Copies the adapter's values and the moments back into the store, after at least one update. */
     @Override
-    public void loadMoments(List<float[]> firstMoments, List<float[]> secondMoments) {
-        if (updated) {
-            throw new IllegalStateException("the moments are on the device already");
-        }
-        for (int i = 0; i < params.size(); i++) {
-            Param q = params.get(i);
-            if (firstMoments != null && firstMoments.get(i) != null) {
-                System.arraycopy(firstMoments.get(i), 0, mom1, q.off, q.value.length);
-            }
-            if (adam && secondMoments != null && secondMoments.get(i) != null) {
-                System.arraycopy(secondMoments.get(i), 0, mom2, q.off, q.value.length);
-            }
-        }
-    }
-
-    /**
-     * Copies the adapter's weights into its host arrays and the moments into {@code firstMoments} /
-     * {@code secondMoments} (one array per tensor, or null to skip), after at least one update.
-     */
-    @Override
-    public void syncToHost(List<float[]> firstMoments, List<float[]> secondMoments) {
+    public void syncToHost() {
         if (!updated) {
             return; // nothing has changed on the device
         }
         runner.copyToHost(idxUpdate, adam ? new Object[]{p, mom1, mom2} : new Object[]{p, mom1});
-        for (int i = 0; i < params.size(); i++) {
-            Param q = params.get(i);
-            System.arraycopy(p, q.off, q.value, 0, q.value.length);
-            if (firstMoments != null && firstMoments.get(i) != null) {
-                System.arraycopy(mom1, q.off, firstMoments.get(i), 0, q.value.length);
-            }
-            if (adam && secondMoments != null && secondMoments.get(i) != null) {
-                System.arraycopy(mom2, q.off, secondMoments.get(i), 0, q.value.length);
-            }
-        }
     }
 
     @Override
@@ -487,7 +428,7 @@ final class TrainPlan implements DeviceTraining, AutoCloseable {
 
     /** The trainable tensors in the order the plan holds them, by name. */
     List<String> paramNames() {
-        return params.stream().map(Param::name).toList();
+        return store.views().stream().map(ParamStore.View::name).toList();
     }
 
     @Override

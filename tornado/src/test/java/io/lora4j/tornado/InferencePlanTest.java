@@ -95,7 +95,7 @@ class InferencePlanTest {
                     "false", List.of(), Map.of(), Map.of(), List.of("lm_head"));
             LoraAdapter a = new LoraAdapter("ada", io.lora4j.model.lora.AdaLoraConfig.of(base, 4, 2, 1, 1, 1, 0.85f, 0.85f,
                     0.5f, 10), m, 7);
-            a.lmHead[3] += 0.5f;
+            a.lmHead.set(3, a.lmHead.get(3) + 0.5f);
             m.adapters().set(a);
             compare(m, 6, 1e-4f);
         }
@@ -148,7 +148,7 @@ class InferencePlanTest {
                 assertClose(m.forward(jvm, m.newState(4, SMALL.contextLength()), ids, 0, 3, 0), with, 1e-4f, "rebuilt with the adapter");
             }
             // trained in place between sequences: the next sequence uploads the new values
-            a.layers().getFirst().b[0] += 0.5f;
+            a.layers().getFirst().b.set(0, a.layers().getFirst().b.get(0) + 0.5f);
             float[] moved = m.forward(b, s, ids, 0, 3, 0).clone();
             try (Backend jvm = Backend.named("jvm")) {
                 assertClose(m.forward(jvm, m.newState(4, SMALL.contextLength()), ids, 0, 3, 0), moved, 1e-4f, "after an in-place change");
@@ -161,8 +161,8 @@ class InferencePlanTest {
         LoraAdapter a = new LoraAdapter(name, c, m, seed);
         a.layers().forEach(ll -> {
             if (ll.bias != null) {
-                for (int i = 0; i < ll.bias.length; i++) {
-                    ll.bias[i] = 0.01f * (i % 7 - 3);
+                for (int i = 0; i < ll.bias.len(); i++) {
+                    ll.bias.set(i, 0.01f * (i % 7 - 3));
                 }
             }
         });

@@ -4,7 +4,6 @@ import io.lora4j.kernels.GgmlType;
 import io.lora4j.kernels.Weight;
 import io.lora4j.model.arch.LlamaConfig;
 
-import java.lang.foreign.MemorySegment;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.LinkedHashMap;
@@ -26,7 +25,7 @@ public final class AdapterSet {
     private final Map<String, LoraAdapter> loaded = new LinkedHashMap<>();
     private final List<Active> active = new ArrayList<>();
     private Weight head;
-    private float[] embed;
+    private ParamStore.View embed;
 
     public AdapterSet(LlamaConfig config) {
         this.config = config;
@@ -77,7 +76,7 @@ public final class AdapterSet {
         embed = null;
         for (Active x : active) {
             if (head == null && x.adapter().lmHead != null) {
-                head = new Weight("lm_head", GgmlType.F32, MemorySegment.ofArray(x.adapter().lmHead), config.vocabSize(), config.dim());
+                head = new Weight("lm_head", GgmlType.F32, x.adapter().lmHead.segment(), config.vocabSize(), config.dim());
             }
             if (embed == null && x.adapter().embedTokens != null) {
                 embed = x.adapter().embedTokens;
@@ -115,7 +114,7 @@ public final class AdapterSet {
     }
 
     /** (V, C) the trained embed_tokens of the first active adapter that has one, or null. */
-    public float[] embed() {
+    public ParamStore.View embed() {
         return embed;
     }
 }

@@ -28,12 +28,11 @@ public final class LoraAdapter {
     private Map<String, boolean[]> rankPattern;
     private final LoraLayer[][] layers; // [layer][module ordinal], null where not targeted
     private final List<LoraLayer> all;
-    /** (V, C) trainable output projection, or null. */
-    public final float[] lmHead;
-    public final float[] dLmHead;
-    /** (V, C) trainable token embedding, or null. */
-    public final float[] embedTokens;
-    public final float[] dEmbedTokens;
+    private final ParamStore store;
+    /** (V, C) trainable output projection (modules_to_save), or null. */
+    public final ParamStore.View lmHead;
+    /** (V, C) trainable token embedding (modules_to_save), or null. */
+    public final ParamStore.View embedTokens;
 
     public LoraAdapter(String name, LoraConfig config, BaseModel base, long seed) {
         this(name, config, null, null, base, seed);
@@ -59,23 +58,41 @@ public final class LoraAdapter {
         this.rankPattern = pattern == null ? null : copy(pattern);
         LlamaConfig c = base.config();
         layers = new LoraLayer[c.nLayers()][LinearModule.values().length];
-        List<LoraLayer> list = new ArrayList<>();
-        SplittableRandom rnd = new SplittableRandom(seed);
+        boolean head = config.modulesToSave().contains("lm_head");
+        boolean embed = config.modulesToSave().contains("embed_tokens");
+        // the store first: every targeted projection's tensors in the trainer's order, then the full copies
+        List<ParamStore.Spec> specs = new ArrayList<>();
+        List<int[]> shapes = new ArrayList<>(); // per targeted projection: layer, module ordinal, rank
         for (int l = 0; l < c.nLayers(); l++) {
             for (LinearModule m : LinearModule.values()) {
                 String path = m.path(l);
                 if (!config.targets(path)) {
                     continue;
                 }
-                LoraLayer ll = ada == null
-                        ? new LoraLayer(m, l, config.rankFor(path), m.inDim(c), m.outDim(c), config.scalingFor(path),
-                        config.bias().equals("lora_only"))
-                        : new LoraLayer(m, l, pattern != null && pattern.containsKey(path) ? kept(pattern.get(path)) : ada.initR(),
-                        m.inDim(c), m.outDim(c), ada.scaling(), false, true);
-                ll.initialise(config.initLoraWeights(), rnd);
-                layers[l][m.ordinal()] = ll;
-                list.add(ll);
+                int r = ada == null ? config.rankFor(path)
+                        : pattern != null && pattern.containsKey(path) ? kept(pattern.get(path)) : ada.initR();
+                specs.addAll(LoraLayer.specs(path, r, m.inDim(c), m.outDim(c), ada == null && config.bias().equals("lora_only"),
+                        ada != null));
+                shapes.add(new int[]{l, m.ordinal(), r});
             }
+        }
+        if (head) {
+            specs.add(new ParamStore.Spec("lm_head", Math.multiplyExact(c.vocabSize(), c.dim())));
+        }
+        if (embed) {
+            specs.add(new ParamStore.Spec("embed_tokens", Math.multiplyExact(c.vocabSize(), c.dim())));
+        }
+        store = new ParamStore(specs);
+        List<LoraLayer> list = new ArrayList<>();
+        SplittableRandom rnd = new SplittableRandom(seed);
+        for (int[] sh : shapes) {
+            LinearModule m = LinearModule.values()[sh[1]];
+            String path = m.path(sh[0]);
+            LoraLayer ll = new LoraLayer(m, sh[0], sh[2], m.inDim(c), m.outDim(c),
+                    ada == null ? config.scalingFor(path) : ada.scaling(), store);
+            ll.initialise(config.initLoraWeights(), rnd);
+            layers[sh[0]][sh[1]] = ll;
+            list.add(ll);
         }
         if (pattern != null) {
             for (var e : pattern.entrySet()) {
@@ -93,20 +110,26 @@ public final class LoraAdapter {
                     : config.targetModules()) + " matches no module of the model");
         }
         all = Collections.unmodifiableList(list);
-        boolean head = config.modulesToSave().contains("lm_head");
-        boolean embed = config.modulesToSave().contains("embed_tokens");
-        lmHead = head ? copy(base.output(), c) : null;
-        dLmHead = head ? new float[lmHead.length] : null;
-        embedTokens = embed ? copy(base.tokenEmbedding(), c) : null;
-        dEmbedTokens = embed ? new float[embedTokens.length] : null;
+        lmHead = head ? store.view("lm_head") : null;
+        embedTokens = embed ? store.view("embed_tokens") : null;
+        if (head) {
+            copy(base.output(), lmHead);
+        }
+        if (embed) {
+            copy(base.tokenEmbedding(), embedTokens);
+        }
     }
 
-    private static float[] copy(Weight w, LlamaConfig c) {
-        float[] out = new float[Math.multiplyExact(w.rows(), w.cols())];
+    /** The dequantized rows of {@code w} into the view. */
+    private static void copy(Weight w, ParamStore.View into) {
         for (int r = 0; r < w.rows(); r++) {
-            Dequant.row(w, r, out, r * w.cols());
+            Dequant.row(w, r, into.values(), into.off() + r * w.cols());
         }
-        return out;
+    }
+
+    /** The adapter's tensors, their gradients and optimizer moments. */
+    public ParamStore store() {
+        return store;
     }
 
     public String name() {
@@ -168,8 +191,8 @@ public final class LoraAdapter {
         for (LoraLayer l : all) {
             n += l.parameterCount();
         }
-        n += lmHead == null ? 0 : lmHead.length;
-        n += embedTokens == null ? 0 : embedTokens.length;
+        n += lmHead == null ? 0 : lmHead.len();
+        n += embedTokens == null ? 0 : embedTokens.len();
         return n;
     }
 

@@ -1,6 +1,9 @@
 package io.lora4j.model.lora;
 
 import io.lora4j.model.arch.LinearModule;
+
+import java.util.ArrayList;
+import java.util.List;
 import java.util.SplittableRandom;
 
 /**
@@ -17,49 +20,74 @@ public final class LoraLayer {
     public final int in;
     public final int out;
     public final float scaling;
-    /** (r, IN) */
-    public final float[] a;
-    /** (OUT, r) */
-    public final float[] b;
-    /** (r) the singular values lora_E (AdaLoRA), or ones (LoRA). */
-    public final float[] e;
+    /** (r, IN) lora_A. */
+    public final ParamStore.View a;
+    /** (OUT, r) lora_B. */
+    public final ParamStore.View b;
+    /** (r) the singular values lora_E (AdaLoRA), or null for LoRA, whose e is a frozen 1. */
+    public final ParamStore.View e;
     /** (OUT) lora_B.bias with bias="lora_only", else null. */
-    public final float[] bias;
-    public final float[] da;
-    public final float[] db;
-    public final float[] dbias;
-    /** (r) gradient of lora_E, or null when e is the frozen 1 of plain LoRA. */
-    public final float[] de;
+    public final ParamStore.View bias;
 
-    /** A plain LoRA layer (e = 1, frozen). */
-    public LoraLayer(LinearModule module, int layer, int r, int in, int out, float scaling, boolean withBias) {
-        this(module, layer, r, in, out, scaling, withBias, false);
-    }
-
-    /** With {@code svd}, AdaLoRA's SVD form: e is the trainable lora_E (zero until initialised or loaded). */
-    public LoraLayer(LinearModule module, int layer, int r, int in, int out, float scaling, boolean withBias, boolean svd) {
+    /** A layer over its tensors in the adapter's store ({@link #specs} names and sizes them). */
+    LoraLayer(LinearModule module, int layer, int r, int in, int out, float scaling, ParamStore store) {
         this.module = module;
         this.layer = layer;
         this.r = r;
         this.in = in;
         this.out = out;
         this.scaling = scaling;
-        a = new float[r * in];
-        b = new float[out * r];
-        da = new float[r * in];
-        db = new float[out * r];
-        bias = withBias ? new float[out] : null;
-        dbias = withBias ? new float[out] : null;
-        e = new float[r];
-        if (!svd) {
-            java.util.Arrays.fill(e, 1f);
+        String p = module.path(layer);
+        a = store.view(p + ".lora_A");
+        b = store.view(p + ".lora_B");
+        e = has(store, p + ".lora_E") ? store.view(p + ".lora_E") : null;
+        bias = has(store, p + ".lora_B.bias") ? store.view(p + ".lora_B.bias") : null;
+    }
+
+    private static boolean has(ParamStore s, String name) {
+        return s.views().stream().anyMatch(v -> v.name().equals(name));
+    }
+
+    /**
+     * The tensors of one adapted projection in the trainer's order: lora_A, lora_E (AdaLoRA's SVD form),
+     * lora_B, lora_B.bias (with {@code withBias}).
+     */
+    static List<ParamStore.Spec> specs(String path, int r, int in, int out, boolean withBias, boolean svd) {
+        List<ParamStore.Spec> s = new ArrayList<>();
+        s.add(new ParamStore.Spec(path + ".lora_A", Math.multiplyExact(r, in)));
+        if (svd) {
+            s.add(new ParamStore.Spec(path + ".lora_E", r));
         }
-        de = svd ? new float[r] : null;
+        s.add(new ParamStore.Spec(path + ".lora_B", Math.multiplyExact(out, r)));
+        if (withBias) {
+            s.add(new ParamStore.Spec(path + ".lora_B.bias", out));
+        }
+        return s;
     }
 
     /** Whether this is AdaLoRA's SVD form with a trainable lora_E. */
     public boolean svd() {
-        return de != null;
+        return e != null;
+    }
+
+    /** e_j: lora_E for AdaLoRA, 1 for LoRA. */
+    public float e(int j) {
+        return e == null ? 1f : e.get(j);
+    }
+
+    /** Where e starts in the store, or −1 for LoRA's frozen e = 1 (the kernels' convention). */
+    public int eOff() {
+        return e == null ? -1 : e.off();
+    }
+
+    /** The store's flat values (A, E, B, bias at their offsets), for the kernels. */
+    public float[] values() {
+        return a.values();
+    }
+
+    /** The store's flat gradients, at the same offsets. */
+    public float[] grads() {
+        return a.grads();
     }
 
     /**
@@ -69,37 +97,38 @@ public final class LoraLayer {
      * E = 0, A and B ~ N(0, 0.02²); "false" → A, E and B ~ N(0, 1) (torch.randn, left as created).
      */
     public void initialise(String how, SplittableRandom rnd) {
+        float[] w = values();
         if (svd()) {
             double sd = how.equals("false") ? 1.0 : 0.02;
-            for (float[] m : new float[][]{a, b}) {
-                for (int i = 0; i < m.length; i++) {
-                    m[i] = (float) (gaussian(rnd) * sd);
+            for (ParamStore.View m : new ParamStore.View[]{a, b}) {
+                for (int i = 0; i < m.len(); i++) {
+                    w[m.off() + i] = (float) (gaussian(rnd) * sd);
                 }
             }
-            for (int i = 0; i < e.length; i++) {
-                e[i] = how.equals("false") ? (float) gaussian(rnd) : 0f;
+            for (int i = 0; i < e.len(); i++) {
+                w[e.off() + i] = how.equals("false") ? (float) gaussian(rnd) : 0f;
             }
             return;
         }
         double bound = 1.0 / Math.sqrt(in);
         switch (how) {
             case "true" -> {
-                for (int i = 0; i < a.length; i++) {
-                    a[i] = (float) ((rnd.nextDouble() * 2 - 1) * bound);
+                for (int i = 0; i < a.len(); i++) {
+                    w[a.off() + i] = (float) ((rnd.nextDouble() * 2 - 1) * bound);
                 }
             }
             case "gaussian" -> {
-                for (int i = 0; i < a.length; i++) {
-                    a[i] = (float) (gaussian(rnd) / r);
+                for (int i = 0; i < a.len(); i++) {
+                    w[a.off() + i] = (float) (gaussian(rnd) / r);
                 }
             }
             case "false" -> {
-                for (int i = 0; i < a.length; i++) {
-                    a[i] = (float) ((rnd.nextDouble() * 2 - 1) * bound);
+                for (int i = 0; i < a.len(); i++) {
+                    w[a.off() + i] = (float) ((rnd.nextDouble() * 2 - 1) * bound);
                 }
                 double bb = 1.0 / Math.sqrt(r);
-                for (int i = 0; i < b.length; i++) {
-                    b[i] = (float) ((rnd.nextDouble() * 2 - 1) * bb);
+                for (int i = 0; i < b.len(); i++) {
+                    w[b.off() + i] = (float) ((rnd.nextDouble() * 2 - 1) * bb);
                 }
             }
             default -> throw new IllegalArgumentException("unknown init_lora_weights '" + how + "'");
@@ -112,7 +141,7 @@ public final class LoraLayer {
     }
 
     public long parameterCount() {
-        return (long) a.length + b.length + (bias == null ? 0 : bias.length) + (de == null ? 0 : e.length);
+        return (long) a.len() + b.len() + (bias == null ? 0 : bias.len()) + (e == null ? 0 : e.len());
     }
 
     static double gaussian(SplittableRandom rnd) {

@@ -49,7 +49,7 @@ public final class Merge {
     /** {@code base} with branch {@code ll} of {@code adapter} merged in, after {@link #check}. */
     public static Weight merged(String adapter, LoraLayer ll, Weight base, Mode mode) {
         float[] m = Dequant.matrix(base);
-        Lora.mergeNaive(m, ll.a, ll.e, ll.b, ll.scaling, ll.in, ll.out, ll.r);
+        Lora.mergeNaive(m, ll.values(), ll.a.off(), ll.eOff(), ll.b.off(), ll.scaling, ll.in, ll.out, ll.r);
         for (int i = 0; i < m.length; i++) {
             if (!Float.isFinite(m[i])) {
                 throw new IllegalArgumentException("merging adapter " + adapter + " into " + ll.path()

@@ -77,23 +77,23 @@ public final class PeftAdapters {
                 String k = PREFIX + l.path();
                 int[] keep = kept(a, l, truncate);
                 int r = keep.length;
-                w.add(k + ".lora_A" + w8, new long[]{r, l.in}, pick(l.a, l.r, l.in, keep, true));
+                w.add(k + ".lora_A" + w8, new long[]{r, l.in}, pick(l.a.toArray(), l.r, l.in, keep, true));
                 int heads = heads(l.module, c);
-                float[] b = pick(l.b, l.out, l.r, keep, false);
+                float[] b = pick(l.b.toArray(), l.out, l.r, keep, false);
                 w.add(k + ".lora_B" + w8, new long[]{l.out, r}, permute && heads > 0 ? rows(b, l.out, r, heads, false) : b);
                 if (ada) {
-                    w.add(k + ".lora_E", new long[]{r, 1}, pick(l.e, l.r, 1, keep, true));
+                    w.add(k + ".lora_E", new long[]{r, 1}, pick(l.e.toArray(), l.r, 1, keep, true));
                 }
                 if (l.bias != null) {
-                    float[] bias = permute && heads > 0 ? rows(l.bias, l.out, 1, heads, false) : l.bias;
+                    float[] bias = permute && heads > 0 ? rows(l.bias.toArray(), l.out, 1, heads, false) : l.bias.toArray();
                     w.add(k + ".lora_B.bias", new long[]{l.out}, bias);
                 }
             }
             if (a.lmHead != null) {
-                w.add(PREFIX + "lm_head.weight", new long[]{c.vocabSize(), c.dim()}, a.lmHead);
+                w.add(PREFIX + "lm_head.weight", new long[]{c.vocabSize(), c.dim()}, a.lmHead.toArray());
             }
             if (a.embedTokens != null) {
-                w.add(PREFIX + "model.embed_tokens.weight", new long[]{c.vocabSize(), c.dim()}, a.embedTokens);
+                w.add(PREFIX + "model.embed_tokens.weight", new long[]{c.vocabSize(), c.dim()}, a.embedTokens.toArray());
             }
             w.write(dir.resolve(WEIGHTS));
             Map<String, boolean[]> pattern = ada && truncate ? a.rankPattern() : null;
@@ -359,12 +359,12 @@ public final class PeftAdapters {
                 }
                 int heads = heads(l.module, c);
                 if (permute && heads > 0) {
-                    System.arraycopy(rows(l.b, l.out, l.r, heads, true), 0, l.b, 0, l.b.length);
+                    l.b.load(rows(l.b.toArray(), l.out, l.r, heads, true));
                 }
                 if (l.bias != null) {
                     read(st, file, k + ".lora_B.bias", new long[]{l.out}, l.bias, unused);
                     if (permute && heads > 0) {
-                        System.arraycopy(rows(l.bias, l.out, 1, heads, true), 0, l.bias, 0, l.bias.length);
+                        l.bias.load(rows(l.bias.toArray(), l.out, 1, heads, true));
                     }
                 }
             }
@@ -383,7 +383,16 @@ public final class PeftAdapters {
         return a;
     }
 
+    static void read(SafetensorsFile st, Path file, String key, long[] shape, ParamStore.View dst, Set<String> unused) {
+        read(st, file, key, shape, dst.values(), dst.off(), dst.len(), unused);
+    }
+
     static void read(SafetensorsFile st, Path file, String key, long[] shape, float[] dst, Set<String> unused) {
+        read(st, file, key, shape, dst, 0, dst.length, unused);
+    }
+
+    /** Reads tensor {@code key} of the given shape into {@code dst[off..off+len)}: present, F32/F16/BF16, finite. */
+    static void read(SafetensorsFile st, Path file, String key, long[] shape, float[] dst, int off, int len, Set<String> unused) {
         if (!st.tensors().containsKey(key)) {
             throw new ModelFormatException(file, "missing tensor " + key);
         }
@@ -396,10 +405,10 @@ public final class PeftAdapters {
         if (t.type() != GgmlType.F32 && t.type() != GgmlType.F16 && t.type() != GgmlType.BF16) {
             throw new ModelFormatException(file, "tensor " + key + " has type " + t.type() + " (F32, F16, BF16 accepted)");
         }
-        Dequant.row(new Weight(key, t.type(), t.data(), 1, dst.length), 0, dst, 0);
-        for (int i = 0; i < dst.length; i++) {
-            if (!Float.isFinite(dst[i])) {
-                throw new ModelFormatException(file, "tensor " + key + " holds a non-finite value (" + dst[i] + ") at " + i);
+        Dequant.row(new Weight(key, t.type(), t.data(), 1, len), 0, dst, off);
+        for (int i = 0; i < len; i++) {
+            if (!Float.isFinite(dst[off + i])) {
+                throw new ModelFormatException(file, "tensor " + key + " holds a non-finite value (" + dst[off + i] + ") at " + i);
             }
         }
         unused.remove(key);

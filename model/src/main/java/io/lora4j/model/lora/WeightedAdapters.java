@@ -103,37 +103,39 @@ public final class WeightedAdapters {
     }
 
     private static void linear(LoraLayer t, List<LoraLayer> src, List<Float> w) {
-        java.util.Arrays.fill(t.a, 0f);
-        java.util.Arrays.fill(t.b, 0f);
+        float[] ta = new float[t.a.len()], tb = new float[t.b.len()];
         for (int k = 0; k < src.size(); k++) {
             LoraLayer s = src.get(k);
             float sw = (float) Math.sqrt(w.get(k));
-            for (int i = 0; i < t.a.length; i++) {
-                t.a[i] += sw * s.scaling * s.e[i / s.in] * s.a[i];
+            for (int i = 0; i < ta.length; i++) {
+                ta[i] += sw * s.scaling * s.e(i / s.in) * s.a.get(i);
             }
-            for (int i = 0; i < t.b.length; i++) {
-                t.b[i] += sw * s.b[i];
+            for (int i = 0; i < tb.length; i++) {
+                tb[i] += sw * s.b.get(i);
             }
         }
+        t.a.load(ta);
+        t.b.load(tb);
     }
 
     private static void cat(LoraLayer t, List<LoraLayer> src, List<Float> w) {
-        java.util.Arrays.fill(t.a, 0f);
-        java.util.Arrays.fill(t.b, 0f);
+        float[] ta = new float[t.a.len()], tb = new float[t.b.len()];
         int row = 0;
         for (int k = 0; k < src.size(); k++) {
             LoraLayer s = src.get(k);
             float sw = (float) Math.sqrt(w.get(k));
             for (int j = 0; j < s.r; j++) {
                 for (int i = 0; i < t.in; i++) {
-                    t.a[(row + j) * t.in + i] = sw * s.scaling * s.e[j] * s.a[j * s.in + i];
+                    ta[(row + j) * t.in + i] = sw * s.scaling * s.e(j) * s.a.get(j * s.in + i);
                 }
                 for (int o = 0; o < t.out; o++) {
-                    t.b[o * t.r + row + j] = sw * s.b[o * s.r + j];
+                    tb[o * t.r + row + j] = sw * s.b.get(o * s.r + j);
                 }
             }
             row += s.r;
         }
+        t.a.load(ta);
+        t.b.load(tb);
     }
 
     /** Truncated SVD of ΔW = Bc·Ac with Bc (out × R) = [w·s·B_i], Ac (R × in) = [A_i], in double. */
@@ -149,10 +151,10 @@ public final class WeightedAdapters {
             LoraLayer s = src.get(k);
             for (int j = 0; j < s.r; j++) {
                 for (int o = 0; o < t.out; o++) {
-                    bc[o][col + j] = (double) w.get(k) * s.scaling * s.e[j] * s.b[o * s.r + j];
+                    bc[o][col + j] = (double) w.get(k) * s.scaling * s.e(j) * s.b.get(o * s.r + j);
                 }
                 for (int i = 0; i < t.in; i++) {
-                    act[i][col + j] = s.a[j * s.in + i];
+                    act[i][col + j] = s.a.get(j * s.in + i);
                 }
             }
             col += s.r;
@@ -183,14 +185,14 @@ public final class WeightedAdapters {
                 for (int k = 0; c >= 0 && k < R; k++) {
                     sum += bc[o][k] * m[k][c];
                 }
-                t.b[o * t.r + j] = (float) sum;
+                t.b.set(o * t.r + j, (float) sum);
             }
             for (int i = 0; i < t.in; i++) { // A = (Q2 · V[:, c])ᵀ
                 double sum = 0;
                 for (int k = 0; c >= 0 && k < R; k++) {
                     sum += act[i][k] * v[k][c];
                 }
-                t.a[j * t.in + i] = (float) sum;
+                t.a.set(j * t.in + i, (float) sum);
             }
         }
     }

@@ -13,6 +13,7 @@ import io.lora4j.model.format.SafetensorsFile;
 import io.lora4j.model.format.SafetensorsWriter;
 import io.lora4j.model.format.TensorInfo;
 import io.lora4j.model.lora.LoraAdapter;
+import io.lora4j.model.lora.ParamStore;
 import io.lora4j.model.lora.PeftAdapters;
 
 import java.io.IOException;
@@ -24,6 +25,7 @@ import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 import java.util.ArrayList;
 import java.util.HexFormat;
+import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -61,12 +63,12 @@ public final class Checkpoints {
             deleteTree(tmp);
             PeftAdapters.save(t.adapter(), t.model(), tmp, false);
             SafetensorsWriter w = new SafetensorsWriter();
-            for (Trainer.Param p : t.params()) {
-                if (p.m() != null) {
-                    w.add(p.name() + ".m", new long[]{p.m().length}, p.m());
+            for (ParamStore.View p : t.params()) {
+                if (t.firstMoments() != null) {
+                    w.add(p.name() + ".m", new long[]{p.len()}, Arrays.copyOfRange(t.firstMoments(), p.off(), p.off() + p.len()));
                 }
-                if (p.v() != null) {
-                    w.add(p.name() + ".v", new long[]{p.v().length}, p.v());
+                if (t.secondMoments() != null) {
+                    w.add(p.name() + ".v", new long[]{p.len()}, Arrays.copyOfRange(t.secondMoments(), p.off(), p.off() + p.len()));
                 }
             }
             w.write(tmp.resolve(OPTIMIZER));
@@ -213,9 +215,9 @@ public final class Checkpoints {
         LoraAdapter adapter = PeftAdapters.load(checkpoint, model, "default");
         Trainer t = new Trainer(model, adapter, cfg, train, eval, backend);
         try (SafetensorsFile opt = SafetensorsFile.open(checkpoint.resolve(OPTIMIZER))) {
-            for (Trainer.Param p : t.params()) {
-                restore(opt, p.name() + ".m", p.m(), checkpoint.resolve(OPTIMIZER));
-                restore(opt, p.name() + ".v", p.v(), checkpoint.resolve(OPTIMIZER));
+            for (ParamStore.View p : t.params()) {
+                restore(opt, p.name() + ".m", t.firstMoments(), p.off(), p.len(), checkpoint.resolve(OPTIMIZER));
+                restore(opt, p.name() + ".v", t.secondMoments(), p.off(), p.len(), checkpoint.resolve(OPTIMIZER));
             }
         }
         if (t.allocator() != null) {
@@ -249,14 +251,21 @@ public final class Checkpoints {
     }
 
     private static void restore(SafetensorsFile f, String key, float[] dst, Path file) {
+        if (dst != null) {
+            restore(f, key, dst, 0, dst.length, file);
+        }
+    }
+
+    /** State {@code key} into {@code dst[off..off+len)} (nothing when dst is null: the optimizer keeps no such state). */
+    private static void restore(SafetensorsFile f, String key, float[] dst, int off, int len, Path file) {
         if (dst == null) {
             return;
         }
         TensorInfo t = f.tensors().get(key);
-        if (t == null || t.elementCount() != dst.length) {
+        if (t == null || t.elementCount() != len) {
             throw new ModelFormatException(file, "missing or mis-sized state " + key);
         }
-        Dequant.row(new Weight(key, t.type(), t.data(), 1, dst.length), 0, dst, 0);
+        Dequant.row(new Weight(key, t.type(), t.data(), 1, len), 0, dst, off);
     }
 
     private static String sha256(Path f) throws IOException {

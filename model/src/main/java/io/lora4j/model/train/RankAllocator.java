@@ -65,8 +65,8 @@ public final class RankAllocator {
         avgUnc = new float[layers.size()][][];
         for (int i = 0; i < layers.size(); i++) {
             LoraLayer l = layers.get(i);
-            avgIpt[i] = new float[][]{new float[l.a.length], new float[l.e.length], new float[l.b.length]};
-            avgUnc[i] = new float[][]{new float[l.a.length], new float[l.e.length], new float[l.b.length]};
+            avgIpt[i] = new float[][]{new float[l.a.len()], new float[l.e.len()], new float[l.b.len()]};
+            avgUnc[i] = new float[][]{new float[l.a.len()], new float[l.e.len()], new float[l.b.len()]};
         }
     }
 
@@ -127,11 +127,13 @@ public final class RankAllocator {
         float b1 = cfg.beta1(), b2 = cfg.beta2();
         for (int i = 0; i < layers.size(); i++) {
             LoraLayer l = layers.get(i);
-            float[][] w = {l.a, l.e, l.b}, g = {l.da, l.de, l.db};
+            io.lora4j.model.lora.ParamStore.View[] t = {l.a, l.e, l.b};
+            float[] w = l.values(), g = l.grads();
             for (int f = 0; f < 3; f++) {
-                float[] ipt = avgIpt[i][f], unc = avgUnc[i][f], wf = w[f], gf = g[f];
-                for (int j = 0; j < wf.length; j++) {
-                    float now = Math.abs(wf[j] * gf[j]);
+                float[] ipt = avgIpt[i][f], unc = avgUnc[i][f];
+                int off = t[f].off();
+                for (int j = 0; j < t[f].len(); j++) {
+                    float now = Math.abs(w[off + j] * g[off + j]);
                     ipt[j] = b1 * ipt[j] + (1 - b1) * now;
                     unc[j] = b2 * unc[j] + (1 - b2) * Math.abs(now - ipt[j]);
                 }
@@ -184,7 +186,7 @@ public final class RankAllocator {
             for (int j = 0; j < l.r; j++) {
                 keep[j] = !(scores[i][j] <= threshold);
                 if (!keep[j]) {
-                    l.e[j] = 0f;
+                    l.e.set(j, 0f);
                 }
             }
             pattern.put(l.path(), keep);
@@ -202,7 +204,7 @@ public final class RankAllocator {
             boolean[] keep = pattern.get(l.path());
             for (int j = 0; keep != null && j < l.r; j++) {
                 if (!keep[j]) {
-                    l.e[j] = 0f;
+                    l.e.set(j, 0f);
                 }
             }
         }

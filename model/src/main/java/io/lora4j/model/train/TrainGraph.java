@@ -150,7 +150,7 @@ public final class TrainGraph {
             }
         }
         output = adapter != null && adapter.lmHead != null
-                ? new Weight("lm_head", GgmlType.F32, MemorySegment.ofArray(adapter.lmHead), c.vocabSize(), c.dim())
+                ? new Weight("lm_head", GgmlType.F32, adapter.lmHead.segment(), c.vocabSize(), c.dim())
                 : m.baseOutput();
         int C = c.dim(), H = c.hiddenDim(), V = c.vocabSize();
         xFinal = new float[maxT * C];
@@ -244,7 +244,7 @@ public final class TrainGraph {
                 throw new IllegalArgumentException("token id " + tok + " outside the vocabulary");
             }
             if (ad != null && ad.embedTokens != null) {
-                System.arraycopy(ad.embedTokens, tok * C, x, t * C, C);
+                System.arraycopy(ad.embedTokens.values(), ad.embedTokens.off() + tok * C, x, t * C, C);
             } else {
                 Dequant.row(m.tokenEmbedding(), tok, x, t * C);
             }
@@ -282,11 +282,13 @@ public final class TrainGraph {
             exec.at(l, a, null);
             LlamaBlock.backward(exec);
         }
-        if (ad != null && ad.dEmbedTokens != null) {
+        if (ad != null && ad.embedTokens != null) {
+            float[] g = ad.embedTokens.grads();
+            int off = ad.embedTokens.off();
             for (int t = 0; t < T; t++) {
                 int tok = tokens[t];
                 for (int i = 0; i < C; i++) {
-                    ad.dEmbedTokens[tok * C + i] += dResid[t * C + i];
+                    g[off + tok * C + i] += dResid[t * C + i];
                 }
             }
         }
@@ -394,7 +396,8 @@ public final class TrainGraph {
                 in = a.loraIn[mod.ordinal()];
                 Dropout.forward(in, buf(x), maskSeed(l, mod), dropout, T * ll.in);
             }
-            Lora.forward(buf(y), a.ax[mod.ordinal()], in, ll.a, ll.e, ll.b, ll.scaling, T, ll.in, ll.out, ll.r);
+            Lora.forward(buf(y), a.ax[mod.ordinal()], in, ll.values(), ll.a.off(), ll.eOff(), ll.b.off(), ll.scaling, T, ll.in,
+                    ll.out, ll.r);
         }
 
         @Override
@@ -403,10 +406,10 @@ public final class TrainGraph {
             if (ll.bias == null) {
                 return;
             }
-            float[] out = buf(y);
+            float[] out = buf(y), p = ll.values();
             for (int t = 0; t < T; t++) {
                 for (int o = 0; o < ll.out; o++) {
-                    out[t * ll.out + o] += ll.scaling * ll.bias[o];
+                    out[t * ll.out + o] += ll.scaling * p[ll.bias.off() + o];
                 }
             }
         }
@@ -455,26 +458,26 @@ public final class TrainGraph {
             int j = mod.ordinal();
             if (dropout > 0) {
                 Arrays.fill(dLoraIn, 0, T * ll.in, 0f);
-                Lora.backward(dLoraIn, ll.da, dE(ll), ll.db, tmpAx(ll, T), buf(dy), a.ax[j], a.loraIn[j], ll.a, ll.e, ll.b,
-                        ll.scaling, T, ll.in, ll.out, ll.r);
+                Lora.backward(dLoraIn, ll.grads(), tmpAx(ll, T), buf(dy), a.ax[j], a.loraIn[j], ll.values(), ll.a.off(), ll.eOff(),
+                        ll.b.off(), ll.scaling, T, ll.in, ll.out, ll.r);
                 // through the mask: kept elements were scaled by 1/(1-p), dropped ones get no gradient
                 Dropout.backward(buf(dx), dLoraIn, maskSeed(l, mod), dropout, T * ll.in);
             } else {
-                Lora.backward(buf(dx), ll.da, dE(ll), ll.db, tmpAx(ll, T), buf(dy), a.ax[j], buf(x), ll.a, ll.e, ll.b,
-                        ll.scaling, T, ll.in, ll.out, ll.r);
+                Lora.backward(buf(dx), ll.grads(), tmpAx(ll, T), buf(dy), a.ax[j], buf(x), ll.values(), ll.a.off(), ll.eOff(),
+                        ll.b.off(), ll.scaling, T, ll.in, ll.out, ll.r);
             }
         }
 
         @Override
         public void biasBackward(LinearModule mod, int i, Buf dy) {
             LoraLayer ll = branch(mod, i);
-            if (ll.dbias == null) {
+            if (ll.bias == null) {
                 return;
             }
-            float[] d = buf(dy);
+            float[] d = buf(dy), g = ll.grads();
             for (int t = 0; t < T; t++) {
                 for (int o = 0; o < ll.out; o++) {
-                    ll.dbias[o] += ll.scaling * d[t * ll.out + o];
+                    g[ll.bias.off() + o] += ll.scaling * d[t * ll.out + o];
                 }
             }
         }
@@ -511,8 +514,8 @@ public final class TrainGraph {
 
         @Override
         public void logitsBackward(Buf dx, Buf dLogits, Buf x) {
-            if (ad != null && ad.dLmHead != null) {
-                Matmul.backwardWeight(ad.dLmHead, buf(dLogits), buf(x), T, c.vocabSize(), c.dim());
+            if (ad != null && ad.lmHead != null) {
+                Matmul.backwardWeight(ad.lmHead.grads(), ad.lmHead.off(), buf(dLogits), buf(x), T, c.vocabSize(), c.dim());
             }
             Matmul.backward(buf(dx), buf(dLogits), output, T, false);
         }
@@ -524,18 +527,6 @@ public final class TrainGraph {
     }
 
     private float[] daxScratch = new float[0];
-    private float[] deScratch = new float[0];
-
-    /** Where dE goes: lora_E's gradient (AdaLoRA), or a discarded scratch for LoRA's frozen e = 1. */
-    private float[] dE(LoraLayer ll) {
-        if (ll.de != null) {
-            return ll.de;
-        }
-        if (deScratch.length < ll.r) {
-            deScratch = new float[ll.r];
-        }
-        return deScratch;
-    }
 
     private float[] tmpAx(LoraLayer ll, int T) {
         if (daxScratch.length < T * ll.r) {

@@ -6,8 +6,8 @@ import io.lora4j.kernels.Sgd;
 import io.lora4j.model.Llama;
 import io.lora4j.model.lora.LoraAdapter;
 import io.lora4j.model.lora.LoraLayer;
+import io.lora4j.model.lora.ParamStore;
 
-import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.SplittableRandom;
@@ -24,10 +24,6 @@ import java.util.SplittableRandom;
  * with that step's gradients (PEFT's {@code update_and_allocate}, which PEFT leaves to the user).
  */
 public final class Trainer {
-
-    /** One trainable tensor with its gradient and optimizer state. */
-    public record Param(String name, float[] value, float[] grad, float[] m, float[] v) {
-    }
 
     /**
      * What a finished optimizer step reports: the data loss, and for AdaLoRA the regulariser's term
@@ -49,12 +45,12 @@ public final class Trainer {
     private final LoraAdapter adapter;
     private final TrainConfig cfg;
     private final TrainGraph graph;
-    private final List<Param> params = new ArrayList<>();
+    private final ParamStore store;
+    private final float[] m1, m2; // the store's moments this optimizer uses, or null
     private final List<Example> train;
     private final List<Example> eval;
     private final RankAllocator allocator;
     private final DeviceTraining device;   // null: the steps run on the JVM
-    private boolean momentsOnDevice;
     private int[] order;
     private int cursor;
     private int epoch;
@@ -103,32 +99,14 @@ public final class Trainer {
             }
         }
         allocator = adapter.adaLora() == null ? null : new RankAllocator(adapter);
-        for (LoraLayer l : adapter.layers()) {
-            addParam(l.path() + ".lora_A", l.a, l.da, adam, momentum);
-            if (l.svd()) {
-                addParam(l.path() + ".lora_E", l.e, l.de, adam, momentum);
-            }
-            addParam(l.path() + ".lora_B", l.b, l.db, adam, momentum);
-            if (l.bias != null) {
-                addParam(l.path() + ".lora_B.bias", l.bias, l.dbias, adam, momentum);
-            }
-        }
-        if (adapter.lmHead != null) {
-            addParam("lm_head", adapter.lmHead, adapter.dLmHead, adam, momentum);
-        }
-        if (adapter.embedTokens != null) {
-            addParam("embed_tokens", adapter.embedTokens, adapter.dEmbedTokens, adam, momentum);
-        }
+        store = adapter.store();
+        m1 = adam || momentum ? store.firstMoments() : null;
+        m2 = adam ? store.secondMoments() : null;
         order = new int[train.size()];
         for (int i = 0; i < order.length; i++) {
             order[i] = i;
         }
         shuffle();
-    }
-
-    private void addParam(String name, float[] value, float[] grad, boolean adam, boolean momentum) {
-        params.add(new Param(name, value, grad, adam || momentum ? new float[value.length] : null,
-                adam ? new float[value.length] : null));
     }
 
     /** The JVM training graph, or null when a device trains ({@link #device()}). */
@@ -147,12 +125,23 @@ public final class Trainer {
      */
     public void sync() {
         if (device != null) {
-            device.syncToHost(params.stream().map(Param::m).toList(), params.stream().map(Param::v).toList());
+            device.syncToHost();
         }
     }
 
-    public List<Param> params() {
-        return params;
+    /** The trainable tensors (views of the adapter's {@link ParamStore}), in storage order. */
+    public List<ParamStore.View> params() {
+        return store.views();
+    }
+
+    /** AdamW's first moments or SGD's momentum buffer over the whole store, or null when the optimizer keeps none. */
+    public float[] firstMoments() {
+        return m1;
+    }
+
+    /** AdamW's second moments over the whole store, or null. */
+    public float[] secondMoments() {
+        return m2;
     }
 
     public int step() {
@@ -198,20 +187,12 @@ public final class Trainer {
 
     /** Optimizer state bytes (moments). */
     public long optimizerBytes() {
-        long n = 0;
-        for (Param p : params) {
-            n += (p.m == null ? 0 : p.m.length) + (p.v == null ? 0 : p.v.length);
-        }
-        return 4 * n;
+        return 4L * ((m1 == null ? 0 : m1.length) + (m2 == null ? 0 : m2.length));
     }
 
     /** Parameter and gradient bytes of the adapter. */
     public long adapterBytes() {
-        long n = 0;
-        for (Param p : params) {
-            n += 2L * p.value.length;
-        }
-        return 4 * n;
+        return 8L * store.size();
     }
 
     /** Runs the remaining steps. */
@@ -243,16 +224,13 @@ public final class Trainer {
         if (device != null) {
             return deviceStep(t0, batch, counted, tokens);
         }
-        for (Param p : params) {
-            Arrays.fill(p.grad, 0f);
-        }
+        float[] g = store.grads;
+        Arrays.fill(g, 0f);
         double loss = meanLoss(batch, counted, graph::forwardBackward);
         double orth = allocator == null ? 0 : orthogonalRegularizer();
         double norm = 0;
-        for (Param p : params) {
-            for (float g : p.grad) {
-                norm += (double) g * g;
-            }
+        for (float x : g) {
+            norm += (double) x * x;
         }
         norm = Math.sqrt(norm);
         if (!Double.isFinite(norm)) {
@@ -260,20 +238,16 @@ public final class Trainer {
         }
         if (cfg.maxGradNorm() > 0 && norm > cfg.maxGradNorm()) {
             float c = (float) (cfg.maxGradNorm() / (norm + 1e-6));
-            for (Param p : params) {
-                for (int i = 0; i < p.grad.length; i++) {
-                    p.grad[i] *= c;
-                }
+            for (int i = 0; i < g.length; i++) {
+                g[i] *= c;
             }
         }
         float lr = cfg.lrSchedule().lr(step);
-        for (Param p : params) {
-            if (cfg.optimizer().equals("adamw")) {
-                AdamW.update(p.value, p.grad, p.m, p.v, lr, cfg.beta1(), cfg.beta2(), cfg.eps(), cfg.weightDecay(),
-                        step + 1, p.value.length);
-            } else {
-                Sgd.update(p.value, p.grad, p.m, lr, cfg.beta1(), cfg.weightDecay(), p.value.length);
-            }
+        if (cfg.optimizer().equals("adamw")) {
+            AdamW.update(store.values, g, m1, m2, lr, cfg.beta1(), cfg.beta2(), cfg.eps(), cfg.weightDecay(), step + 1,
+                    store.size());
+        } else {
+            Sgd.update(store.values, g, m1, lr, cfg.beta1(), cfg.weightDecay(), store.size());
         }
         int budget = allocator == null ? -1 : allocator.updateAndAllocate(step);
         step++;
@@ -294,13 +268,17 @@ public final class Trainer {
                 d = new float[l.r * l.r];
             }
             for (boolean rows : new boolean[]{true, false}) {
-                float[] m = rows ? l.a : l.b, dm = rows ? l.da : l.db;
+                ParamStore.View v = rows ? l.a : l.b;
+                float[] m = v.toArray(), dm = new float[v.len()];
                 int n = rows ? l.in : l.out;
                 Orthogonality.forward(d, m, l.r, n, rows);
                 double norm = Orthogonality.norm(d, l.r);
                 sum += norm;
                 if (w > 0 && norm > 0) {
                     Orthogonality.backward(dm, d, m, (float) (2.0 * w / (2 * layers.size()) / norm), l.r, n, rows);
+                    for (int i = 0; i < dm.length; i++) {
+                        store.grads[v.off() + i] += dm[i];
+                    }
                 }
             }
         }
@@ -333,10 +311,11 @@ public final class Trainer {
 
     /** The error naming the first non-finite gradient element (the norm was not finite). */
     private TrainingDivergedException nonFiniteGradient() {
-        for (Param p : params) {
-            for (float g : p.grad) {
+        for (ParamStore.View p : store.views()) {
+            for (int i = 0; i < p.len(); i++) {
+                float g = p.grad(i);
                 if (!Float.isFinite(g)) {
-                    return new TrainingDivergedException("gradient of " + p.name + " is " + g + " at step " + (step + 1) + "; stopping");
+                    return new TrainingDivergedException("gradient of " + p.name() + " is " + g + " at step " + (step + 1) + "; stopping");
                 }
             }
         }
@@ -345,10 +324,6 @@ public final class Trainer {
 
     /** {@link #trainStep} on the device: the same sequence seeds, clipping and schedule; the optimizer runs there. */
     private StepStats deviceStep(long t0, Example[] batch, int counted, int tokens) {
-        if (!momentsOnDevice) { // after a resume the restored moments are in the host arrays
-            device.loadMoments(params.stream().map(Param::m).toList(), params.stream().map(Param::v).toList());
-            momentsOnDevice = true;
-        }
         double loss = meanLoss(batch, counted, device::forwardBackward);
         double norm = Math.sqrt(device.gradNormSquared());
         if (!Double.isFinite(norm)) {

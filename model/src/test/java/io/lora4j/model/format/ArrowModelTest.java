@@ -248,8 +248,8 @@ class ArrowModelTest {
                 "false", List.of(), Map.of(), Map.of(), List.of("lm_head"));
         io.lora4j.model.lora.LoraAdapter ad = new io.lora4j.model.lora.LoraAdapter("default", c, m, 3);
         java.util.SplittableRandom r = new java.util.SplittableRandom(8);
-        for (int i = 0; i < ad.lmHead.length; i++) {
-            ad.lmHead[i] += (float) (r.nextDouble() - 0.5);
+        for (int i = 0; i < ad.lmHead.len(); i++) {
+            ad.lmHead.set(i, ad.lmHead.get(i) + (float) (r.nextDouble() - 0.5));
         }
         m.merge(ad);
         assertFalse(m.source().tensors().containsKey("output.weight"));

@@ -36,8 +36,8 @@ class LossMatchesLogitsTest {
                 Map.of(), Map.of(), List.of());
         LoraAdapter ad = new LoraAdapter("default", cfg, m, 3);
         ad.layers().forEach(ll -> {
-            for (int i = 0; i < ll.bias.length; i++) {
-                ll.bias[i] = 0.02f * (i % 5 - 2);
+            for (int i = 0; i < ll.bias.len(); i++) {
+                ll.bias.set(i, 0.02f * (i % 5 - 2));
             }
         });
         int T = 13;

@@ -5,6 +5,7 @@ import io.lora4j.model.lora.AdaLoraConfig;
 import io.lora4j.model.lora.LoraAdapter;
 import io.lora4j.model.lora.LoraConfig;
 import io.lora4j.model.lora.LoraLayer;
+import io.lora4j.model.lora.ParamStore;
 import org.junit.jupiter.api.Test;
 
 import java.util.ArrayList;
@@ -78,19 +79,21 @@ class RankAllocatorTest {
         SplittableRandom r = new SplittableRandom(4);
         List<double[]> ipt = new ArrayList<>(), unc = new ArrayList<>();
         for (LoraLayer l : ad.layers()) {
-            for (float[] w : new float[][]{l.a, l.e, l.b}) {
-                ipt.add(new double[w.length]);
-                unc.add(new double[w.length]);
+            for (ParamStore.View w : new ParamStore.View[]{l.a, l.e, l.b}) {
+                ipt.add(new double[w.len()]);
+                unc.add(new double[w.len()]);
             }
         }
         for (int step = 0; step < 3; step++) {
             int f = 0;
             for (LoraLayer l : ad.layers()) {
-                float[][] w = {l.a, l.e, l.b}, g = {l.da, l.de, l.db};
+                ParamStore.View[] t = {l.a, l.e, l.b};
+                float[] w = l.values(), g = l.grads();
                 for (int k = 0; k < 3; k++, f++) {
-                    for (int j = 0; j < g[k].length; j++) {
-                        g[k][j] = (float) (r.nextDouble() * 2 - 1);
-                        double now = Math.abs((double) w[k][j] * g[k][j]);
+                    for (int j = 0; j < t[k].len(); j++) {
+                        int at = t[k].off() + j;
+                        g[at] = (float) (r.nextDouble() * 2 - 1);
+                        double now = Math.abs((double) w[at] * g[at]);
                         ipt.get(f)[j] = 0.85 * ipt.get(f)[j] + 0.15 * now;
                         unc.get(f)[j] = 0.8 * unc.get(f)[j] + 0.2 * Math.abs(now - ipt.get(f)[j]);
                     }
@@ -119,7 +122,7 @@ class RankAllocatorTest {
         RankAllocator alloc = new RankAllocator(ad);
         randomScores(alloc, 8);
         float[][] scores = alloc.tripletScores();
-        List<float[]> eBefore = ad.layers().stream().map(l -> l.e.clone()).toList();
+        List<float[]> eBefore = ad.layers().stream().map(l -> l.e.toArray()).toList();
         for (int budget : new int[]{20, 17, 11, 8, 3}) {
             alloc.maskToBudget(budget);
             assertEquals(budget, alloc.keptTriplets(), "budget " + budget);
@@ -137,7 +140,7 @@ class RankAllocatorTest {
                 boolean[] keep = ad.rankPattern().get(l.path());
                 for (int j = 0; j < l.r; j++) {
                     assertEquals(scores[i][j] >= lowestKept, keep[j], l.path() + " triplet " + j);
-                    assertEquals(keep[j] ? eBefore.get(i)[j] : 0f, l.e[j], l.path() + " E " + j);
+                    assertEquals(keep[j] ? eBefore.get(i)[j] : 0f, l.e.get(j), l.path() + " E " + j);
                 }
             }
         }
@@ -150,7 +153,7 @@ class RankAllocatorTest {
         alloc.maskToBudget(10);
         assertEquals(0, alloc.keptTriplets());
         for (LoraLayer l : ad.layers()) {
-            assertArrayEquals(new float[l.r], l.e);
+            assertArrayEquals(new float[l.r], l.e.toArray());
         }
     }
 
@@ -180,14 +183,14 @@ class RankAllocatorTest {
         }
         // the optimizer regrows cut singular values; the final phase cuts them again without rescoring
         for (LoraLayer l : ad.layers()) {
-            Arrays.fill(l.e, 0.5f);
+            l.e.load(filled(l.r, 0.5f));
         }
         randomGradients(ad, r);
         assertEquals(8, alloc.updateAndAllocate(5));
         for (LoraLayer l : ad.layers()) {
             assertArrayEquals(fin.get(l.path()), ad.rankPattern().get(l.path()));
             for (int j = 0; j < l.r; j++) {
-                assertEquals(fin.get(l.path())[j] ? 0.5f : 0f, l.e[j]);
+                assertEquals(fin.get(l.path())[j] ? 0.5f : 0f, l.e.get(j));
             }
         }
         for (float[] v : alloc.state().values()) {
@@ -205,7 +208,7 @@ class RankAllocatorTest {
             alloc.updateAndAllocate(step);
         }
         assertEquals(12, alloc.keptTriplets());
-        assertFalse(ad.layers().stream().anyMatch(l -> Arrays.equals(l.e, new float[l.r])));
+        assertFalse(ad.layers().stream().anyMatch(l -> Arrays.equals(l.e.toArray(), new float[l.r])));
     }
 
     /** Random distinct EMA values, so that triplet scores differ. */
@@ -220,12 +223,18 @@ class RankAllocatorTest {
 
     static void randomGradients(LoraAdapter ad, SplittableRandom r) {
         for (LoraLayer l : ad.layers()) {
-            for (float[] g : new float[][]{l.da, l.de, l.db}) {
-                for (int j = 0; j < g.length; j++) {
-                    g[j] = (float) (r.nextDouble() * 2 - 1);
+            for (ParamStore.View t : new ParamStore.View[]{l.a, l.e, l.b}) {
+                for (int j = 0; j < t.len(); j++) {
+                    l.grads()[t.off() + j] = (float) (r.nextDouble() * 2 - 1);
                 }
             }
         }
+    }
+
+    static float[] filled(int n, float v) {
+        float[] a = new float[n];
+        Arrays.fill(a, v);
+        return a;
     }
 
     private static double[] box(float[] x) {

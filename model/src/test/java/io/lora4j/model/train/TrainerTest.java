@@ -93,7 +93,7 @@ class TrainerTest {
             assertTrue(after < 0.7 * before, opt + ": eval loss " + before + " -> " + after);
             for (LoraLayer l : ad.layers()) {
                 boolean moved = false;
-                for (float b : l.b) {
+                for (float b : l.b.toArray()) {
                     moved |= b != 0f;
                 }
                 assertTrue(moved, opt + ": " + l.path() + " B never moved");
@@ -118,8 +118,8 @@ class TrainerTest {
         LoraAdapter ad = adapter(m, 0f);
         List<float[]> before = new ArrayList<>();
         for (LoraLayer l : ad.layers()) {
-            before.add(l.a.clone());
-            before.add(l.b.clone());
+            before.add(l.a.toArray());
+            before.add(l.b.toArray());
         }
         Trainer t = new Trainer(m, ad, c, data(2, 8, 3), List.of());
         Trainer.StepStats s = t.trainStep();
@@ -127,7 +127,7 @@ class TrainerTest {
         double moved = 0;
         int k = 0;
         for (LoraLayer l : ad.layers()) {
-            for (float[] now : new float[][]{l.a, l.b}) {
+            for (float[] now : new float[][]{l.a.toArray(), l.b.toArray()}) {
                 float[] old = before.get(k++);
                 for (int i = 0; i < now.length; i++) {
                     moved += (double) (now[i] - old[i]) * (now[i] - old[i]);
@@ -143,7 +143,7 @@ class TrainerTest {
         LoraAdapter ad = adapter(m, 0f);
         Trainer t = new Trainer(m, ad, cfg("adamw", 5, 1, 1), data(4, 8, 3), List.of());
         t.trainStep();
-        ad.layers().get(0).a[0] = Float.NaN;
+        ad.layers().get(0).a.set(0, Float.NaN);
         TrainingDivergedException e = assertThrows(TrainingDivergedException.class, t::trainStep);
         assertTrue(e.getMessage().contains("step 2"), e.getMessage());
     }
@@ -161,23 +161,21 @@ class TrainerTest {
         Trainer t = new Trainer(m, ad, cfg("adamw", 10, 1, 1), data(2, 8, 3), List.of());
         double value = t.orthogonalRegularizer(); // grads were zero: da, db now hold the regulariser's gradient alone
         assertTrue(value > 0, "random A, B are not orthogonal");
-        List<float[][]> pairs = new ArrayList<>();
-        for (LoraLayer l : ad.layers()) {
-            pairs.add(new float[][]{l.a, l.da.clone()});
-            pairs.add(new float[][]{l.b, l.db.clone()});
-        }
+        float[] w = ad.store().values, grad = ad.store().grads.clone();
         double worst = 0;
-        for (float[][] p : pairs) {
-            for (int i = 0; i < p[0].length; i += 3) {
-                float orig = p[0][i];
-                float eps = 1e-3f;
-                p[0][i] = orig + eps;
-                double lp = t.orthogonalRegularizer();
-                p[0][i] = orig - eps;
-                double lm = t.orthogonalRegularizer();
-                p[0][i] = orig;
-                double numeric = (lp - lm) / (2 * eps);
-                worst = Math.max(worst, Math.abs(numeric - p[1][i]) / Math.max(1e-4, Math.abs(numeric) + Math.abs(p[1][i])));
+        for (LoraLayer l : ad.layers()) {
+            for (io.lora4j.model.lora.ParamStore.View v : List.of(l.a, l.b)) {
+                for (int i = v.off(); i < v.off() + v.len(); i += 3) {
+                    float orig = w[i];
+                    float eps = 1e-3f;
+                    w[i] = orig + eps;
+                    double lp = t.orthogonalRegularizer();
+                    w[i] = orig - eps;
+                    double lm = t.orthogonalRegularizer();
+                    w[i] = orig;
+                    double numeric = (lp - lm) / (2 * eps);
+                    worst = Math.max(worst, Math.abs(numeric - grad[i]) / Math.max(1e-4, Math.abs(numeric) + Math.abs(grad[i])));
+                }
             }
         }
         assertTrue(worst < 1e-2, "worst relative error " + worst);
@@ -185,9 +183,9 @@ class TrainerTest {
         double sum = 0;
         for (LoraLayer l : ad.layers()) {
             float[] d = new float[l.r * l.r];
-            Orthogonality.forwardNaive(d, l.a, l.r, l.in, true);
+            Orthogonality.forwardNaive(d, l.a.toArray(), l.r, l.in, true);
             sum += Orthogonality.norm(d, l.r);
-            Orthogonality.forwardNaive(d, l.b, l.r, l.out, false);
+            Orthogonality.forwardNaive(d, l.b.toArray(), l.r, l.out, false);
             sum += Orthogonality.norm(d, l.r);
         }
         assertEquals(0.5 * sum / (2 * ad.layers().size()), value, 1e-6 * value);
@@ -211,7 +209,7 @@ class TrainerTest {
             boolean[] keep = ad.rankPattern().get(l.path());
             for (int j = 0; j < l.r; j++) {
                 if (!keep[j]) {
-                    assertEquals(0f, l.e[j], l.path() + " E " + j + " is cut");
+                    assertEquals(0f, l.e.get(j), l.path() + " E " + j + " is cut");
                 }
             }
             kept += LoraAdapter.kept(keep);
