@@ -129,20 +129,22 @@ class TornadoDeviceTest {
 
     @ParameterizedTest
     @EnumSource(value = GgmlType.class, names = {"F32", "F16", "Q8_0"})
-    void decodeOnTheDeviceGivesTheJvmRunnersLogits(GgmlType type, @TempDir Path dir) throws Exception {
+    void batchedPrefillAndDecodeOnTheDeviceGiveTheJvmBackendsLogits(GgmlType type, @TempDir Path dir) throws Exception {
         Path f = dir.resolve("m.gguf");
         RandomModel.write(f, InferencePlanTest.SMALL, type, 7, null);
         try (GgufFile src = GgufFile.open(f)) {
             Llama m = new Llama(src);
             m.adapters().set(InferencePlanTest.adapter(m, "a", 4, "lora_only", List.of("all-linear"), 1));
-            int[] ids = {1, 17, 33, 2, 60};
+            int[] ids = {1, 17, 33, 2, 60, 5, 9};
             try (TornadoBackend dev = new TornadoBackend(TornadoDeviceTest::device);
-                 TornadoBackend ref = new TornadoBackend(JvmRunner::new)) {
-                State a = m.newState(1, 16), b = m.newState(1, 16);
-                for (int i = 0; i < ids.length; i++) {
-                    float[] want = m.forward(ref, a, ids, i, 1, i).clone();
-                    float[] got = m.forward(dev, b, ids, i, 1, i);
-                    InferencePlanTest.assertClose(want, got, 1e-4f, type + " token " + i);
+                 io.lora4j.model.Backend jvm = io.lora4j.model.Backend.named("jvm")) {
+                // a 5-token prompt in chunks of 4 (the second padded), then decoding through the same graphs
+                State a = m.newState(4, 16), b = m.newState(4, 16);
+                float[] want = m.forward(jvm, a, ids, 0, 5, 0).clone();
+                InferencePlanTest.assertClose(want, m.forward(dev, b, ids, 0, 5, 0), 1e-4f, type + " prefill");
+                for (int i = 5; i < ids.length; i++) {
+                    want = m.forward(jvm, a, ids, i, 1, i).clone();
+                    InferencePlanTest.assertClose(want, m.forward(dev, b, ids, i, 1, i), 1e-4f, type + " token " + i);
                 }
             }
         }
@@ -153,7 +155,7 @@ class TornadoDeviceTest {
         try (LoadedModel lm = LoadedModel.open(InferencePlanTest.stories(), null);
              TornadoBackend dev = new TornadoBackend(TornadoDeviceTest::device)) {
             int[] prompt = {1, 403, 407, 261, 378};
-            var r = io.lora4j.model.Generator.generate(lm.llama(), dev, lm.llama().newState(1, 64), prompt, 0, 24,
+            var r = io.lora4j.model.Generator.generate(lm.llama(), dev, lm.llama().newState(8, 64), prompt, 0, 24,
                     new io.lora4j.model.Sampler(io.lora4j.model.Sampler.Params.greedy(), lm.llama().config().vocabSize()),
                     java.util.Set.of(), t -> { });
             assertEquals(Arrays.toString(Arrays.copyOf(InferencePlanTest.LLAMA_CPP_64, 24)), Arrays.toString(r.tokens()));
