@@ -6,12 +6,8 @@ import io.lora4j.model.arch.LlamaConfig;
 import io.lora4j.kernels.Attention;
 import io.lora4j.kernels.Lora;
 import io.lora4j.kernels.Matmul;
-import io.lora4j.kernels.RmsNorm;
-import io.lora4j.kernels.Rope;
-import io.lora4j.kernels.SwiGlu;
-import io.lora4j.kernels.Weight;
-import io.lora4j.model.block.BlockOps;
 import io.lora4j.model.block.Buf;
+import io.lora4j.model.block.JvmOps;
 import io.lora4j.model.block.LlamaBlock;
 import io.lora4j.model.arch.LinearModule;
 import io.lora4j.model.lora.LoraLayer;
@@ -54,25 +50,20 @@ public final class JvmBackend implements Backend {
     }
 
     /** The block's ops over one {@link State}, for tokens at positions {@code pos..pos+T-1} of block {@code layer}. */
-    private static final class Exec implements BlockOps {
+    private static final class Exec extends JvmOps {
         private final Llama m;
-        private final LlamaConfig c;
         private final State s;
         private final List<AdapterSet.Active> active;
-        private final boolean halves;
-        private final int pos;
-        private int T;
         private int layer;
         private boolean head;
 
         Exec(Llama m, State s, int T, int pos) {
+            super(m.config(), m.ropeFreqs());
             this.m = m;
-            this.c = m.config();
             this.s = s;
             this.T = T;
             this.pos = pos;
             this.active = m.adapters().active();
-            this.halves = c.ropeStyle() == LlamaConfig.RopeStyle.HALVES;
         }
 
         /** Final norm and logits of rows {@code first..first+n-1} of x, written to {@link State#logits} as (n, V). */
@@ -83,7 +74,8 @@ public final class JvmBackend implements Backend {
             LlamaBlock.head(this, false);
         }
 
-        private float[] buf(Buf b) {
+        @Override
+        protected float[] buf(Buf b) {
             return switch (b) {
                 case X -> head ? s.proj : s.x;
                 case X_MID, X_OUT -> s.x;
@@ -102,33 +94,14 @@ public final class JvmBackend implements Backend {
             };
         }
 
-        private float[] norm(Norm w) {
-            return switch (w) {
-                case ATTN -> m.layer(layer).attnNorm();
-                case FFN -> m.layer(layer).ffnNorm();
-                case OUTPUT -> m.outputNorm();
-            };
+        @Override
+        protected Layer layer() {
+            return m.layer(layer);
         }
 
         @Override
-        public void rmsNorm(Buf out, Buf rstd, Buf x, Norm w) {
-            RmsNorm.forward(buf(out), buf(rstd), buf(x), norm(w), T, c.dim(), c.rmsEps());
-        }
-
-        @Override
-        public void matmul(LinearModule[] ms, Buf[] ys, Buf x) {
-            Layer w = m.layer(layer);
-            if (ms.length == 1) {
-                Matmul.forward(buf(ys[0]), buf(x), ms[0].weight(w), T);
-                return;
-            }
-            float[][] outs = new float[ms.length][];
-            Weight[] ws = new Weight[ms.length];
-            for (int i = 0; i < ms.length; i++) {
-                outs[i] = buf(ys[i]);
-                ws[i] = ms[i].weight(w);
-            }
-            Matmul.forward(outs, buf(x), ws, T);
+        protected float[] outputNorm() {
+            return m.outputNorm();
         }
 
         @Override
@@ -164,21 +137,9 @@ public final class JvmBackend implements Backend {
         public void bias(LinearModule mod, int i, Buf y) {
             AdapterSet.Active a = branch(mod, i);
             LoraLayer ll = a.adapter().get(layer, mod);
-            if (ll.bias == null) {
-                return;
+            if (ll.bias != null) {
+                addBias(y, ll.values(), ll.bias.off(), a.scale() * ll.scaling, ll.out);
             }
-            float sc = a.scale() * ll.scaling;
-            float[] out = buf(y), p = ll.values();
-            for (int t = 0; t < T; t++) {
-                for (int o = 0; o < ll.out; o++) {
-                    out[t * ll.out + o] += sc * p[ll.bias.off() + o];
-                }
-            }
-        }
-
-        @Override
-        public void rope(Buf x, Heads h) {
-            Rope.forward(buf(x), m.ropeFreqs(), T, h == Heads.QUERY ? c.nHeads() : c.nKvHeads(), c.headSize(), pos, halves);
         }
 
         @Override
@@ -187,19 +148,6 @@ public final class JvmBackend implements Backend {
             System.arraycopy(buf(k), 0, s.kCache[layer], pos * kvDim, T * kvDim);
             System.arraycopy(buf(v), 0, s.vCache[layer], pos * kvDim, T * kvDim);
             Attention.forward(buf(out), buf(att), buf(q), s.kCache[layer], s.vCache[layer], T, pos, c.nHeads(), c.nKvHeads(), c.headSize(), 0);
-        }
-
-        @Override
-        public void add(Buf out, Buf a, Buf b) {
-            float[] o = buf(out), x = buf(a), y = buf(b);
-            for (int i = 0, n = T * c.dim(); i < n; i++) {
-                o[i] = x[i] + y[i];
-            }
-        }
-
-        @Override
-        public void swiglu(Buf out, Buf gate, Buf up) {
-            SwiGlu.forward(buf(out), buf(gate), buf(up), T * c.hiddenDim());
         }
 
         @Override

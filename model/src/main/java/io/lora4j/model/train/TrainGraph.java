@@ -7,15 +7,15 @@ import io.lora4j.kernels.Dropout;
 import io.lora4j.kernels.GgmlType;
 import io.lora4j.kernels.Lora;
 import io.lora4j.kernels.Matmul;
-import io.lora4j.kernels.RmsNorm;
-import io.lora4j.kernels.Rope;
 import io.lora4j.kernels.SwiGlu;
 import io.lora4j.kernels.Weight;
 import io.lora4j.model.Llama;
 import io.lora4j.model.arch.LlamaConfig;
 import io.lora4j.model.block.BlockOps;
 import io.lora4j.model.block.Buf;
+import io.lora4j.model.block.JvmOps;
 import io.lora4j.model.block.LlamaBlock;
+import io.lora4j.model.arch.Layer;
 import io.lora4j.model.arch.LinearModule;
 import io.lora4j.model.lora.LoraAdapter;
 import io.lora4j.model.lora.LoraLayer;
@@ -111,8 +111,7 @@ public final class TrainGraph {
     // backward scratch
     private final float[] dResid, dxb, dq, dk, dv, dAttOut, dAtt, dh, dgate, dup, dLoraIn, dlosses, tmpC;
     private long stepSeed;
-    private final boolean halves;
-    private final Exec exec = new Exec();
+    private final Exec exec;
 
     /**
      * @param adapter        the adapter being trained (null: plain model, e.g. for a gradient check of the base path)
@@ -122,11 +121,11 @@ public final class TrainGraph {
     public TrainGraph(Llama m, LoraAdapter adapter, int maxT, boolean checkpointing) {
         this.m = m;
         this.c = m.config();
+        this.exec = new Exec();
         this.ad = adapter;
         this.maxT = maxT;
         this.checkpointing = checkpointing;
         this.dropout = adapter == null ? 0f : adapter.config().loraDropout();
-        this.halves = c.ropeStyle() == LlamaConfig.RopeStyle.HALVES;
         acts = new LayerActs[c.nLayers()];
         for (int l = 0; l < c.nLayers(); l++) {
             acts[l] = new LayerActs(c, maxT, adapter, l, dropout > 0, !checkpointing);
@@ -249,8 +248,7 @@ public final class TrainGraph {
                 Dequant.row(m.tokenEmbedding(), tok, x, t * C);
             }
         }
-        exec.T = T;
-        exec.training = training;
+        exec.start(T, training);
         for (int l = 0; l < c.nLayers(); l++) {
             LayerActs a = checkpointing ? work : acts[l];
             if (checkpointing) {
@@ -299,13 +297,23 @@ public final class TrainGraph {
      * scratch. ATT_PROJ is computed into X_MID and FFN_PROJ into X_OUT (the residual adds then run in
      * place); K and V are attended directly (no cache: the whole sequence is one chunk at position 0).
      */
-    private final class Exec implements BlockOps.Backward {
-        int T;
+    private final class Exec extends JvmOps implements BlockOps.Backward {
         boolean training;
         boolean head;
         private int l;
         private LayerActs a;
         private float[] out;
+
+        Exec() {
+            super(TrainGraph.this.c, TrainGraph.this.m.ropeFreqs());
+        }
+
+        /** A sequence of T tokens from position 0; dropout only when {@code training}. */
+        void start(int tokens, boolean training) {
+            T = tokens;
+            pos = 0;
+            this.training = training;
+        }
 
         void at(int layer, LayerActs acts, float[] blockOut) {
             l = layer;
@@ -313,7 +321,8 @@ public final class TrainGraph {
             out = blockOut;
         }
 
-        private float[] buf(Buf b) {
+        @Override
+        protected float[] buf(Buf b) {
             if (head) {
                 return switch (b) {
                     case X -> xFinal;
@@ -355,32 +364,18 @@ public final class TrainGraph {
             };
         }
 
-        private float[] norm(Norm w) {
-            return switch (w) {
-                case ATTN -> m.layer(l).attnNorm();
-                case FFN -> m.layer(l).ffnNorm();
-                case OUTPUT -> m.outputNorm();
-            };
+        @Override
+        protected Layer layer() {
+            return m.layer(l);
         }
 
-        private int heads(Heads h) {
-            return h == Heads.QUERY ? c.nHeads() : c.nKvHeads();
+        @Override
+        protected float[] outputNorm() {
+            return m.outputNorm();
         }
 
         private LoraLayer branch(LinearModule mod, int i) {
             return ad.get(l, mod);
-        }
-
-        @Override
-        public void rmsNorm(Buf out, Buf rstd, Buf x, Norm w) {
-            RmsNorm.forward(buf(out), buf(rstd), buf(x), norm(w), T, c.dim(), c.rmsEps());
-        }
-
-        @Override
-        public void matmul(LinearModule[] ms, Buf[] ys, Buf x) {
-            for (int i = 0; i < ms.length; i++) {
-                Matmul.forward(buf(ys[i]), buf(x), ms[i].weight(m.layer(l)), T);
-            }
         }
 
         @Override
@@ -406,35 +401,12 @@ public final class TrainGraph {
             if (ll.bias == null) {
                 return;
             }
-            float[] out = buf(y), p = ll.values();
-            for (int t = 0; t < T; t++) {
-                for (int o = 0; o < ll.out; o++) {
-                    out[t * ll.out + o] += ll.scaling * p[ll.bias.off() + o];
-                }
-            }
-        }
-
-        @Override
-        public void rope(Buf x, Heads h) {
-            Rope.forward(buf(x), m.ropeFreqs(), T, heads(h), c.headSize(), 0, halves);
+            addBias(y, ll.values(), ll.bias.off(), ll.scaling, ll.out);
         }
 
         @Override
         public void attention(Buf out, Buf att, Buf q, Buf k, Buf v) {
             Attention.forward(buf(out), buf(att), buf(q), buf(k), buf(v), T, 0, c.nHeads(), c.nKvHeads(), c.headSize(), T);
-        }
-
-        @Override
-        public void add(Buf out, Buf a, Buf b) {
-            float[] o = buf(out), x = buf(a), y = buf(b);
-            for (int i = 0, n = T * c.dim(); i < n; i++) {
-                o[i] = x[i] + y[i];
-            }
-        }
-
-        @Override
-        public void swiglu(Buf out, Buf gate, Buf up) {
-            SwiGlu.forward(buf(out), buf(gate), buf(up), T * c.hiddenDim());
         }
 
         @Override
@@ -484,21 +456,12 @@ public final class TrainGraph {
 
         @Override
         public void rmsNormBackward(Buf dx, boolean accumulate, Buf dOut, Buf x, Norm w, Buf rstd) {
-            int C = c.dim();
-            if (!accumulate) {
-                RmsNorm.backward(buf(dx), null, buf(dOut), buf(x), norm(w), buf(rstd), T, C);
-                return;
-            }
-            RmsNorm.backward(tmpC, null, buf(dOut), buf(x), norm(w), buf(rstd), T, C);
-            float[] d = buf(dx);
-            for (int i = 0; i < T * C; i++) {
-                d[i] += tmpC[i];
-            }
+            rmsNormBackward(dx, accumulate, dOut, x, w, rstd, tmpC);
         }
 
         @Override
         public void ropeBackward(Buf dx, Heads h) {
-            Rope.backward(buf(dx), m.ropeFreqs(), T, heads(h), c.headSize(), 0, halves);
+            ropeBackward(dx, h, 0);
         }
 
         @Override
