@@ -56,6 +56,11 @@ final class TrainCommand implements Callable<Integer> {
             + "Default: the built-in demo stories.")
     Path data;
 
+    @Option(names = "--profile", description = "With --backend tornado: profile the training plan with TornadoVM's profiler "
+            + "and print, after training, per task graph and kernel the time and the bytes copied per step, and the device memory "
+            + "(weights as they are on the device, e.g. 4-bit, activations, adapter, gradients, moments).")
+    boolean profile;
+
     @Option(names = "--eval-data", paramLabel = "FILE", description = "Held-out data (same formats); default: a split of --data.")
     Path evalData;
 
@@ -92,6 +97,14 @@ final class TrainCommand implements Callable<Integer> {
             throw new IllegalArgumentException("--method must be lora or adalora, got '" + method + "'");
         }
         try (LoadedModel lm = modelOptions.open(quantize); io.lora4j.model.Backend backend = modelOptions.backend()) {
+            io.lora4j.tornado.DeviceProfile prof = null;
+            if (profile) {
+                if (!(backend instanceof io.lora4j.tornado.TornadoBackend tb)) {
+                    throw new IllegalArgumentException("--profile profiles the TornadoVM training plan: use it with --backend tornado");
+                }
+                prof = new io.lora4j.tornado.DeviceProfile();
+                tb.profile(prof);
+            }
             if (lm.llama().quantizedBase()) {
                 List<String> cast = lm.llama().prepareForKbitTraining();
                 System.err.println("quantized base (" + describeBase(lm) + "): prepared for k-bit training (base frozen, input "
@@ -134,7 +147,8 @@ final class TrainCommand implements Callable<Integer> {
             System.err.println(adapter.trainableParametersLine(lm.llama().parameterCount()));
             memoryReport(lm, trainer);
             Files.createDirectories(output);
-            ProgressBar bar = new ProgressBar(System.err, tc.steps(), trainer.step());
+            int firstStep = trainer.step();
+            ProgressBar bar = new ProgressBar(System.err, tc.steps(), firstStep);
             double before = eval.isEmpty() ? Double.NaN : trainer.evalLoss();
             if (!eval.isEmpty()) {
                 System.err.printf(Locale.ROOT, "eval before training: loss %.4f, perplexity %.3f%n", before, Math.exp(before));
@@ -167,6 +181,10 @@ final class TrainCommand implements Callable<Integer> {
             PeftAdapters.save(adapter, lm.llama(), output);
             if (trainer.allocator() != null) {
                 adaLoraReport(trainer);
+            }
+            if (prof != null) {
+                int steps = Math.max(1, trainer.step() - firstStep);
+                System.out.print(prof.report("train (" + describeBase(lm) + ", " + steps + " steps and the evaluations)", steps, 15));
             }
             System.err.println("adapter saved to " + output + " (adapter_config.json, adapter_model.safetensors); "
                     + "metrics in metrics.csv, metrics.jsonl, loss.png");

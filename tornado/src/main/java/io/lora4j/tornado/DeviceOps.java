@@ -14,6 +14,7 @@ import io.lora4j.model.block.BlockOps;
 import io.lora4j.model.block.Buf;
 import io.lora4j.model.arch.LinearModule;
 import io.lora4j.tornado.DevicePlan.Graph;
+import io.lora4j.tornado.DevicePlan.Grid;
 import io.lora4j.tornado.DevicePlan.Mode;
 
 import java.util.ArrayList;
@@ -46,7 +47,7 @@ final class DeviceOps implements BlockOps.Backward {
         final int aOff, eOff, bOff, biasOff, r, in, out;
         final float scale;
         final float[] ax;
-        float[] dropped, dys, dax, dIn, ones;
+        float[] dropped, dys, dax, dIn, ones, eax, gax;
         long[] seed;
 
         Branch(float[] p, float[] g, int aOff, int eOff, int bOff, int biasOff, float scale, int r, int in, int out, int T) {
@@ -81,6 +82,8 @@ final class DeviceOps implements BlockOps.Backward {
     private DeviceMatrix output;
     private int[] targets;
     private float[] dlosses, dAtt, tmp, drop;
+    private float[] headGrad; // a trainable output projection's gradients (null: frozen)
+    private int headGradOff;
 
     /**
      * @param w     the block's projections by {@link LinearModule} ordinal (null for the head)
@@ -120,6 +123,13 @@ final class DeviceOps implements BlockOps.Backward {
         return this;
     }
 
+    /** The output projection is trained (modules_to_save lm_head): its weight gradient accumulates into {@code g[off..]}. */
+    DeviceOps headGradient(float[] g, int off) {
+        headGrad = g;
+        headGradOff = off;
+        return this;
+    }
+
     /** The loss's targets and per-token weights (training heads). */
     DeviceOps loss(int[] targets, float[] dlosses) {
         this.targets = targets;
@@ -145,8 +155,12 @@ final class DeviceOps implements BlockOps.Backward {
             b.dys = new float[T * b.out];
             b.dax = new float[T * b.r];
             b.dIn = b.dropped != null ? new float[T * b.in] : null;
+            if (b.eOff >= 0) { // AdaLoRA: E ⊙ A x, and the gradient reaching it
+                b.eax = new float[T * b.r];
+                b.gax = new float[T * b.r];
+            }
         }
-        g.copyIn(Mode.FIRST_EXECUTION, Arrays.stream(new Object[]{b.ax, b.dropped, b.dys, b.dax, b.dIn, b.ones})
+        g.copyIn(Mode.FIRST_EXECUTION, Arrays.stream(new Object[]{b.ax, b.dropped, b.dys, b.dax, b.dIn, b.ones, b.eax, b.gax})
                 .filter(Objects::nonNull).toArray());
         if (b.seed != null) {
             g.copyIn(Mode.EVERY_EXECUTION, b.seed);
@@ -189,8 +203,8 @@ final class DeviceOps implements BlockOps.Backward {
 
     @Override
     public void rmsNorm(Buf out, Buf rstd, Buf x, Norm which) {
-        g.task(id("norm_" + which.name().toLowerCase()), RmsNorm::forwardNaive, buf(out), buf(rstd), buf(x), norm(which), T,
-                c.dim(), c.rmsEps());
+        g.kernel(id("norm_" + which.name().toLowerCase()), Grid.byLiveRows(1, T, GpuRmsNorm::grid), GpuRmsNorm::forward,
+                GpuRmsNorm::forward, buf(out), buf(rstd), buf(x), norm(which), T, c.dim(), c.rmsEps());
     }
 
     @Override
@@ -245,8 +259,9 @@ final class DeviceOps implements BlockOps.Backward {
             values = vCache;
             stride = attStride;
         }
-        g.task(id("attention"), Attention::forwardNaive, buf(out), buf(att), buf(q), keys, values, pos, T, c.nHeads(),
-                c.nKvHeads(), c.headSize(), stride);
+        int NH = c.nHeads();
+        g.kernel(id("attention"), Grid.byLiveRows(1, T, (gr, live) -> GpuAttention.grid(gr, live, NH)), GpuAttention::forward,
+                GpuAttention::forward, buf(out), buf(att), buf(q), keys, values, pos, T, NH, c.nKvHeads(), c.headSize(), stride);
     }
 
     @Override
@@ -273,7 +288,7 @@ final class DeviceOps implements BlockOps.Backward {
         g.task(id("cross_entropy"), CrossEntropy::forwardNaive, buf(losses), buf(probs), buf(logits), targets, T, c.vocabSize());
     }
 
-    // ---- backward (training plans; LoRA branches without E) ----
+    // ---- backward (training plans; LoRA branches, and AdaLoRA's with E) ----
 
     @Override
     public void matmulBackward(LinearModule m, Buf dx, boolean accumulate, Buf dy) {
@@ -285,8 +300,17 @@ final class DeviceOps implements BlockOps.Backward {
         Branch b = branches.get(m.ordinal()).get(i);
         String id = branchId(m, i) + "_bwd";
         g.task(id + "_dy", VectorOps::scaleNaive, b.dys, buf(dy), b.scale, T * b.out);
-        g.task(id + "_db", Matmul::backwardWeightNaive, b.g, b.bOff, b.dys, b.ax, T, b.out, b.r);
-        g.task(id + "_dax", Matmul::backwardNaive, b.dax, b.dys, b.p, b.bOff, T, b.out, b.r, 0);
+        if (b.eOff >= 0) {
+            // y = s·B (E ⊙ A x): dB += dysᵀ (E ⊙ ax), gax = dys·B, dE += Σ_t gax ⊙ ax, dax = E ⊙ gax
+            g.task(id + "_eax", VectorOps::mulRowsNaive, b.eax, b.ax, b.p, b.eOff, T * b.r, b.r);
+            g.task(id + "_db", Matmul::backwardWeightNaive, b.g, b.bOff, b.dys, b.eax, T, b.out, b.r);
+            g.task(id + "_gax", Matmul::backwardNaive, b.gax, b.dys, b.p, b.bOff, T, b.out, b.r, 0);
+            g.task(id + "_de", Lora::backwardSingularValuesNaive, b.g, b.eOff, b.gax, b.ax, T, b.r);
+            g.task(id + "_dax", VectorOps::mulRowsNaive, b.dax, b.gax, b.p, b.eOff, T * b.r, b.r);
+        } else {
+            g.task(id + "_db", Matmul::backwardWeightNaive, b.g, b.bOff, b.dys, b.ax, T, b.out, b.r);
+            g.task(id + "_dax", Matmul::backwardNaive, b.dax, b.dys, b.p, b.bOff, T, b.out, b.r, 0);
+        }
         g.task(id + "_da", Matmul::backwardWeightNaive, b.g, b.aOff, b.dax, b.dropped != null ? b.dropped : buf(x), T, b.r, b.in);
         if (b.dropped != null) {
             g.task(id + "_dx", Matmul::backwardNaive, b.dIn, b.dax, b.p, b.aOff, T, b.r, b.in, 0);
@@ -338,6 +362,10 @@ final class DeviceOps implements BlockOps.Backward {
 
     @Override
     public void logitsBackward(Buf dx, Buf dLogits, Buf x) {
+        if (headGrad != null) {
+            g.task("output_bwd_weight", Matmul::backwardWeightNaive, headGrad, headGradOff, buf(dLogits), buf(x), T, output.rows,
+                    output.cols);
+        }
         output.backward(g, "output_bwd", buf(dx), buf(dLogits), T, false);
     }
 

@@ -47,7 +47,6 @@ final class InferencePlan implements AutoCloseable {
     private final int nLayers;
     private final PlanRunner runner;
     private final List<float[]> uploaded = new ArrayList<>(); // adapter stores already on the device
-    private long deviceBytes;
 
     InferencePlan(Llama m, int contextLength, int T, Function<DevicePlan, PlanRunner> runners) {
         LlamaConfig c = m.config();
@@ -146,22 +145,12 @@ final class InferencePlan implements AutoCloseable {
     private DeviceMatrix[] upload(Graph g, io.lora4j.kernels.Weight... w) {
         DeviceMatrix[] d = DeviceMatrix.pack(w);
         g.copyIn(Mode.FIRST_EXECUTION, DeviceMatrix.buffers(d));
-        for (DeviceMatrix x : d) {
-            deviceBytes += x.bytes();
-        }
         return d;
     }
 
     /** Declares arrays (small weights, scratch, caches) as allocated on the device at the first execution. */
     private void in(Graph g, Object... arrays) {
         g.copyIn(Mode.FIRST_EXECUTION, arrays);
-        for (Object a : arrays) {
-            deviceBytes += switch (a) {
-                case float[] f -> 4L * f.length;
-                case int[] i -> 4L * i.length;
-                default -> throw new IllegalArgumentException();
-            };
-        }
     }
 
     /**
@@ -183,6 +172,9 @@ final class InferencePlan implements AutoCloseable {
         }
         n[0] = count;
         for (int l = 0; l < nLayers; l++) {
+            plan.graphs().get(l).liveRows(count);
+        }
+        for (int l = 0; l < nLayers; l++) {
             runner.execute(l);
         }
     }
@@ -193,8 +185,13 @@ final class InferencePlan implements AutoCloseable {
         System.arraycopy(logits, 0, out, 0, logits.length);
     }
 
+    void profile(DeviceProfile p) {
+        runner.profile(p);
+    }
+
+    /** Bytes of the plan's device buffers: weights, KV caches, adapters, scratch. */
     long deviceBytes() {
-        return deviceBytes;
+        return plan.deviceBytes();
     }
 
     String device() {

@@ -130,6 +130,48 @@ class InferencePlanTest {
         }
     }
 
+    /**
+     * A 128-token prompt with a batch of 128 runs as two batched executions (chunks of 64, the largest)
+     * of every block's graph and one of the logits graph, as the profile counts them; its kernels are
+     * launched once per execution, the bytes copied in per chunk are the embeddings, positions and live
+     * rows only, and the device memory is the plan's buffers (the weights among them).
+     */
+    @Test
+    void aPromptOf128TokensRunsAsTwoBatchedExecutionsInTheProfile(@TempDir Path dir) throws Exception {
+        LlamaConfig c = new LlamaConfig(64, 96, 2, 4, 2, 16, 96, 160, 1e-5f, 10000f, null, LlamaConfig.RopeStyle.ADJACENT, false);
+        Path f = dir.resolve("m.gguf");
+        RandomModel.write(f, c, GgmlType.F16, 13, null);
+        try (GgufFile src = GgufFile.open(f); TornadoBackend dev = emulated()) {
+            Llama m = new Llama(src);
+            int[] ids = new int[128];
+            for (int i = 0; i < ids.length; i++) {
+                ids[i] = (i * 31 + 7) % c.vocabSize();
+            }
+            State s = m.newState(128, c.contextLength());
+            m.forward(dev, s, ids, 0, 8, 0); // builds and uploads the plan
+            DeviceProfile p = new DeviceProfile();
+            dev.profile(p);
+            m.forward(dev, s, ids, 0, 128, 0);
+            assertEquals(64, dev.chunkRows());
+            assertEquals(List.of("layer_0", "layer_1", "logits"), List.copyOf(p.graphs().keySet()));
+            assertEquals(2, p.graphs().get("layer_0").executions());
+            assertEquals(2, p.graphs().get("layer_1").executions());
+            assertEquals(1, p.graphs().get("logits").executions());
+            assertEquals(5, p.executions());
+            assertEquals(4, p.kernels().get("q_proj").launches(), "two chunks through two blocks");
+            assertEquals(1, p.kernels().get("output").launches());
+            // per chunk: layer_0 copies in the embeddings (64, C), positions (64) and the live rows (1); layer_1 the last two
+            assertEquals(2 * (4L * 64 * 64 + 4 * 64 + 4), p.graphs().get("layer_0").copyInBytes());
+            assertEquals(2 * (4L * 64 + 4), p.graphs().get("layer_1").copyInBytes());
+            assertEquals(4L * c.vocabSize(), p.graphs().get("logits").copyOutBytes());
+            long weights = 2L * 2 * (2 * 64 * 64 + 2 * 64 * 32 + 3 * 64 * 96) + 2L * 96 * 64;
+            assertTrue(p.deviceMemory() > weights, p.deviceMemory() + " bytes on the device, " + weights + " of weights");
+            String report = p.report("pp128", 1, 5);
+            assertTrue(report.contains("| layer_0 | 2.0 |"), report);
+            assertTrue(report.contains("(") && report.contains("others)"), report);
+        }
+    }
+
     @Test
     void changingAdaptersMidSequenceIsRefusedAndANewSequenceRebuilds(@TempDir Path dir) throws Exception {
         Path f = dir.resolve("m.gguf");

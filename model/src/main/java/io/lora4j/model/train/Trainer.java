@@ -322,9 +322,21 @@ public final class Trainer {
         return new TrainingDivergedException("the gradient norm is not finite at step " + (step + 1) + "; stopping");
     }
 
-    /** {@link #trainStep} on the device: the same sequence seeds, clipping and schedule; the optimizer runs there. */
+    /**
+     * {@link #trainStep} on the device: the same sequence seeds, clipping and schedule; the optimizer runs there.
+     * AdaLoRA's parts that need the whole picture run on the host, as on the JVM: the orthogonal regulariser
+     * (from the values synced after the previous step; its gradient is added on the device) and, after the
+     * update, the rank allocator over the synced values and the clipped gradients, whose zeroed singular
+     * values are zeroed on the device too.
+     */
     private StepStats deviceStep(long t0, Example[] batch, int counted, int tokens) {
         double loss = meanLoss(batch, counted, device::forwardBackward);
+        double orth = 0;
+        if (allocator != null) {
+            Arrays.fill(store.grads, 0f);
+            orth = orthogonalRegularizer(); // its gradient alone, in the host's gradient array
+            device.addToGradients(store.grads);
+        }
         double norm = Math.sqrt(device.gradNormSquared());
         if (!Double.isFinite(norm)) {
             device.gradientsToHost();
@@ -332,9 +344,35 @@ public final class Trainer {
         }
         float clip = cfg.maxGradNorm() > 0 && norm > cfg.maxGradNorm() ? (float) (cfg.maxGradNorm() / (norm + 1e-6)) : 1f;
         float lr = cfg.lrSchedule().lr(step);
+        if (allocator != null) {
+            device.gradientsToHost();
+        }
         device.update(lr, cfg.beta1(), cfg.beta2(), cfg.eps(), cfg.weightDecay(), step + 1, clip);
+        int budget = -1;
+        if (allocator != null) {
+            device.syncToHost();
+            float[] g = store.grads, w = store.values;
+            for (int i = 0; i < g.length; i++) {
+                g[i] *= clip; // the allocator sees the clipped gradients, as on the JVM
+            }
+            float[] before = w.clone();
+            budget = allocator.updateAndAllocate(step);
+            float[] keep = null;
+            for (int i = 0; i < w.length; i++) {
+                if (w[i] != before[i]) { // zeroed by the allocator
+                    if (keep == null) {
+                        keep = new float[w.length];
+                        Arrays.fill(keep, 1f);
+                    }
+                    keep[i] = 0f;
+                }
+            }
+            if (keep != null) {
+                device.maskValues(keep);
+            }
+        }
         step++;
-        return new StepStats(step, loss, lr, norm, tokens, System.nanoTime() - t0, 0, -1);
+        return new StepStats(step, loss, lr, norm, tokens, System.nanoTime() - t0, orth, budget);
     }
 
     /** Mean loss per counted token over the held-out examples (no dropout, no gradients). */
