@@ -5,6 +5,7 @@ import io.lora4j.kernels.Attention;
 import io.lora4j.kernels.CrossEntropy;
 import io.lora4j.kernels.Dropout;
 import io.lora4j.kernels.GgmlType;
+import io.lora4j.kernels.Kbit;
 import io.lora4j.kernels.Lora;
 import io.lora4j.kernels.Matmul;
 import io.lora4j.kernels.RmsNorm;
@@ -12,10 +13,14 @@ import io.lora4j.kernels.Rope;
 import io.lora4j.kernels.Sgd;
 import io.lora4j.kernels.SwiGlu;
 import io.lora4j.kernels.VectorOps;
+import io.lora4j.kernels.Weight;
+import io.lora4j.model.format.Quantizer;
 import io.lora4j.tornado.DevicePlan.Graph;
 import io.lora4j.tornado.DevicePlan.Grid;
 import io.lora4j.tornado.DevicePlan.Mode;
 
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.SplittableRandom;
@@ -198,32 +203,25 @@ public final class DeviceChecks {
     static Stream<Check> workGroups() {
         int Q = NH * HS, KV = NKV * HS;
         return Stream.of(
-                new Check("gemm f32", (g, in) -> g.kernel("k", mm(T, R), GpuMatmul::forward, GpuMatmul::forward, in.f(T * R), in.f(T * C),
-                        in.f(5 + R * C), 5, in.ints(T), T, R, C)),
-                // one live row of one (rows beyond n keep what the device buffer held: TornadoVM does not copy in an array a task only writes)
-                new Check("gemv f32", (g, in) -> g.kernel("k", mm(1, R), GpuMatmul::forward, GpuMatmul::forward, in.f(R), in.f(C),
-                        in.f(5 + R * C), 5, in.ints(1), 1, R, C)),
-                new Check("gemm f16, two token tiles", (g, in) -> g.kernel("k", mm(20, R), GpuMatmul::forward, GpuMatmul::forward,
-                        in.f(20 * R), in.f(20 * C), in.halves(7 + R * C), 7, in.ints(19), 20, R, C)),
-                new Check("gemv f16", (g, in) -> g.kernel("k", mm(1, R), GpuMatmul::forward, GpuMatmul::forward, in.f(R), in.f(C),
-                        in.halves(7 + R * C), 7, in.ints(1), 1, R, C)),
-                new Check("gemm q8_0", (g, in) -> g.kernel("k", mm(T, R), GpuMatmul::forward, GpuMatmul::forward, in.f(T * R), in.f(T * 96),
-                        in.bytes(32 + R * 96), in.f(1 + R * 3), 32, in.ints(T), T, R, 96)),
-                new Check("gemv q8_0", (g, in) -> g.kernel("k", mm(1, R), GpuMatmul::forward, GpuMatmul::forward, in.f(R), in.f(96),
-                        in.bytes(32 + R * 96), in.f(1 + R * 3), 32, in.ints(1), 1, R, 96)),
-                new Check("tiled input gradient f32, accumulating", (g, in) -> g.kernel("k", bw(T, C), GpuMatmul::backward, GpuMatmul::backward,
-                        in.f(T * C), in.f(T * R), in.f(3 + R * C), 3, T, R, C, 1)),
-                new Check("tiled input gradient f16", (g, in) -> g.kernel("k", bw(20, C), GpuMatmul::backward, GpuMatmul::backward,
-                        in.f(20 * C), in.f(20 * R), in.halves(R * C), 0, 20, R, C, 0)),
-                new Check("tiled input gradient q8_0", (g, in) -> g.kernel("k", bw(T, 64), GpuMatmul::backward, GpuMatmul::backward,
-                        in.f(T * 64), in.f(T * R), in.bytes(64 + R * 64), in.f(2 + R * 2), 64, T, R, 64, 1)),
-                new Check("gemm nf4, double-quantized", (g, in) -> kbit(g, in, GgmlType.NF4_DQ, T)),
-                new Check("gemv fp4", (g, in) -> kbit(g, in, GgmlType.FP4, 1)),
-                new Check("gemv int8", (g, in) -> kbit(g, in, GgmlType.INT8, 1)),
-                new Check("gemm int8 with zero points", (g, in) -> kbit(g, in, GgmlType.INT8_ZP, T)),
-                new Check("tiled input gradient nf4", (g, in) -> kbitBackward(g, in, GgmlType.NF4)),
-                new Check("tiled input gradient fp4, double-quantized", (g, in) -> kbitBackward(g, in, GgmlType.FP4_DQ)),
-                new Check("tiled input gradient int8", (g, in) -> kbitBackward(g, in, GgmlType.INT8)),
+                // the products through DeviceMatrix (a matrix packed after another: non-zero offsets), in both shapes of
+                // their grid; one live row of one (rows beyond n keep what the device buffer held: TornadoVM does not
+                // copy in an array a task only writes)
+                new Check("gemm f32", (g, in) -> product(g, in, GgmlType.F32, C, T, T)),
+                new Check("gemv f32", (g, in) -> product(g, in, GgmlType.F32, C, 1, 1)),
+                new Check("gemm f16, two token tiles", (g, in) -> product(g, in, GgmlType.F16, C, 20, 19)),
+                new Check("gemv f16", (g, in) -> product(g, in, GgmlType.F16, C, 1, 1)),
+                new Check("gemm q8_0", (g, in) -> product(g, in, GgmlType.Q8_0, 96, T, T)),
+                new Check("gemv q8_0", (g, in) -> product(g, in, GgmlType.Q8_0, 96, 1, 1)),
+                new Check("gemm nf4, double-quantized", (g, in) -> product(g, in, GgmlType.NF4_DQ, 77, T, T)),
+                new Check("gemv fp4", (g, in) -> product(g, in, GgmlType.FP4, 77, 1, 1)),
+                new Check("gemv int8", (g, in) -> product(g, in, GgmlType.INT8, 77, 1, 1)),
+                new Check("gemm int8 with zero points", (g, in) -> product(g, in, GgmlType.INT8_ZP, 77, T, T)),
+                new Check("tiled input gradient f32, accumulating", (g, in) -> gradient(g, in, GgmlType.F32, C, T, true)),
+                new Check("tiled input gradient f16", (g, in) -> gradient(g, in, GgmlType.F16, C, 20, false)),
+                new Check("tiled input gradient q8_0, accumulating", (g, in) -> gradient(g, in, GgmlType.Q8_0, 64, T, true)),
+                new Check("tiled input gradient nf4", (g, in) -> gradient(g, in, GgmlType.NF4, 77, T, true)),
+                new Check("tiled input gradient fp4, double-quantized", (g, in) -> gradient(g, in, GgmlType.FP4_DQ, 77, T, true)),
+                new Check("tiled input gradient int8", (g, in) -> gradient(g, in, GgmlType.INT8, 77, T, false)),
                 new Check("fused rmsnorm", (g, in) -> g.kernel("k", Grid.of(T, GpuRmsNorm.THREADS), GpuRmsNorm::forward, GpuRmsNorm::forward,
                         in.f(T * C), in.f(T), in.f(T * C), in.f(C), T, C, 1e-5f)),
                 new Check("fused rmsnorm, rows wider than the work-group", (g, in) -> g.kernel("k", Grid.of(2, GpuRmsNorm.THREADS),
@@ -236,39 +234,31 @@ public final class DeviceChecks {
                         in.f(2 * NH * 150), in.f(2 * Q), in.f(150 * KV), in.f(150 * KV), in.ints(70, 149), 2, NH, NKV, HS, 150)));
     }
 
-    /** A k-bit matrix (R × 77: blocks straddle rows) after another in the shared device buffers; its product over {@code live} rows. */
-    private static void kbit(Graph g, Inputs in, GgmlType type, int live) {
-        int cols = 77;
-        DeviceMatrix[] d = DeviceMatrix.pack(kbitWeight(type, 5, cols, 1), kbitWeight(type, R, cols, 2));
-        int rows = live == 1 ? 1 : T;
-        d[1].matmul(g, "k", in.f(rows * R), in.f(rows * cols), in.ints(live), rows);
+    /** {@code out (T, R) = x · Wᵀ} over {@code live} rows, W (R × cols) of {@code type} packed after a 5 × cols matrix. */
+    private static void product(Graph g, Inputs in, GgmlType type, int cols, int T, int live) {
+        DeviceMatrix[] d = DeviceMatrix.pack(weight(type, 5, cols, 1), weight(type, R, cols, 2));
+        d[1].matmul(g, "k", in.f(T * R), in.f(T * cols), in.ints(live), T);
     }
 
-    private static void kbitBackward(Graph g, Inputs in, GgmlType type) {
-        int cols = 77;
-        DeviceMatrix[] d = DeviceMatrix.pack(kbitWeight(type, 3, cols, 3), kbitWeight(type, R, cols, 4));
-        d[1].backward(g, "k", in.f(T * cols), in.f(T * R), T, true);
+    /** {@code dx (T, cols) (+)= dy · W}, W (R × cols) of {@code type} packed after a 3 × cols matrix. */
+    private static void gradient(Graph g, Inputs in, GgmlType type, int cols, int T, boolean accumulate) {
+        DeviceMatrix[] d = DeviceMatrix.pack(weight(type, 3, cols, 3), weight(type, R, cols, 4));
+        d[1].backward(g, "k", in.f(T * cols), in.f(T * R), T, accumulate);
     }
 
-    private static io.lora4j.kernels.Weight kbitWeight(GgmlType type, int rows, int cols, long seed) {
+    /** A random matrix as a weight of {@code type}: F32, F16, Q8_0 (ggml's reference quantizer) or a k-bit type. */
+    private static Weight weight(GgmlType type, int rows, int cols, long seed) {
         SplittableRandom r = new SplittableRandom(seed);
         float[] w = new float[rows * cols];
         for (int i = 0; i < w.length; i++) {
             w[i] = (float) r.nextGaussian() * 0.05f;
         }
-        return io.lora4j.kernels.Kbit.quantize(type, "w" + seed, w, rows, cols);
-    }
-
-    private static Grid mm(int live, int rows) {
-        Grid g = Grid.of(1, 1, 1, 1);
-        GpuMatmul.forwardGrid(g, live, rows);
-        return g;
-    }
-
-    private static Grid bw(int T, int cols) {
-        Grid g = Grid.of(1, 1, 1, 1);
-        GpuMatmul.backwardGrid(g, T, cols);
-        return g;
+        if (!type.ggml) {
+            return Kbit.quantize(type, "w" + seed, w, rows, cols);
+        }
+        MemorySegment data = Arena.ofAuto().allocate(type.byteSize((long) rows * cols));
+        Quantizer.quantizeRow(type, data, 0, w, 0, rows * cols);
+        return new Weight("w" + seed, type, data, rows, cols);
     }
 
     /** Runs the case's task once and returns every array as it came back. */

@@ -32,13 +32,10 @@ final class DeviceMatrix {
     final GgmlType type;
     final int rows;
     final int cols;
-    private final float[] f32;
-    private final short[] f16;
-    /** Q8_0 quants, or the k-bit bytes (values, then a *_DQ matrix's scale codes). */
-    private final byte[] bytes;
-    /** Q8_0 block scales, or the k-bit statistics. */
-    private final float[] scales;
-    /** k-bit: the code tables ({@link Kbit#deviceTables}). */
+    /** The arrays {@link GpuMatmul}'s kernels take (see there); those the layout does not use are one-element placeholders. */
+    private final float[] wf;
+    private final short[] wh;
+    private final byte[] wb;
     private final float[] tables;
     /** Where this matrix starts in its buffer (elements; for Q8_0 a multiple of 32; k-bit: bytes). */
     private final int off;
@@ -54,11 +51,15 @@ final class DeviceMatrix {
         this.type = type;
         this.rows = rows;
         this.cols = cols;
-        this.f32 = b.f32;
-        this.f16 = b.f16;
-        this.bytes = type == GgmlType.Q8_0 ? b.q8 : b.kq;
-        this.scales = type == GgmlType.Q8_0 ? b.q8Scales : b.kStats;
-        this.tables = b.tables;
+        this.wf = switch (type) {
+            case F32 -> b.f32;
+            case F16 -> b.placeholderF();
+            case Q8_0 -> b.q8Scales;
+            default -> b.kStats;
+        };
+        this.wh = type == GgmlType.F16 ? b.f16 : b.placeholderH();
+        this.wb = type == GgmlType.Q8_0 ? b.q8 : kbit(type) ? b.kq : b.placeholderB();
+        this.tables = kbit(type) ? b.tables : b.placeholderT();
         this.off = off;
         this.qabsOff = qabsOff;
         this.statsOff = statsOff;
@@ -71,11 +72,30 @@ final class DeviceMatrix {
         return new DeviceMatrix(name, GgmlType.F32, rows, cols, b, off, 0, 0);
     }
 
-    /** The shared buffers of one pack, one per layout (null where no matrix has it). */
+    /** The shared buffers of one pack, one per layout (null where no matrix has it), and its placeholders. */
     private static final class Buffers {
         float[] f32, q8Scales, kStats, tables;
         short[] f16;
         byte[] q8, kq;
+        private float[] phF, phT;
+        private short[] phH;
+        private byte[] phB;
+
+        float[] placeholderF() {
+            return phF == null ? phF = new float[1] : phF;
+        }
+
+        float[] placeholderT() {
+            return phT == null ? phT = new float[1] : phT;
+        }
+
+        short[] placeholderH() {
+            return phH == null ? phH = new short[1] : phH;
+        }
+
+        byte[] placeholderB() {
+            return phB == null ? phB = new byte[1] : phB;
+        }
     }
 
     /** The device layout of a weight's type. */
@@ -183,17 +203,11 @@ final class DeviceMatrix {
         }
     }
 
-    /** The distinct buffers behind {@code ms}, to upload once. */
+    /** The distinct buffers behind {@code ms} (placeholders included: the kernels take them), to upload once. */
     static Object[] buffers(DeviceMatrix... ms) {
         List<Object> out = new ArrayList<>();
         for (DeviceMatrix d : ms) {
-            Object[] mine = switch (d.type) {
-                case F32 -> new Object[]{d.f32};
-                case F16 -> new Object[]{d.f16};
-                case Q8_0 -> new Object[]{d.bytes, d.scales};
-                default -> new Object[]{d.bytes, d.scales, d.tables};
-            };
-            for (Object a : mine) {
+            for (Object a : new Object[]{d.wf, d.wh, d.wb, d.tables}) {
                 if (out.stream().noneMatch(x -> x == a)) {
                     out.add(a);
                 }
@@ -202,21 +216,25 @@ final class DeviceMatrix {
         return out.toArray();
     }
 
+    /** The {@link GpuMatmul} layout code of this matrix. */
+    private int layout() {
+        return switch (type) {
+            case F32 -> GpuMatmul.F32;
+            case F16 -> GpuMatmul.F16;
+            case Q8_0 -> GpuMatmul.Q8_0;
+            default -> GpuMatmul.KBIT + Kbit.deviceKind(type);
+        };
+    }
+
     /**
      * Adds the task {@code dx (T, cols) (= or +=) dy (T, rows) · W} (the input gradient) to {@code g}: a
      * tiled GEMM ({@link GpuMatmul#backward}).
      */
     void backward(DevicePlan.Graph g, String id, float[] dx, float[] dy, int T, boolean accumulate) {
-        int acc = accumulate ? 1 : 0;
         Grid grid = Grid.of(1, 1, 1, 1);
         GpuMatmul.backwardGrid(grid, T, cols);
-        switch (type) {
-            case F32 -> g.kernel(id, grid, GpuMatmul::backward, GpuMatmul::backward, dx, dy, f32, off, T, rows, cols, acc);
-            case F16 -> g.kernel(id, grid, GpuMatmul::backward, GpuMatmul::backward, dx, dy, f16, off, T, rows, cols, acc);
-            case Q8_0 -> g.kernel(id, grid, GpuMatmul::backward, GpuMatmul::backward, dx, dy, bytes, scales, off, T, rows, cols, acc);
-            default -> g.kernel(id, grid, GpuMatmul::backward, GpuMatmul::backward, dx, dy, bytes, scales, tables, Kbit.deviceKind(type),
-                    off, qabsOff, statsOff, T, rows, cols, acc);
-        }
+        g.kernel(id, grid, GpuMatmul::backward, GpuMatmul::backward, dx, dy, wf, wh, wb, tables, layout(), off, qabsOff, statsOff, T,
+                rows, cols, accumulate ? 1 : 0);
     }
 
     /**
@@ -225,12 +243,7 @@ final class DeviceMatrix {
      */
     void matmul(DevicePlan.Graph g, String id, float[] out, float[] x, int[] n, int T) {
         Grid grid = Grid.byLiveRows(2, T, (gr, live) -> GpuMatmul.forwardGrid(gr, live, rows));
-        switch (type) {
-            case F32 -> g.kernel(id, grid, GpuMatmul::forward, GpuMatmul::forward, out, x, f32, off, n, T, rows, cols);
-            case F16 -> g.kernel(id, grid, GpuMatmul::forward, GpuMatmul::forward, out, x, f16, off, n, T, rows, cols);
-            case Q8_0 -> g.kernel(id, grid, GpuMatmul::forward, GpuMatmul::forward, out, x, bytes, scales, off, n, T, rows, cols);
-            default -> g.kernel(id, grid, GpuMatmul::forward, GpuMatmul::forward, out, x, bytes, scales, tables, Kbit.deviceKind(type), off,
-                    qabsOff, statsOff, n, T, rows, cols);
-        }
+        g.kernel(id, grid, GpuMatmul::forward, GpuMatmul::forward, out, x, wf, wh, wb, tables, layout(), off, qabsOff, statsOff, n, T,
+                rows, cols);
     }
 }

@@ -425,8 +425,9 @@ public final class DevicePlan {
      * that a task or a copy out of graph i uses, and that graph i does not copy in, is consumed by
      * graph i from graph i−1 — which persists it — and so on back to the graph that copies it in. A
      * plan linked this way must run its graphs in creation order (any prefix, restarting from any
-     * graph that consumes nothing it has not already bound). Returns the largest number of arrays one
-     * graph holds (TornadoVM bounds the size of a graph).
+     * graph that consumes nothing it has not already bound). Refuses an array that a graph copies in for
+     * later graphs without using it (TornadoVM allocates no buffer for it). Returns the largest number of
+     * arrays one graph holds (TornadoVM bounds the size of a graph).
      */
     public int linkChain() {
         int most = 0;
@@ -465,8 +466,34 @@ public final class DevicePlan {
         }
         for (Graph g : graphs) {
             most = Math.max(most, g.copyIn.size() + g.consumed.size());
+            for (Object a : g.persisted) {
+                if (g.copyIn.containsKey(a) && g.tasks.stream().noneMatch(t -> java.util.Arrays.stream(t.args()).anyMatch(x -> x == a))) {
+                    // TornadoVM 5.2 allocates no device buffer for it: the consuming graph fails (a null buffer)
+                    throw new IllegalStateException(g.name + " copies in an array for later graphs that none of its tasks uses; "
+                            + "copy it in where it is first used (copyInAtFirstUse)");
+                }
+            }
         }
         return most;
+    }
+
+    /**
+     * Declares {@code array} copied in (with {@code mode}) by the first graph, in creation order, whose tasks use
+     * it: TornadoVM allocates no device buffer for an array that a graph copies in but none of its tasks uses, so
+     * a graph consuming it later would find none.
+     */
+    public void copyInAtFirstUse(Mode mode, Object array) {
+        for (Graph g : graphs) {
+            for (Task t : g.tasks) {
+                for (Object a : t.args()) {
+                    if (a == array) {
+                        g.copyIn(mode, array);
+                        return;
+                    }
+                }
+            }
+        }
+        throw new IllegalStateException("no task uses the array");
     }
 
     /** Bytes of the distinct arrays the graphs copy in: the device buffers the plan holds. */

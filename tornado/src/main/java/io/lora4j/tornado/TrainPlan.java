@@ -188,7 +188,6 @@ final class TrainPlan implements DeviceTraining, AutoCloseable {
             w[l] = DeviceMatrix.pack(ws);
             Graph fg = plan.graph("fwd_" + l);
             if (l == 0) {
-                fg.copyIn(Mode.FIRST_EXECUTION, p);
                 if (keep != null) {
                     fg.copyIn(Mode.EVERY_EXECUTION, keep);
                     fg.task("rank_mask", VectorOps::mulNaive, p, keep, n); // the allocator's cut after the last step (else ones)
@@ -225,15 +224,17 @@ final class TrainPlan implements DeviceTraining, AutoCloseable {
         Graph lg = plan.graph("loss");
         float[] norm = m.outputNorm().clone();
         int[] all = {T};
-        if (ad.lmHead == null) {
-            lg.copyIn(Mode.FIRST_EXECUTION, DeviceMatrix.buffers(out));
+        for (Object a : DeviceMatrix.buffers(out)) {
+            if (a != p) { // a trainable lm_head lives in the parameter buffer, which another graph copies in
+                lg.copyIn(Mode.FIRST_EXECUTION, a);
+            }
         }
         lg.copyIn(Mode.FIRST_EXECUTION, norm, xbF, rstdF, logits, probs, losses, all).copyIn(Mode.EVERY_EXECUTION, targets);
         LlamaBlock.head(new DeviceOps(lg, c, T, null, all, null, null, null, null, head).head(norm, out).loss(targets, dlosses), true);
         lg.copyOut(Mode.EVERY_EXECUTION, losses);
         idxLoss = L;
         Graph hg = plan.graph("head_bwd");
-        hg.copyIn(Mode.EVERY_EXECUTION, dlosses).copyIn(Mode.FIRST_EXECUTION, dxbF, dResid, g); // the gradients live from here on
+        hg.copyIn(Mode.EVERY_EXECUTION, dlosses).copyIn(Mode.FIRST_EXECUTION, dxbF, dResid);
         DeviceOps headOps = new DeviceOps(hg, c, T, null, all, null, null, null, null, head).head(norm, out).loss(targets, dlosses);
         if (ad.lmHead != null) {
             headOps.headGradient(g, ad.lmHead.off());
@@ -290,6 +291,10 @@ final class TrainPlan implements DeviceTraining, AutoCloseable {
             ug.copyOut(Mode.UNDER_DEMAND, mom2);
         }
         idxUpdate = plan.graphs().size() - 1;
+        // the parameters and their gradients go to the device with the first graph whose tasks use them (TornadoVM
+        // allocates no buffer for an array a graph only copies in, and a later graph consuming it would find none)
+        plan.copyInAtFirstUse(Mode.FIRST_EXECUTION, p);
+        plan.copyInAtFirstUse(Mode.FIRST_EXECUTION, g);
         plan.linkChain();
         runner = runners.apply(plan);
     }

@@ -148,6 +148,9 @@ class TrainPlanTest {
                             + 4 * io.lora4j.kernels.Kbit.deviceFloats(w.type(), w.rows(), w.cols());
                 }
                 nf4Bytes += 4L * io.lora4j.kernels.Kbit.deviceTables().length; // each block's graph holds the code tables
+                // and the one-element placeholders of the layouts it does not use: fp16 bits (F32 also bytes and tables)
+                f32Bytes += 2 + 1 + 4;
+                nf4Bytes += 2;
             }
             DeviceProfile p = new DeviceProfile(), q = new DeviceProfile();
             try (TrainPlan a = new TrainPlan(full, adapter(full, 0f, "none"), 12, "adamw", JvmRunner::new);
