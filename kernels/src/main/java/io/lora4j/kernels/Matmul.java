@@ -213,6 +213,59 @@ public final class Matmul {
     }
 
     /**
+     * Decode for a batch of R rows from different sequences: {@code outs[i] (R, rows) = x (R, cols) ·
+     * ws[i]ᵀ}, the matrices sharing the input. Every product is computed the same way whatever R is:
+     * each weight row is decoded once into a float scratch row ({@link Dequant#row}, exact), then dotted
+     * with each input row with the fixed reduction tree ({@link #FOLDS}). A row's results therefore do not
+     * depend on which other rows share the batch (a server's batching changes no output), and the
+     * weights are read once per call for all R rows.
+     */
+    public static void forwardRows(float[][] outs, float[] x, Weight[] ws, int R) {
+        int total = 0;
+        int cols = ws[0].cols();
+        for (Weight w : ws) {
+            if (w.cols() != cols) {
+                throw new IllegalArgumentException("matrices sharing an input must have the same width");
+            }
+            total += w.rows();
+        }
+        Threads.parallelFor(total, 2L * cols * R, (from, to) -> rowsBlock(outs, x, ws, R, cols, from, to, scratch(cols)));
+    }
+
+    /** {@link #forwardRows} for the rows {@code from..to} of the matrices laid end to end; h is a scratch row. */
+    private static void rowsBlock(float[][] outs, float[] x, Weight[] ws, int R, int cols, int from, int to, float[] h) {
+        int upper = F.loopBound(cols);
+        int base = 0;
+        for (int i = 0; i < ws.length; i++) {
+            Weight w = ws[i];
+            int rows = w.rows();
+            int lo = Math.max(from - base, 0);
+            int hi = Math.min(to - base, rows);
+            float[] out = outs[i];
+            for (int r = lo; r < hi; r++) {
+                Dequant.row(w, r, h, 0);
+                for (int t = 0; t < R; t++) {
+                    int xo = t * cols;
+                    FloatVector acc = FloatVector.zero(F);
+                    int c = 0;
+                    for (; c < upper; c += L) {
+                        acc = FloatVector.fromArray(F, h, c).fma(FloatVector.fromArray(F, x, xo + c), acc);
+                    }
+                    for (VectorShuffle<Float> fold : FOLDS) {
+                        acc = acc.add(acc.rearrange(fold));
+                    }
+                    float sum = acc.lane(0);
+                    for (; c < cols; c++) {
+                        sum += h[c] * x[xo + c];
+                    }
+                    out[t * rows + r] = sum;
+                }
+            }
+            base += rows;
+        }
+    }
+
+    /**
      * Shuffles that bring lane i + L/2, then i + L/4, … onto lane i: a fixed pairwise reduction tree.
      * Kernels sum their accumulator with {@code for (fold : FOLDS) acc = acc.add(acc.rearrange(fold));
      * acc.lane(0)}: {@code reduceLanes(ADD)} may add in a different order in interpreted and compiled
