@@ -102,7 +102,8 @@ public final class Server implements AutoCloseable {
                     e.status == 404 ? "not_found_error" : "invalid_request_error", null));
             cfg.routes.exception(Exception.class, (e, ctx) -> error(ctx, 500, "internal error: " + e, "server_error", null));
             cfg.routes.error(404, "*", ctx -> {
-                if (ctx.result() == null) {
+                String r = ctx.result();
+                if (r == null || !r.startsWith("{")) { // no route matched (ours answer with JSON already)
                     error(ctx, 404, "no route " + ctx.method() + " " + ctx.path(), "not_found_error", null);
                 }
             });

@@ -53,6 +53,11 @@ class ServerTest {
     }
 
     static String completion(String model, String prompt, int maxTokens) throws Exception {
+        return completionOf(f, model, prompt, maxTokens);
+    }
+
+    /** The greedy completion text of {@code prompt} by {@code model} on the fixture's server. */
+    static String completionOf(ServeFixture f, String model, String prompt, int maxTokens) throws Exception {
         HttpResponse<String> r = f.post("/v1/completions", JSON.createObjectNode().put("model", model).put("prompt", prompt)
                 .put("max_tokens", maxTokens).put("temperature", 0).toString());
         assertEquals(200, r.statusCode(), r.body());

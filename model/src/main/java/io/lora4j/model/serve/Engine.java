@@ -149,7 +149,7 @@ public final class Engine implements AutoCloseable {
             if (closed) {
                 throw new IllegalStateException("the engine is closed");
             }
-            if (queue.size() >= opt.queueCapacity() && running.size() + queue.size() >= opt.maxSequences()) {
+            if (runningCount + queue.size() >= opt.maxSequences() + opt.queueCapacity()) {
                 throw new Busy(queue.size() + " requests are waiting (queue capacity " + opt.queueCapacity() + ")");
             }
             queue.add(new Sequence(r, h, c.vocabSize(), opt.contextLength()));
@@ -203,6 +203,9 @@ public final class Engine implements AutoCloseable {
                 if (running.size() < opt.maxSequences()) {
                     next = queue.poll();
                     queuedCount = queue.size();
+                    if (next != null) {
+                        runningCount = running.size() + 1; // taken: it counts against the slots from now
+                    }
                 }
             }
             try {
