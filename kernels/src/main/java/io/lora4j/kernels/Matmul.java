@@ -244,7 +244,38 @@ public final class Matmul {
             float[] out = outs[i];
             for (int r = lo; r < hi; r++) {
                 Dequant.row(w, r, h, 0);
-                for (int t = 0; t < R; t++) {
+                int t = 0;
+                // four input rows at a time: four independent accumulator chains, each summing exactly as one row alone
+                for (; t + 4 <= R; t += 4) {
+                    int x0 = t * cols, x1 = x0 + cols, x2 = x1 + cols, x3 = x2 + cols;
+                    FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0;
+                    int c = 0;
+                    for (; c < upper; c += L) {
+                        FloatVector hv = FloatVector.fromArray(F, h, c);
+                        a0 = hv.fma(FloatVector.fromArray(F, x, x0 + c), a0);
+                        a1 = hv.fma(FloatVector.fromArray(F, x, x1 + c), a1);
+                        a2 = hv.fma(FloatVector.fromArray(F, x, x2 + c), a2);
+                        a3 = hv.fma(FloatVector.fromArray(F, x, x3 + c), a3);
+                    }
+                    for (VectorShuffle<Float> fold : FOLDS) {
+                        a0 = a0.add(a0.rearrange(fold));
+                        a1 = a1.add(a1.rearrange(fold));
+                        a2 = a2.add(a2.rearrange(fold));
+                        a3 = a3.add(a3.rearrange(fold));
+                    }
+                    float s0 = a0.lane(0), s1 = a1.lane(0), s2 = a2.lane(0), s3 = a3.lane(0);
+                    for (int k = c; k < cols; k++) {
+                        s0 += h[k] * x[x0 + k];
+                        s1 += h[k] * x[x1 + k];
+                        s2 += h[k] * x[x2 + k];
+                        s3 += h[k] * x[x3 + k];
+                    }
+                    out[t * rows + r] = s0;
+                    out[(t + 1) * rows + r] = s1;
+                    out[(t + 2) * rows + r] = s2;
+                    out[(t + 3) * rows + r] = s3;
+                }
+                for (; t < R; t++) {
                     int xo = t * cols;
                     FloatVector acc = FloatVector.zero(F);
                     int c = 0;
