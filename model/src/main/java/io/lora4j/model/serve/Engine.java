@@ -7,7 +7,6 @@ import io.lora4j.model.Sampler;
 import io.lora4j.model.State;
 import io.lora4j.model.arch.LlamaConfig;
 import io.lora4j.model.lora.AdapterSet;
-import io.lora4j.model.lora.LoraLayer;
 
 import java.util.ArrayDeque;
 import java.util.ArrayList;
@@ -325,17 +324,6 @@ public final class Engine implements AutoCloseable {
             running.remove(s);
             end(s, Finish.ERROR, e);
         }
-    }
-
-    /** The largest rank among these adapters' layers (to size the engine's scratch). */
-    public static int maxRank(Iterable<io.lora4j.model.lora.LoraAdapter> adapters) {
-        int r = 0;
-        for (io.lora4j.model.lora.LoraAdapter a : adapters) {
-            for (LoraLayer ll : a.layers()) {
-                r = Math.max(r, ll.r);
-            }
-        }
-        return r;
     }
 
     /** Stops the engine: running and queued requests end as cancelled. */
