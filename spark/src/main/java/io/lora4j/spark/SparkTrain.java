@@ -94,7 +94,8 @@ public final class SparkTrain implements Callable<Integer>, Serializable {
     @Option(names = "--resume", description = "Resume from the newest valid checkpoint in --output.")
     boolean resume;
 
-    @Option(names = "--fail-once-at-step", hidden = true, defaultValue = "0", description = "Testing: the last task fails at this step in the stage's first attempt.")
+    @Option(names = "--fail-once-at-step", hidden = true, defaultValue = "0",
+            description = "Testing: the last task fails once at this step (a marker file in --output remembers it did).")
     int failAt;
 
     /** The command line, re-parsed on every executor (options objects are not serializable). */
@@ -136,7 +137,12 @@ public final class SparkTrain implements Callable<Integer>, Serializable {
             System.err.printf(Locale.ROOT, "data: %d records, %d train + %d eval sequences%s; %d tasks x batch %d%n",
                     loaded.records(), split.train().size(), split.eval().size(),
                     loaded.truncated() > 0 ? ", " + loaded.truncated() + " truncated to --seq-len" : "", tasks, tc.batchSize());
-            Files.createDirectories(Path.of(output));
+            Path out = Path.of(output);
+            Files.createDirectories(out);
+            if (!resume && TrainTask.latest(out) != null) {
+                throw new IllegalArgumentException(out + " holds checkpoints of an earlier run: pass --resume to continue it, "
+                        + "or choose another --output");
+            }
             JavaSparkContext jsc = JavaSparkContext.fromSparkContext(spark.sparkContext());
             List<Integer> ids = new ArrayList<>();
             for (int i = 0; i < tasks; i++) {
@@ -145,8 +151,11 @@ public final class SparkTrain implements Callable<Integer>, Serializable {
             RDD<String> done = jsc.parallelize(ids, tasks).rdd().barrier().mapPartitions(
                     new TrainTask(args, new ArrayList<>(split.train()), new ArrayList<>(split.eval())), false,
                     ClassTag$.MODULE$.apply(String.class));
-            for (Object line : (Object[]) done.collect()) {
-                System.err.println(line);
+            // the shuffle makes the barrier stage a map stage, which Spark reruns whole when a task fails
+            for (String line : done.toJavaRDD().repartition(1).collect()) {
+                if (!line.isEmpty()) {
+                    System.err.println(line);
+                }
             }
         } finally {
             spark.stop();
@@ -269,7 +278,8 @@ public final class SparkTrain implements Callable<Integer>, Serializable {
             int me = ctx.partitionId(), n = ctx.getTaskInfos().length;
             Path out = Path.of(o.output);
             try (LoadedModel lm = o.modelOptions.open()) {
-                Path ckpt = o.resume || ctx.stageAttemptNumber() > 0 ? latest(out) : null;
+                // the only checkpoints here are --resume's or this run's (from an attempt Spark reran)
+                Path ckpt = latest(out);
                 Trainer t = ckpt != null ? Checkpoints.resume(ckpt, lm.llama(), train, eval)
                         : new Trainer(lm.llama(), new LoraAdapter("default", o.lora.config(), lm.llama(), o.training.config().seed()),
                         o.training.config(), train, eval);
@@ -277,7 +287,7 @@ public final class SparkTrain implements Callable<Integer>, Serializable {
                 TrainConfig tc = t.config();
                 long t0 = System.nanoTime();
                 while (t.step() < tc.steps()) {
-                    if (o.failAt > 0 && t.step() + 1 == o.failAt && me == n - 1 && ctx.stageAttemptNumber() == 0) {
+                    if (o.failAt > 0 && t.step() + 1 == o.failAt && me == n - 1 && failOnce(out)) {
                         throw new IllegalStateException("injected failure of task " + me + " at step " + o.failAt);
                     }
                     Trainer.StepStats s = t.trainStep();
@@ -301,7 +311,19 @@ public final class SparkTrain implements Callable<Integer>, Serializable {
             }
         }
 
-        private static Path latest(Path out) {
+        /** True the first time only (a marker file in the output directory records it). */
+        private static boolean failOnce(Path out) {
+            try {
+                Files.createFile(out.resolve(".injected-failure"));
+                return true;
+            } catch (java.nio.file.FileAlreadyExistsException e) {
+                return false;
+            } catch (IOException e) {
+                throw new UncheckedIOException(e);
+            }
+        }
+
+        static Path latest(Path out) {
             try {
                 return Checkpoints.latestValid(out, w -> System.err.println("warning: " + w));
             } catch (IllegalArgumentException e) {

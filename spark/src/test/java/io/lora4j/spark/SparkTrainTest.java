@@ -131,8 +131,9 @@ class SparkTrainTest {
         }
         Path out = tmp.resolve("spark-jsonl");
         List<String> args = new ArrayList<>(List.of(COMMON));
+        args.set(args.indexOf("--steps") + 1, "2");
         args.addAll(List.of("--data", jsonl.toString(), "--tasks", "2", "--batch-size", "1", "-o", out.toString(),
-                "--spark-master", "local[2]", "--steps", "2"));
+                "--spark-master", "local[2]"));
         assertEquals(0, SparkTrain.run(args.toArray(String[]::new)));
         assertTrue(Files.exists(out.resolve(PeftAdapters.WEIGHTS)));
     }
