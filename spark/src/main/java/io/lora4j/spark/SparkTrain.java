@@ -129,6 +129,7 @@ public final class SparkTrain implements Callable<Integer>, Serializable {
             b.master(master);
         }
         SparkSession spark = b.getOrCreate();
+        spark.sparkContext().setLogLevel(System.getProperty("lora4j.spark.logLevel", "WARN"));
         try {
             String model = modelOptions.modelPath().toAbsolutePath().toString();
             List<Datasets.Tokens> records = tokenise(spark, model);
