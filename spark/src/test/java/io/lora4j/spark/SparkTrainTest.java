@@ -27,9 +27,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 /**
  * The Spark job with {@code local[2]}: 2 tasks × micro-batch 1 train the adapter that one trainer with
  * batch 2 trains on the same examples (bit for bit: the files are equal), and a task that fails in the
- * middle makes Spark rerun the stage, which resumes from the last checkpoint and ends with the same adapter.
+ * middle makes Spark rerun the stage, which resumes from the last checkpoint and ends with the same adapter
+ * (slow: a second Spark job).
  */
-@Tag("slow")
 class SparkTrainTest {
     @TempDir
     static Path tmp;
@@ -98,6 +98,7 @@ class SparkTrainTest {
     }
 
     @Test
+    @Tag("slow")
     void aFailedTaskReRunsTheStageFromTheLastCheckpoint() throws Exception {
         Path out = tmp.resolve("spark-failure");
         assertEquals(0, spark(out, "local[2,4]", "--save-every", "2", "--fail-once-at-step", "4"));
@@ -107,6 +108,7 @@ class SparkTrainTest {
     }
 
     @Test
+    @Tag("slow")
     void jsonlRecordsTokeniseToTrainsExamples() throws Exception {
         Path jsonl = tmp.resolve("pc.jsonl");
         StringBuilder sb = new StringBuilder();
