@@ -40,7 +40,6 @@ import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.Base64;
 import java.util.Comparator;
 import java.util.Iterator;
 import java.util.List;
@@ -53,7 +52,7 @@ import java.util.concurrent.ConcurrentHashMap;
  * LoRA training on Apache Spark, data-parallel: the data (text, JSONL or Parquet, the records {@code
  * lora4j train} accepts) is read and tokenised by Spark's executors and turned into {@code train}'s
  * examples; then {@code --tasks} barrier tasks each memory-map the base, hold the same adapter, compute
- * the gradients of their share of every step's sequences and exchange them ({@link BarrierTaskContext#allGather}),
+ * the gradients of their share of every step's sequences and exchange them (over direct connections, {@link SocketReplicas}),
  * so every copy takes the same optimizer step ({@link Replicas}) — the adapter {@code train} makes with a
  * batch {@code --tasks} times larger, bit for bit. Task 0 writes checkpoints, metrics and the PEFT adapter
  * to {@code -o} (a directory every executor can read, for resuming); when a task fails, Spark reruns
@@ -278,13 +277,16 @@ public final class SparkTrain implements Callable<Integer>, Serializable {
             new CommandLine(o).parseArgs(args);
             int me = ctx.partitionId(), n = ctx.getTaskInfos().length;
             Path out = Path.of(o.output);
-            try (LoadedModel lm = o.modelOptions.open()) {
+            // local masters: the tasks talk over loopback; on a cluster over the executors' own addresses
+            String host = o.master != null && o.master.startsWith("local") ? "127.0.0.1"
+                    : ctx.getTaskInfos()[me].address().replaceAll(":\\d+$", "");
+            try (LoadedModel lm = o.modelOptions.open(); SocketReplicas replicas = new SocketReplicas(ctx, me, n, host)) {
                 // the only checkpoints here are --resume's or this run's (from an attempt Spark reran)
                 Path ckpt = latest(out);
                 Trainer t = ckpt != null ? Checkpoints.resume(ckpt, lm.llama(), train, eval)
                         : new Trainer(lm.llama(), new LoraAdapter("default", o.lora.config(), lm.llama(), o.training.config().seed()),
                         o.training.config(), train, eval);
-                t.replicas(new SparkReplicas(ctx, me, n));
+                t.replicas(replicas);
                 TrainConfig tc = t.config();
                 long t0 = System.nanoTime();
                 while (t.step() < tc.steps()) {
@@ -346,16 +348,4 @@ public final class SparkTrain implements Callable<Integer>, Serializable {
         }
     }
 
-    /** Replicas over a barrier stage: every task's step payload gathered by {@link BarrierTaskContext#allGather}. */
-    record SparkReplicas(BarrierTaskContext ctx, int index, int count) implements Replicas {
-        @Override
-        public List<byte[]> exchange(byte[] mine) {
-            String[] all = ctx.allGather(Base64.getEncoder().encodeToString(mine));
-            List<byte[]> out = new ArrayList<>(all.length);
-            for (String s : all) {
-                out.add(Base64.getDecoder().decode(s));
-            }
-            return out;
-        }
-    }
 }
