@@ -33,8 +33,13 @@ public final class ModelOptions {
             description = "Worker threads (default: all cores).")
     Integer threads;
 
+    /** The --tokenizer override, or null. */
+    public Path tokenizerPath() {
+        return tokenizer;
+    }
+
     /** The model path, or the default model when none was given. */
-    Path modelPath() {
+    public Path modelPath() {
         if (model != null) {
             return model;
         }
@@ -47,7 +52,7 @@ public final class ModelOptions {
     }
 
     /** Applies --threads (must run before the first kernel call) and opens the model. */
-    LoadedModel open() {
+    public LoadedModel open() {
         applyThreads();
         return LoadedModel.open(modelPath(), tokenizer);
     }

@@ -83,8 +83,21 @@ final class TrainCommand implements Callable<Integer> {
             + "(its trainer settings are used; pass the same data).")
     Path resume;
 
+    @Option(names = "--spark-master", paramLabel = "URL", description = "Train data-parallel on Apache Spark (e.g. local[2], "
+            + "spark://host:7077): --spark-tasks barrier tasks exchange gradients every step, and the adapter is the one "
+            + "--batch-size × tasks would give. Needs the spark module built, or SPARK_HOME.")
+    String sparkMaster;
+
+    @Option(names = "--spark-tasks", defaultValue = "2", paramLabel = "N", description = "Tasks with --spark-master (default ${DEFAULT-VALUE}).")
+    int sparkTasks;
+
     @Override
-    public Integer call() throws IOException {
+    public Integer call() throws IOException, InterruptedException {
+        if (sparkMaster != null) {
+            List<String> all = spec.commandLine().getParseResult().originalArgs();
+            int at = all.indexOf(spec.name()); // the original arguments start with the command's own name
+            return SparkFrontEnd.run(all.subList(at + 1, all.size()), sparkMaster, sparkTasks);
+        }
         Path checkpoint = resume == null ? null
                 : Files.isRegularFile(resume.resolve(io.lora4j.model.train.Checkpoints.STATE)) ? resume
                 : io.lora4j.model.train.Checkpoints.latestValid(resume, w -> System.err.println("warning: " + w));
@@ -139,6 +152,10 @@ final class TrainCommand implements Callable<Integer> {
                 } else {
                     fresh = new LoraAdapter("default", lora.config(), lm.llama(), tc.seed());
                 }
+                if (fresh.initialValues() != null) {
+                    System.err.println("init_lora_weights " + fresh.config().initLoraWeights() + ": " + fresh.layers().size()
+                            + " projections decomposed; the base now holds their residuals W - s*B0*A0");
+                }
                 trainer = new Trainer(lm.llama(), fresh, tc, train, eval, backend);
             }
             LoraAdapter adapter = trainer.adapter();
@@ -186,8 +203,9 @@ final class TrainCommand implements Callable<Integer> {
                 int steps = Math.max(1, trainer.step() - firstStep);
                 System.out.print(prof.report("train (" + describeBase(lm) + ", " + steps + " steps and the evaluations)", steps, 15));
             }
-            System.err.println("adapter saved to " + output + " (adapter_config.json, adapter_model.safetensors); "
-                    + "metrics in metrics.csv, metrics.jsonl, loss.png");
+            System.err.println("adapter saved to " + output + " (adapter_config.json, adapter_model.safetensors"
+                    + (adapter.initialValues() != null ? ", converted for the original base: r " + 2 * adapter.config().r()
+                    + ", lora_A = [A; A0], lora_B = [B, -B0]" : "") + "); metrics in metrics.csv, metrics.jsonl, loss.png");
         }
         return 0;
     }

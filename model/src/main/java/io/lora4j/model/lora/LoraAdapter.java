@@ -26,6 +26,7 @@ public final class LoraAdapter {
     private final LoraConfig config;
     private final AdaLoraConfig adaLora;
     private Map<String, boolean[]> rankPattern;
+    private float[] initial;
     private final LoraLayer[][] layers; // [layer][module ordinal], null where not targeted
     private final List<LoraLayer> all;
     private final ParamStore store;
@@ -34,13 +35,24 @@ public final class LoraAdapter {
     /** (V, C) trainable token embedding (modules_to_save), or null. */
     public final ParamStore.View embedTokens;
 
+    /**
+     * A fresh adapter initialised as {@code config.initLoraWeights()} says, as PEFT's {@code get_peft_model}
+     * does. PiSSA and OLoRA ({@link ResidualInit}) decompose the base's weights and replace each adapted
+     * projection of {@code base} with its residual; {@code seed} is then pissa_niter's
+     * {@code torch.manual_seed}.
+     */
     public LoraAdapter(String name, LoraConfig config, BaseModel base, long seed) {
-        this(name, config, null, null, base, seed);
+        this(name, config, null, null, base, seed, true);
     }
 
     /** A fresh AdaLoRA adapter: init_r triplets per module, initialised as PEFT does, no rank pattern yet. */
     public LoraAdapter(String name, AdaLoraConfig config, BaseModel base, long seed) {
-        this(name, config.lora(), config, null, base, seed);
+        this(name, config.lora(), config, null, base, seed, true);
+    }
+
+    /** A LoRA adapter whose values a loader fills: nothing initialised (zeros), the base left alone. */
+    static LoraAdapter uninitialised(String name, LoraConfig config, BaseModel base) {
+        return new LoraAdapter(name, config, null, null, base, 0, false);
     }
 
     /**
@@ -48,14 +60,20 @@ public final class LoraAdapter {
      * init_r; a module without an entry keeps init_r), as PEFT loads a saved one; the loader fills the values.
      */
     static LoraAdapter pruned(String name, AdaLoraConfig config, Map<String, boolean[]> pattern, BaseModel base) {
-        return new LoraAdapter(name, config.lora(), config, pattern, base, 0);
+        return new LoraAdapter(name, config.lora(), config, pattern, base, 0, true);
     }
 
-    private LoraAdapter(String name, LoraConfig config, AdaLoraConfig ada, Map<String, boolean[]> pattern, BaseModel base, long seed) {
+    private LoraAdapter(String name, LoraConfig config, AdaLoraConfig ada, Map<String, boolean[]> pattern, BaseModel base, long seed,
+                        boolean initialise) {
         this.name = name;
         this.config = config;
         this.adaLora = ada;
         this.rankPattern = pattern == null ? null : copy(pattern);
+        boolean residual = ResidualInit.mutatesBase(config.initLoraWeights());
+        if (residual && ada != null) {
+            throw new IllegalArgumentException("init_lora_weights " + config.initLoraWeights() + " is a LoRA initialisation; "
+                    + "AdaLoRA initialises its triplets itself");
+        }
         LlamaConfig c = base.config();
         layers = new LoraLayer[c.nLayers()][LinearModule.values().length];
         boolean head = config.modulesToSave().contains("lm_head");
@@ -90,7 +108,9 @@ public final class LoraAdapter {
             String path = m.path(sh[0]);
             LoraLayer ll = new LoraLayer(m, sh[0], sh[2], m.inDim(c), m.outDim(c),
                     ada == null ? config.scalingFor(path) : ada.scaling(), store);
-            ll.initialise(config.initLoraWeights(), rnd);
+            if (initialise && !residual) {
+                ll.initialise(config.initLoraWeights(), rnd);
+            }
             layers[sh[0]][sh[1]] = ll;
             list.add(ll);
         }
@@ -118,6 +138,26 @@ public final class LoraAdapter {
         if (embed) {
             copy(base.tokenEmbedding(), embedTokens);
         }
+        if (initialise && residual) {
+            initial = ResidualInit.decompose(this, base, seed);
+            System.arraycopy(initial, 0, store.values, 0, initial.length);
+        }
+    }
+
+    /**
+     * The values PiSSA or OLoRA initialised this adapter with (A₀, B₀ at their store offsets), whose
+     * {@code s·B₀A₀} was taken out of the base; null for every other adapter. Saving converts with them
+     * (PEFT's {@code path_initial_model_for_weight_conversion}); checkpoints keep them.
+     */
+    public float[] initialValues() {
+        return initial;
+    }
+
+    void setInitialValues(float[] v) {
+        if (v.length != store.size()) {
+            throw new IllegalArgumentException("initial values of " + v.length + " elements for a store of " + store.size());
+        }
+        initial = v;
     }
 
     /** The dequantized rows of {@code w} into the view. */

@@ -1,8 +1,6 @@
 package io.lora4j.model.train;
 
-import io.lora4j.kernels.AdamW;
 import io.lora4j.kernels.Orthogonality;
-import io.lora4j.kernels.Sgd;
 import io.lora4j.model.Llama;
 import io.lora4j.model.lora.LoraAdapter;
 import io.lora4j.model.lora.LoraLayer;
@@ -14,7 +12,8 @@ import java.util.SplittableRandom;
 
 /**
  * Trains a {@link LoraAdapter}: micro-batches of whole sequences through {@link TrainGraph},
- * gradient accumulation, global-norm clipping, AdamW or SGD with a schedule, periodic evaluation.
+ * gradient accumulation, global-norm clipping, AdamW or SGD with a schedule (over {@link ParamGroups}:
+ * LoRA+ gives lora_B its own learning rate), periodic evaluation.
  * Deterministic: the same seed gives the same data order, dropout masks and therefore the same
  * loss curve, bit for bit. A non-finite loss or gradient stops training with the step named.
  * <p>
@@ -47,10 +46,14 @@ public final class Trainer {
     private final TrainGraph graph;
     private final ParamStore store;
     private final float[] m1, m2; // the store's moments this optimizer uses, or null
+    private final ParamGroups groups;
     private final List<Example> train;
     private final List<Example> eval;
     private final RankAllocator allocator;
     private final DeviceTraining device;   // null: the steps run on the JVM
+    private Replicas replicas = Replicas.ALONE;
+    private float[] sum;                    // the step's gradient, summed sequence by sequence
+    private long exchangeNanos;
     private int[] order;
     private int cursor;
     private int epoch;
@@ -100,6 +103,7 @@ public final class Trainer {
         }
         allocator = adapter.adaLora() == null ? null : new RankAllocator(adapter);
         store = adapter.store();
+        groups = ParamGroups.of(store, cfg.loraplusLrRatio());
         m1 = adam || momentum ? store.firstMoments() : null;
         m2 = adam ? store.secondMoments() : null;
         order = new int[train.size()];
@@ -210,9 +214,26 @@ public final class Trainer {
     }
 
     /** One optimizer step over batchSize × gradAccum sequences. */
+    /**
+     * Trains as one of several data-parallel replicas (see {@link Replicas}): each step then takes
+     * {@code replicas.count()} times as many sequences, of which this trainer computes its slice. JVM
+     * training only.
+     */
+    public void replicas(Replicas r) {
+        if (device != null && r.count() > 1) {
+            throw new IllegalArgumentException("data-parallel replicas train on the JVM only");
+        }
+        this.replicas = r;
+    }
+
+    /** Nanoseconds spent exchanging gradients with the other replicas so far. */
+    public long exchangeNanos() {
+        return exchangeNanos;
+    }
+
     public StepStats trainStep() {
         long t0 = System.nanoTime();
-        int n = cfg.batchSize() * cfg.gradAccum();
+        int n = cfg.batchSize() * cfg.gradAccum() * replicas.count();
         Example[] batch = new Example[n];
         int counted = 0;
         int tokens = 0;
@@ -225,8 +246,7 @@ public final class Trainer {
             return deviceStep(t0, batch, counted, tokens);
         }
         float[] g = store.grads;
-        Arrays.fill(g, 0f);
-        double loss = meanLoss(batch, counted, graph::forwardBackward);
+        double loss = sequenceGradients(batch, counted);
         double orth = allocator == null ? 0 : orthogonalRegularizer();
         double norm = 0;
         for (float x : g) {
@@ -243,12 +263,7 @@ public final class Trainer {
             }
         }
         float lr = cfg.lrSchedule().lr(step);
-        if (cfg.optimizer().equals("adamw")) {
-            AdamW.update(store.values, g, m1, m2, lr, cfg.beta1(), cfg.beta2(), cfg.eps(), cfg.weightDecay(), step + 1,
-                    store.size());
-        } else {
-            Sgd.update(store.values, g, m1, lr, cfg.beta1(), cfg.weightDecay(), store.size());
-        }
+        groups.update(store, m1, m2, cfg, lr, step + 1);
         int budget = allocator == null ? -1 : allocator.updateAndAllocate(step);
         step++;
         return new StepStats(step, loss, lr, norm, tokens, System.nanoTime() - t0, orth, budget);
@@ -294,6 +309,69 @@ public final class Trainer {
      * Runs the step's sequences, each seeded from (seed, step, index) for its dropout masks, with
      * dLoss/dloss_t = 1 / counted targets; returns the mean loss per counted target, which must be finite.
      */
+    /**
+     * The step's gradient into the store's gradients: every sequence's gradient computed from zero (this
+     * replica's share of them), then all of them added in sequence order, so that the result does not
+     * depend on how the sequences were shared out. Returns the mean loss per counted target.
+     */
+    private double sequenceGradients(Example[] batch, int counted) {
+        float[] g = store.grads;
+        if (sum == null) {
+            sum = new float[g.length];
+        }
+        Arrays.fill(sum, 0f);
+        float scale = counted == 0 ? 0f : 1f / counted;
+        int per = batch.length / replicas.count(), from = replicas.index() * per;
+        double lossSum = 0;
+        if (replicas.count() == 1) {
+            for (int i = 0; i < batch.length; i++) {
+                Arrays.fill(g, 0f);
+                lossSum += graph.forwardBackward(batch[i].tokens(), batch[i].targets(), batch[i].tokens().length, scale,
+                        sequenceSeed(batch.length, i));
+                for (int k = 0; k < g.length; k++) {
+                    sum[k] += g[k];
+                }
+            }
+        } else {
+            java.nio.ByteBuffer mine = java.nio.ByteBuffer.allocate(Math.multiplyExact(per, 8 + 4 * g.length));
+            for (int i = from; i < from + per; i++) {
+                Arrays.fill(g, 0f);
+                mine.putDouble(graph.forwardBackward(batch[i].tokens(), batch[i].targets(), batch[i].tokens().length, scale,
+                        sequenceSeed(batch.length, i)));
+                mine.asFloatBuffer().put(g);
+                mine.position(mine.position() + 4 * g.length);
+            }
+            long e0 = System.nanoTime();
+            List<byte[]> all = replicas.exchange(mine.array());
+            exchangeNanos += System.nanoTime() - e0;
+            if (all.size() != replicas.count()) {
+                throw new IllegalStateException(all.size() + " replicas answered, " + replicas.count() + " expected");
+            }
+            for (byte[] part : all) {
+                java.nio.ByteBuffer b = java.nio.ByteBuffer.wrap(part);
+                for (int i = 0; i < per; i++) {
+                    lossSum += b.getDouble();
+                    java.nio.FloatBuffer f = b.asFloatBuffer();
+                    for (int k = 0; k < g.length; k++) {
+                        sum[k] += f.get(k);
+                    }
+                    b.position(b.position() + 4 * g.length);
+                }
+            }
+        }
+        System.arraycopy(sum, 0, g, 0, g.length);
+        double loss = counted == 0 ? 0 : lossSum / counted;
+        if (!Double.isFinite(loss)) {
+            throw new TrainingDivergedException("loss is " + loss + " at step " + (step + 1) + "; stopping");
+        }
+        return loss;
+    }
+
+    /** The dropout seed of sequence i of the step's n (the same for every replica). */
+    private long sequenceSeed(int n, int i) {
+        return cfg.seed() * 1_000_003L + (long) step * n + i;
+    }
+
     private double meanLoss(Example[] batch, int counted, SequenceStep f) {
         double lossSum = 0;
         float scale = counted == 0 ? 0f : 1f / counted;
