@@ -25,8 +25,10 @@ import java.util.function.Function;
 
 /**
  * The device executor of the block program: each op of {@link io.lora4j.model.block.LlamaBlock}
- * becomes a task (a naive kernel of {@code kernels/}, the TornadoVM kernel subset) of one
- * {@link Graph}, over the arrays the plan binds to the block's buffer names. {@link InferencePlan}
+ * becomes a task of one {@link Graph} — a work-group kernel shaped for GPUs for the products
+ * ({@link GpuMatmul} through {@link DeviceMatrix}), attention ({@link GpuAttention}) and RMSNorm
+ * ({@link GpuRmsNorm}), whose grids follow the chunk's live rows, else a naive kernel of {@code kernels/}
+ * (the TornadoVM kernel subset) — over the arrays the plan binds to the block's buffer names. {@link InferencePlan}
  * and {@link TrainPlan} differ only in what they bind: a KV cache or none, the adapters' parameters,
  * and which arrays stay on the device.
  * <p>
