@@ -287,7 +287,8 @@ public final class Llama implements BaseModel {
         }
         for (LoraLayer ll : a.layers()) {
             Layer w = next[ll.layer];
-            next[ll.layer] = w.with(ll.module, Merge.merged(a.name(), ll, ll.module.weight(w), mode));
+            Weight merged = Merge.merged(a.name(), ll, ll.module.weight(w), projection(ll.layer, ll.module), mode);
+            next[ll.layer] = w.with(ll.module, merged);
         }
         System.arraycopy(next, 0, layers, 0, layers.length);
         if (a.lmHead != null) {

@@ -150,6 +150,11 @@ final class TrainPlan implements DeviceTraining, AutoCloseable {
             throw new IllegalArgumentException("modules_to_save (lm_head, embed_tokens) is not supported by the tornado "
                     + "backend's training plan yet; train it with --backend jvm");
         }
+        if (ad.config().useDora()) {
+            throw new IllegalArgumentException("DoRA (use_dora) needs the row norms of W + s·B·A again after every step; the "
+                    + "tornado backend's training plan does not compute them (it runs DoRA adapters for inference); train "
+                    + "it with --backend jvm");
+        }
         this.m = m;
         this.c = m.config();
         this.T = maxT;

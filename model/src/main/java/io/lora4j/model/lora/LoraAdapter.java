@@ -90,7 +90,7 @@ public final class LoraAdapter {
                 int r = ada == null ? config.rankFor(path)
                         : pattern != null && pattern.containsKey(path) ? kept(pattern.get(path)) : ada.initR();
                 specs.addAll(LoraLayer.specs(path, r, m.inDim(c), m.outDim(c), ada == null && config.bias().equals("lora_only"),
-                        ada != null));
+                        ada != null, config.useDora()));
                 shapes.add(new int[]{l, m.ordinal(), r});
             }
         }
@@ -110,6 +110,9 @@ public final class LoraAdapter {
                     ada == null ? config.scalingFor(path) : ada.scaling(), store);
             if (initialise && !residual) {
                 ll.initialise(config.initLoraWeights(), rnd);
+                if (ll.dora()) {
+                    ll.initialiseMagnitude(base.projection(sh[0], m));
+                }
             }
             layers[sh[0]][sh[1]] = ll;
             list.add(ll);

@@ -29,11 +29,13 @@ import java.util.regex.PatternSyntaxException;
  * @param rankPattern       module-path regex → rank
  * @param alphaPattern      module-path regex → alpha
  * @param modulesToSave     modules trained in full and saved whole: {@code lm_head}, {@code embed_tokens}
+ * @param useDora           DoRA: each adapted projection also gets a trainable magnitude vector
+ *                          ({@code lora_magnitude_vector}) that rescales its rows (see {@link LoraLayer#magnitude})
  */
 public record LoraConfig(int r, float loraAlpha, float loraDropout, List<String> targetModules, String targetRegex,
                          String bias, boolean useRslora, String initLoraWeights, List<Integer> layersToTransform,
                          Map<String, Integer> rankPattern, Map<String, Float> alphaPattern,
-                         List<String> modulesToSave) {
+                         List<String> modulesToSave, boolean useDora) {
 
     public static final List<String> ALL_LINEAR = List.of("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj");
     private static final Pattern LAYER_INDEX = Pattern.compile(".*\\.layers\\.(\\d+)\\..*");
@@ -55,6 +57,15 @@ public record LoraConfig(int r, float loraAlpha, float loraDropout, List<String>
         }
         if (initLoraWeights.startsWith("pissa")) {
             ResidualInit.niter(initLoraWeights); // PEFT's message for a malformed name
+        }
+        if (useDora && bias.equals("lora_only")) {
+            throw new IllegalArgumentException("bias lora_only gives lora_B a bias, which DoRA does not take (PEFT: \"The "
+                    + "argument lora_bias=True is not supported for DoRA, please pass use_dora=False\")");
+        }
+        if (useDora && ResidualInit.mutatesBase(initLoraWeights)) {
+            throw new IllegalArgumentException("init_lora_weights " + initLoraWeights + " with use_dora: such an adapter is saved "
+                    + "converted for the original base, and PEFT's conversion (path_initial_model_for_weight_conversion) "
+                    + "keeps lora_A and lora_B only, dropping the magnitude vector");
         }
         if (ResidualInit.mutatesBase(initLoraWeights)) {
             if (bias.equals("lora_only")) {
@@ -102,9 +113,23 @@ public record LoraConfig(int r, float loraAlpha, float loraDropout, List<String>
         }
     }
 
+    /** A plain LoRA config (use_dora false). */
+    public LoraConfig(int r, float loraAlpha, float loraDropout, List<String> targetModules, String targetRegex, String bias,
+                      boolean useRslora, String initLoraWeights, List<Integer> layersToTransform, Map<String, Integer> rankPattern,
+                      Map<String, Float> alphaPattern, List<String> modulesToSave) {
+        this(r, loraAlpha, loraDropout, targetModules, targetRegex, bias, useRslora, initLoraWeights, layersToTransform,
+                rankPattern, alphaPattern, modulesToSave, false);
+    }
+
     /** A config with PEFT's defaults for everything but rank, alpha and targets. */
     public static LoraConfig of(int r, float alpha, List<String> targets) {
         return new LoraConfig(r, alpha, 0f, targets, null, "none", false, "true", List.of(), Map.of(), Map.of(), List.of());
+    }
+
+    /** This config with use_dora set to {@code dora}. */
+    public LoraConfig withDora(boolean dora) {
+        return new LoraConfig(r, loraAlpha, loraDropout, targetModules, targetRegex, bias, useRslora, initLoraWeights,
+                layersToTransform, rankPattern, alphaPattern, modulesToSave, dora);
     }
 
     /** Whether the module at {@code path} (e.g. {@code model.layers.3.self_attn.q_proj}) gets an adapter. */

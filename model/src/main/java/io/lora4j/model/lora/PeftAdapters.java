@@ -43,6 +43,9 @@ import java.util.TreeSet;
  * ({@code "model.layers.0.self_attn.q_proj.lora_E": [bool × init_r]}) keeps; loading builds each
  * module with its kept rank, as {@code resize_modules_by_rank_pattern} does.
  * <p>
+ * DoRA ({@code use_dora: true}): each module also has {@code ...lora_magnitude_vector} [out] (no
+ * {@code .weight} suffix, as PEFT's {@code LoraModel._get_adapter_state_dict} writes it).
+ * <p>
  * Row order: PEFT adapters are in Hugging Face order. On a GGUF or llama2.c base, whose Q and K
  * rows llama.cpp's converter permuted per head from halves to adjacent pairs, lora_B (and a
  * lora_B bias) of q_proj and k_proj are permuted the same way on load and back on save.
@@ -143,6 +146,9 @@ public final class PeftAdapters {
                 if (l.bias != null) {
                     w.add(k + ".lora_B.bias", new long[]{l.out}, hfRows(l.bias.toArray(), l.module, c, 1, true));
                 }
+                if (l.magnitude != null) {
+                    w.add(k + ".lora_magnitude_vector", new long[]{l.out}, hfRows(slice(values, l.magnitude), l.module, c, 1, true));
+                }
             }
             if (a.lmHead != null) {
                 w.add(PREFIX + "lm_head.weight", new long[]{c.vocabSize(), c.dim()}, slice(values, a.lmHead));
@@ -169,7 +175,7 @@ public final class PeftAdapters {
 
     private static LoraConfig withInit(LoraConfig c, String init) {
         return new LoraConfig(c.r(), c.loraAlpha(), c.loraDropout(), c.targetModules(), c.targetRegex(), c.bias(), c.useRslora(),
-                init, c.layersToTransform(), c.rankPattern(), c.alphaPattern(), c.modulesToSave());
+                init, c.layersToTransform(), c.rankPattern(), c.alphaPattern(), c.modulesToSave(), c.useDora());
     }
 
     /** The config PEFT's save_pretrained writes with path_initial_model_for_weight_conversion. */
@@ -269,7 +275,7 @@ public final class PeftAdapters {
             c.targetModules().forEach(t::add);
         }
         o.put("task_type", "CAUSAL_LM");
-        o.put("use_dora", false);
+        o.put("use_dora", c.useDora());
         o.put("use_rslora", c.useRslora());
         if (ada != null) {
             o.put("beta1", ada.beta1());
@@ -319,9 +325,6 @@ public final class PeftAdapters {
             throw new ModelFormatException(file, "peft_type " + type + " is not a LoRA or AdaLoRA adapter");
         }
         boolean ada = type.equals("ADALORA");
-        if (n.path("use_dora").asBoolean(false)) {
-            throw new ModelFormatException(file, "use_dora: DoRA adapters are not supported");
-        }
         if (n.path("fan_in_fan_out").asBoolean(false)) {
             throw new ModelFormatException(file, "fan_in_fan_out: true is for GPT-2 style Conv1D weights, not Llama");
         }
@@ -367,7 +370,7 @@ public final class PeftAdapters {
         try {
             LoraConfig lora = new LoraConfig(ada ? n.path("init_r").asInt(12) : n.get("r").asInt(), (float) n.path("lora_alpha").asDouble(8),
                     (float) n.path("lora_dropout").asDouble(0), targets, regex, n.path("bias").asText("none"),
-                    !ada && n.path("use_rslora").asBoolean(false), initS, layers, rp, ap, save);
+                    !ada && n.path("use_rslora").asBoolean(false), initS, layers, rp, ap, save, n.path("use_dora").asBoolean(false));
             String baseModel = n.path("base_model_name_or_path").isTextual() ? n.get("base_model_name_or_path").asText() : null;
             if (!ada) {
                 return new Config(lora, null, null, baseModel);
@@ -461,6 +464,10 @@ public final class PeftAdapters {
                 if (l.bias != null) {
                     read(st, file, k + ".lora_B.bias", new long[]{l.out}, l.bias, unused);
                     l.bias.load(hfRows(l.bias.toArray(), l.module, c, 1, false));
+                }
+                if (l.magnitude != null) {
+                    read(st, file, k + ".lora_magnitude_vector", new long[]{l.out}, l.magnitude, unused);
+                    l.magnitude.load(hfRows(l.magnitude.toArray(), l.module, c, 1, false));
                 }
             }
             if (a.lmHead != null) {

@@ -102,7 +102,7 @@ class PeftAdaptersTest {
         }
     }
 
-    private static void permuteInto(TinyModel from, TinyModel to, String name, int heads, int cols) {
+    static void permuteInto(TinyModel from, TinyModel to, String name, int heads, int cols) {
         var src = from.tensors().get(name).data();
         var dst = to.tensors().get(name).data();
         int rows = (int) (src.byteSize() / 4 / cols);

@@ -50,6 +50,31 @@ class QloraGradientTest {
         check(m, 2, 200);
     }
 
+    /** QDoRA: DoRA's row norms of the dequantized base, its gradients through the quantized forward. */
+    @ParameterizedTest
+    @EnumSource(value = GgmlType.class, names = {"NF4_DQ", "INT8"})
+    void doraOnABaseQuantizedOnLoad(GgmlType type) {
+        Llama m = new Llama(new TinyModel(TinyModel.config(LlamaConfig.RopeStyle.HALVES), 3, false), new Quantization(type));
+        LoraAdapter ad = TrainGraphGradientTest.doraAdapter(m, 0f);
+        TrainGraph g = new TrainGraph(m, ad, 8, false);
+        int T = TrainGraphGradientTest.TOKENS.length;
+        g.forwardBackward(TrainGraphGradientTest.TOKENS, TrainGraphGradientTest.TARGETS, T, 1f, 0);
+        g.holdDoraNorms(true);
+        TrainGraphGradientTest.assertAdapterGradients(g, ad, T, 2, 1, 200);
+    }
+
+    @ParameterizedTest
+    @EnumSource(value = GgmlType.class, names = {"Q8_0", "Q4_K"})
+    void doraOnAStoredQuantizedGgufBase(GgmlType type) {
+        Llama m = new Llama(QuantizedBases.wide(type, 3));
+        LoraAdapter ad = TrainGraphGradientTest.doraAdapter(m, 0f);
+        TrainGraph g = new TrainGraph(m, ad, 8, false);
+        int T = TrainGraphGradientTest.TOKENS.length;
+        g.forwardBackward(TrainGraphGradientTest.TOKENS, TrainGraphGradientTest.TARGETS, T, 1f, 0);
+        g.holdDoraNorms(true);
+        TrainGraphGradientTest.assertAdapterGradients(g, ad, T, 83, 1, 140);
+    }
+
     private static void check(Llama m, int stride, int minChecked) {
         LoraAdapter ad = TrainGraphGradientTest.adapter(m, 0f, List.of());
         TrainGraph g = new TrainGraph(m, ad, 8, false);
