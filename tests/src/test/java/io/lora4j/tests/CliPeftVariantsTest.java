@@ -62,6 +62,9 @@ class CliPeftVariantsTest {
         assertTrue(PeftAdapters.readConfig(out).lora().useDora());
         assertTrue(PeftReference.tensors(out.resolve(PeftAdapters.WEIGHTS)).keySet().stream()
                 .anyMatch(k -> k.endsWith("q_proj.lora_magnitude_vector")));
+        Shared.Run i = Shared.cli("adapters", "inspect", out.toString());
+        assertEquals(0, i.code(), i.err());
+        assertTrue(i.out().contains("use_dora=true"), i.out());
         Shared.Run g = Shared.cli("generate", "--model", Shared.stories().toString(), "--adapter", out.toString(), "--prompt",
                 "Once upon a time", "--temperature", "0", "--max-tokens", "24");
         assertEquals(0, g.code(), g.err());
