@@ -7,6 +7,7 @@ import io.lora4j.kernels.GgmlType;
 import io.lora4j.kernels.Weight;
 import io.lora4j.model.format.ArrowModel;
 import io.lora4j.model.format.ArrowModelWriter;
+import io.lora4j.model.format.DurableFiles;
 import io.lora4j.model.format.GgufFile;
 import io.lora4j.model.format.ModelFormatException;
 import io.lora4j.model.format.GgufWriter;
@@ -19,7 +20,6 @@ import java.io.IOException;
 import java.lang.foreign.MemorySegment;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.util.Locale;
 import java.util.function.Consumer;
 
@@ -28,7 +28,7 @@ import java.util.function.Consumer;
  * GGUF base: metadata and untouched tensors copied byte for byte, merged matrices in F32 or F16,
  * or in their ggml type when requantized to one; matrices quantized on load are written decoded)
  * or a Hugging Face directory (config.json + model.safetensors in F32/F16, Q and K rows in HF's
- * rotate-half order). Both are written to temporary files and renamed.
+ * rotate-half order). Every file is written durably ({@link DurableFiles}).
  */
 public final class MergedExport {
     private MergedExport() {
@@ -196,9 +196,7 @@ public final class MergedExport {
                 """, c.dim(), c.hiddenDim(), c.nLayers(), c.nHeads(), c.nKvHeads(), c.headSize(), c.vocabSize(),
                 c.contextLength(), Float.toString(c.rmsEps()), Float.toString(c.ropeTheta()), tied,
                 type == GgmlType.F32 ? "float32" : "float16");
-        Path tmp = dir.resolve("config.json.tmp");
-        Files.writeString(tmp, cfg);
-        Files.move(tmp, dir.resolve("config.json"), StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+        DurableFiles.writeString(dir.resolve("config.json"), cfg);
     }
 
     /** Rows of w as {@code type}, Q/K rows moved from adjacent-pair to rotate-half order when {@code heads > 0}. */

@@ -9,10 +9,7 @@ import java.lang.foreign.MemorySegment;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
-import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -23,7 +20,7 @@ import java.util.Map;
  * (Java types as {@link WeightSource#metadata()}); tensors are added as (name, type, ggml shape,
  * source) where the source fills the tensor's bytes in a memory-mapped window of the output, so a
  * multi-GB model is streamed through the page cache, never held on the heap. {@link #write(Path)}
- * writes {@code <target>.tmp} and renames it atomically.
+ * writes it durably ({@link DurableFiles}).
  */
 public final class GgufWriter {
 
@@ -239,7 +236,7 @@ public final class GgufWriter {
         return addTensor(t.name(), t.type(), t.shape(), t.data());
     }
 
-    /** Writes {@code target} (via {@code target.tmp} and an atomic rename). */
+    /** Writes {@code target} durably (temp file, force, atomic rename: {@link DurableFiles}). */
     public void write(Path target) throws IOException {
         Out h = new Out();
         h.i32(GgufFile.MAGIC);
@@ -270,10 +267,7 @@ public final class GgufWriter {
         }
         long dataStart = h.size();
         long total = dataStart + (tensors.isEmpty() ? 0 : offsets[tensors.size() - 1] + tensors.getLast().bytes);
-        Path tmp = target.resolveSibling(target.getFileName() + ".tmp");
-        boolean ok = false;
-        try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.CREATE, StandardOpenOption.TRUNCATE_EXISTING,
-                StandardOpenOption.READ, StandardOpenOption.WRITE)) {
+        DurableFiles.write(target, ch -> {
             ByteBuffer hb = ByteBuffer.wrap(h.bytes(), 0, h.size());
             while (hb.hasRemaining()) {
                 ch.write(hb);
@@ -295,20 +289,13 @@ public final class GgufWriter {
                         Pending p = tensors.get(k);
                         p.fill.fill(m.asSlice(offsets[k] - start, p.bytes));
                     }
-                    m.force();
                 }
                 i = j + 1;
             }
             if (ch.size() != total) {
                 ch.truncate(total);
             }
-            ok = true;
-        } finally {
-            if (!ok) {
-                Files.deleteIfExists(tmp);
-            }
-        }
-        Files.move(tmp, target, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+        });
     }
 
     private static void writeValue(Out h, String key, int type, Object v) {

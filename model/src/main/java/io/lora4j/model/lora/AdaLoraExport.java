@@ -1,5 +1,6 @@
 package io.lora4j.model.lora;
 
+import io.lora4j.model.format.DurableFiles;
 import io.lora4j.model.format.ModelFormatException;
 import io.lora4j.model.format.SafetensorsFile;
 import io.lora4j.model.format.SafetensorsWriter;
@@ -102,7 +103,7 @@ public final class AdaLoraExport {
         try {
             Files.createDirectories(out);
             w.write(out.resolve(PeftAdapters.WEIGHTS));
-            PeftAdapters.writeAtomically(out.resolve(PeftAdapters.CONFIG), PeftAdapters.configJson(cfg, null, null, h.baseModel()));
+            DurableFiles.write(out.resolve(PeftAdapters.CONFIG), PeftAdapters.configJson(cfg, null, null, h.baseModel()));
         } catch (IOException ex) {
             throw new UncheckedIOException("cannot write adapter to " + out + ": " + ex.getMessage(), ex);
         }

@@ -11,6 +11,7 @@ import io.lora4j.kernels.GgmlType;
 import io.lora4j.kernels.Weight;
 import io.lora4j.model.arch.BaseModel;
 import io.lora4j.model.arch.LlamaConfig;
+import io.lora4j.model.format.DurableFiles;
 import io.lora4j.model.format.ModelFormatException;
 import io.lora4j.model.format.SafetensorsFile;
 import io.lora4j.model.format.SafetensorsWriter;
@@ -20,7 +21,6 @@ import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HashSet;
@@ -55,7 +55,7 @@ public final class PeftAdapters {
     private PeftAdapters() {
     }
 
-    /** Writes {@code dir/adapter_config.json} and {@code dir/adapter_model.safetensors} (each via temp + rename). */
+    /** Writes {@code dir/adapter_config.json} and {@code dir/adapter_model.safetensors}, each durably ({@link DurableFiles}). */
     public static void save(LoraAdapter a, BaseModel base, Path dir) {
         save(a, base, dir, true);
     }
@@ -97,7 +97,7 @@ public final class PeftAdapters {
             }
             w.write(dir.resolve(WEIGHTS));
             Map<String, boolean[]> pattern = ada && truncate ? a.rankPattern() : null;
-            writeAtomically(dir.resolve(CONFIG), configJson(a.config(), a.adaLora(), pattern, base.baseModelName()));
+            DurableFiles.write(dir.resolve(CONFIG), configJson(a.config(), a.adaLora(), pattern, base.baseModelName()));
         } catch (IOException e) {
             throw new UncheckedIOException("cannot write adapter to " + dir + ": " + e.getMessage(), e);
         }
@@ -439,11 +439,5 @@ public final class PeftAdapters {
             }
         }
         return r;
-    }
-
-    static void writeAtomically(Path target, byte[] bytes) throws IOException {
-        Path tmp = target.resolveSibling(target.getFileName() + ".tmp");
-        Files.write(tmp, bytes);
-        Files.move(tmp, target, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
     }
 }
