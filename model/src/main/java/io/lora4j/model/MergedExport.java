@@ -61,11 +61,17 @@ public final class MergedExport {
         }
     }
 
-    /** GGUF with the merged weights ({@code type} F32 or F16 for the merged matrices). */
+    /**
+     * GGUF with the merged weights ({@code type} F32 or F16 for the merged matrices), from a GGUF base
+     * or an Arrow model converted from one (it holds all of the GGUF's metadata, with their types).
+     */
     public static void writeGguf(Llama m, Path out, GgmlType type) throws IOException {
-        if (!(m.source() instanceof GgufFile src)) {
-            throw new IllegalArgumentException("GGUF export needs a GGUF base (its metadata and tokenizer are copied); "
-                    + "export " + m.source().path() + " as a Hugging Face directory instead");
+        WeightSource src = m.source();
+        boolean ggufMetadata = src instanceof GgufFile || src instanceof ArrowModel a && a.metadata().containsKey("tokenizer.ggml.tokens");
+        if (!ggufMetadata) {
+            throw new IllegalArgumentException("GGUF export needs the GGUF metadata and tokenizer of the base, which "
+                    + src.path() + " (" + (src instanceof ArrowModel a ? "Arrow, converted from " + a.sourceFormat() : src.format())
+                    + ") does not have; export it as a Hugging Face directory instead");
         }
         if (type != GgmlType.F32 && type != GgmlType.F16) {
             throw new IllegalArgumentException("merged matrices are written as F32 or F16, not " + type);

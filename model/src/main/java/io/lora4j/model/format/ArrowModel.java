@@ -6,6 +6,7 @@ import io.lora4j.kernels.GgmlType;
 import io.lora4j.model.arch.LlamaConfig;
 import org.apache.arrow.flatbuf.Block;
 import org.apache.arrow.flatbuf.Buffer;
+import org.apache.arrow.flatbuf.Endianness;
 import org.apache.arrow.flatbuf.Field;
 import org.apache.arrow.flatbuf.FieldNode;
 import org.apache.arrow.flatbuf.Footer;
@@ -141,6 +142,11 @@ public final class ArrowModel implements WeightSource {
             Schema schema = footer.schema();
             if (schema == null) {
                 throw new ModelFormatException(path, "the Arrow footer has no schema");
+            }
+            if (schema.endianness() != Endianness.Little) {
+                throw new ModelFormatException(path, "the schema says its buffers are " + (schema.endianness() == Endianness.Big
+                        ? "big-endian" : "of unknown endianness " + schema.endianness()) + "; lora4j reads little-endian Arrow "
+                        + "files only (what `lora4j convert` and pyarrow on x86 and ARM write), and uses the bytes in place");
             }
             checkColumns(path, schema);
             Map<String, String> md = new LinkedHashMap<>();

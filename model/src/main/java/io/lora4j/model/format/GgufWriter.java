@@ -122,16 +122,22 @@ public final class GgufWriter {
         return raw(key, GgufFile.ARRAY, new TypedArray(elemType, value));
     }
 
-    /** Copies every metadata key of {@code src} whose name starts with {@code prefix}, with its exact type. */
-    public GgufWriter copyMetadata(GgufFile src, String prefix) {
+    /**
+     * Copies every metadata key of {@code src} whose name starts with {@code prefix}, with its exact
+     * GGUF type: a GGUF's own, the one an Arrow model recorded for its source's keys, else the type
+     * the Java value implies. {@code general.alignment} is not copied: this writer aligns to 32.
+     */
+    public GgufWriter copyMetadata(WeightSource src, String prefix) {
         for (Map.Entry<String, Object> e : src.metadata().entrySet()) {
             String k = e.getKey();
-            if (k.startsWith(prefix)) {
-                if (src.valueType(k) == GgufFile.ARRAY) {
-                    putArray(k, src.arrayElementType(k), e.getValue());
-                } else {
-                    put(k, src.valueType(k), e.getValue());
-                }
+            if (!k.startsWith(prefix) || k.equals("general.alignment")) {
+                continue;
+            }
+            String type = MetadataJson.typeOf(src, k, e.getValue());
+            if (type.startsWith("array<")) {
+                putArray(k, MetadataJson.ggufType(type.substring(6, type.length() - 1)), e.getValue());
+            } else {
+                put(k, MetadataJson.ggufType(type), e.getValue());
             }
         }
         return this;

@@ -1,5 +1,7 @@
 package io.lora4j.model.lora;
 
+import io.lora4j.model.arch.LinearModule;
+
 import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -86,6 +88,30 @@ public record LoraConfig(int r, float loraAlpha, float loraDropout, List<String>
     /** A config with PEFT's defaults for everything but rank, alpha and targets. */
     public static LoraConfig of(int r, float alpha, List<String> targets) {
         return new LoraConfig(r, alpha, 0f, targets, null, "none", false, "true", List.of(), Map.of(), Map.of(), List.of());
+    }
+
+    /**
+     * {@code target_modules} as PEFT writes it to adapter_config.json for a model of {@code nLayers}
+     * blocks. PEFT never writes {@code "all-linear"}: {@code _maybe_include_all_linear_layers} replaces
+     * it by the full paths of every linear module but the output layer (7 per Llama block), and from
+     * 20 names on ({@code MIN_TARGET_MODULES_FOR_OPTIMIZATION}) {@code _find_minimal_target_modules}
+     * shortens them to the suffixes that tell them apart from the other modules: the 7 projection
+     * names. Other lists are written as given.
+     */
+    public List<String> savedTargetModules(int nLayers) {
+        if (!targetModules.contains("all-linear")) {
+            return targetModules;
+        }
+        if (LinearModule.values().length * nLayers >= 20) {
+            return ALL_LINEAR;
+        }
+        List<String> paths = new java.util.ArrayList<>();
+        for (int l = 0; l < nLayers; l++) {
+            for (LinearModule m : LinearModule.values()) {
+                paths.add(m.path(l));
+            }
+        }
+        return paths;
     }
 
     /** Whether the module at {@code path} (e.g. {@code model.layers.3.self_attn.q_proj}) gets an adapter. */

@@ -97,7 +97,7 @@ public final class PeftAdapters {
             }
             w.write(dir.resolve(WEIGHTS));
             Map<String, boolean[]> pattern = ada && truncate ? a.rankPattern() : null;
-            DurableFiles.write(dir.resolve(CONFIG), configJson(a.config(), a.adaLora(), pattern, base.baseModelName()));
+            DurableFiles.write(dir.resolve(CONFIG), configJson(a.config(), c.nLayers(), a.adaLora(), pattern, base.baseModelName()));
         } catch (IOException e) {
             throw new UncheckedIOException("cannot write adapter to " + dir + ": " + e.getMessage(), e);
         }
@@ -133,9 +133,11 @@ public final class PeftAdapters {
 
     /**
      * PEFT's adapter_config.json, keys sorted as PEFT writes them: a LoRA config for {@code c}, or with
-     * {@code ada} an AdaLoRA one ({@code r} is PEFT's unused default 8; {@code rank_pattern} the masks or null).
+     * {@code ada} an AdaLoRA one ({@code r} is PEFT's unused default 8; {@code rank_pattern} the masks or null);
+     * {@code target_modules} as PEFT writes it for a model of {@code nLayers} blocks ({@link LoraConfig#savedTargetModules}).
      */
-    static byte[] configJson(LoraConfig c, AdaLoraConfig ada, Map<String, boolean[]> pattern, String baseModel) throws IOException {
+    static byte[] configJson(LoraConfig c, int nLayers, AdaLoraConfig ada, Map<String, boolean[]> pattern, String baseModel)
+            throws IOException {
         ObjectMapper json = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
         ObjectNode o = json.createObjectNode();
         ObjectNode ap = o.putObject("alpha_pattern");
@@ -186,7 +188,7 @@ public final class PeftAdapters {
             o.put("target_modules", c.targetRegex());
         } else {
             ArrayNode t = o.putArray("target_modules");
-            c.targetModules().forEach(t::add);
+            c.savedTargetModules(nLayers).forEach(t::add);
         }
         o.put("task_type", "CAUSAL_LM");
         o.put("use_dora", false);

@@ -161,7 +161,12 @@ public final class Datasets {
                 }
                 truncated += addMasked(single, ids, loss, seqLen) ? 1 : 0;
             } else if (r.messages().get() instanceof List<ChatTemplate.Message> msgs) {
-                ChatTemplate.Encoded e = ChatTemplate.forTokenizer(tok).encode(msgs, false);
+                ChatTemplate.Encoded e;
+                try {
+                    e = ChatTemplate.forTokenizer(tok).encode(msgs, false);
+                } catch (ChatTemplate.InvalidConversationException x) {
+                    throw new ModelFormatException(file, where + ": " + x.getMessage());
+                }
                 truncated += addMasked(single, e.ids(), e.assistantMask(), seqLen) ? 1 : 0;
             } else {
                 throw new ModelFormatException(file, where + ": expected a \"text\", \"prompt\"+\"completion\" or \"messages\" field");
