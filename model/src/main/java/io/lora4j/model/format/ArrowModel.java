@@ -121,7 +121,8 @@ public final class ArrowModel implements WeightSource {
         return true;
     }
 
-    private static ArrowModel parse(Path path, Arena arena, MemorySegment seg) {
+    /** Parses {@code seg} (the bytes of {@code path}, which errors name); the result keeps {@code arena} and closes it. */
+    static ArrowModel parse(Path path, Arena arena, MemorySegment seg) {
         long size = seg.byteSize();
         if (size < MAGIC.length || !magicAt(seg, 0)) {
             byte[] head = seg.asSlice(0, Math.min(size, 8)).toArray(Mapped.U8);
@@ -203,13 +204,21 @@ public final class ArrowModel implements WeightSource {
 
     /** A short Arrow type name for messages: utf8, large_binary, list<int64>, int32, … */
     private static String typeName(Field f) {
+        return typeName(f, 0);
+    }
+
+    /** {@code depth}: lists around this field; a flatbuffer can make a field its own child, so the recursion stops at 8. */
+    private static String typeName(Field f, int depth) {
+        if (depth > 8) {
+            return "…";
+        }
         byte t = f.typeType();
         if (t == Type.Int) {
             Int i = (Int) f.type(new Int());
             return i == null ? "int (no type table)" : (i.isSigned() ? "int" : "uint") + i.bitWidth();
         }
         if (t == Type.List || t == Type.LargeList) {
-            String inner = f.childrenLength() == 1 ? typeName(f.children(0)) : "?";
+            String inner = f.childrenLength() == 1 ? typeName(f.children(0), depth + 1) : "?";
             return (t == Type.List ? "list<" : "large_list<") + inner + ">";
         }
         return switch (t) {

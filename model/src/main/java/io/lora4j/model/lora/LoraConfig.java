@@ -1,6 +1,7 @@
 package io.lora4j.model.lora;
 
 import io.lora4j.model.arch.LinearModule;
+import io.lora4j.model.format.Regexes;
 
 import java.util.Collections;
 import java.util.LinkedHashMap;
@@ -8,7 +9,6 @@ import java.util.List;
 import java.util.Map;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
-import java.util.regex.PatternSyntaxException;
 
 /**
  * PEFT's {@code LoraConfig}, with its vocabulary and matching rules (peft/tuners/lora/config.py,
@@ -57,11 +57,7 @@ public record LoraConfig(int r, float loraAlpha, float loraDropout, List<String>
         alphaPattern = Collections.unmodifiableMap(new LinkedHashMap<>(alphaPattern));
         modulesToSave = List.copyOf(modulesToSave);
         if (targetRegex != null) {
-            try {
-                Pattern.compile(targetRegex);
-            } catch (PatternSyntaxException e) {
-                throw new IllegalArgumentException("target_modules regex is invalid: " + e.getDescription());
-            }
+            Regexes.compile("the target_modules regex", targetRegex, 0);
         } else {
             if (targetModules.isEmpty()) {
                 throw new IllegalArgumentException("target_modules is empty");
@@ -77,6 +73,12 @@ public record LoraConfig(int r, float loraAlpha, float loraDropout, List<String>
             if (!m.equals("lm_head") && !m.equals("embed_tokens")) {
                 throw new IllegalArgumentException("modules_to_save supports lm_head and embed_tokens, got '" + m + "'");
             }
+        }
+        for (String k : rankPattern.keySet()) {
+            checkPatternKey("rank_pattern", k);
+        }
+        for (String k : alphaPattern.keySet()) {
+            checkPatternKey("alpha_pattern", k);
         }
         for (var e : rankPattern.entrySet()) {
             if (e.getValue() < 1) {
@@ -118,7 +120,7 @@ public record LoraConfig(int r, float loraAlpha, float loraDropout, List<String>
     public boolean targets(String path) {
         boolean hit;
         if (targetRegex != null) {
-            hit = Pattern.matches(targetRegex, path);
+            hit = Pattern.compile(targetRegex).matcher(Regexes.budgeted("the target_modules regex", path)).matches();
         } else if (targetModules.contains("all-linear")) {
             hit = true;
         } else {
@@ -153,10 +155,14 @@ public record LoraConfig(int r, float loraAlpha, float loraDropout, List<String>
         return useRslora ? (float) (alpha / Math.sqrt(rank)) : alpha / rank;
     }
 
+    private static void checkPatternKey(String what, String k) {
+        Regexes.compile(what + " key " + k, "(.*\\.)?(" + k + ")$", 0);
+    }
+
     /** PEFT's get_pattern_key: the first key k with {@code re.match(rf"(.*\.)?({k})$", path)}. */
     private static String patternKey(Iterable<String> keys, String path) {
         for (String k : keys) {
-            if (Pattern.compile("(.*\\.)?(" + k + ")$").matcher(path).lookingAt()) {
+            if (Pattern.compile("(.*\\.)?(" + k + ")$").matcher(Regexes.budgeted("the pattern key " + k, path)).lookingAt()) {
                 return k;
             }
         }

@@ -225,11 +225,22 @@ public final class PeftAdapters {
     /** Reads {@code dir/adapter_config.json} (LoRA or AdaLoRA; unknown keys ignored); errors name the file and key. */
     public static Config readConfig(Path dir) {
         Path file = dir.resolve(CONFIG);
-        JsonNode n;
+        byte[] bytes;
         try {
-            n = new ObjectMapper().readTree(Files.readAllBytes(file));
+            bytes = Files.readAllBytes(file);
         } catch (java.nio.file.NoSuchFileException e) {
             throw new ModelFormatException(file, "no such file (is " + dir + " a PEFT adapter directory?)");
+        } catch (IOException e) {
+            throw new ModelFormatException(file, "cannot read: " + e.getMessage());
+        }
+        return parseConfig(file, bytes);
+    }
+
+    /** The config in {@code bytes} (the contents of {@code file}, which errors name). */
+    static Config parseConfig(Path file, byte[] bytes) {
+        JsonNode n;
+        try {
+            n = new ObjectMapper().readTree(bytes);
         } catch (IOException e) {
             throw new ModelFormatException(file, "invalid JSON: " + e.getMessage());
         }
@@ -339,48 +350,62 @@ public final class PeftAdapters {
      */
     public static LoraAdapter load(Path dir, BaseModel base, String name) {
         Config cfg = readConfig(dir);
+        Path file = dir.resolve(WEIGHTS);
+        try (SafetensorsFile st = SafetensorsFile.open(file)) {
+            return load(cfg, dir.resolve(CONFIG), st, base, name);
+        }
+    }
+
+    /**
+     * The adapter {@code cfg} (read from {@code configFile}) describes, filled from {@code st}. An
+     * adapter larger than the values the file holds is refused before it is allocated.
+     */
+    static LoraAdapter load(Config cfg, Path configFile, SafetensorsFile st, BaseModel base, String name) {
+        Path file = st.path();
+        long stored = 0;
+        for (TensorInfo t : st.tensors().values()) {
+            stored += t.elementCount();
+        }
+        String what = file.getFileName() + " holds only " + stored + " values";
         LoraAdapter a;
         try {
-            a = cfg.adaLora() == null ? new LoraAdapter(name, cfg.lora(), base, 0)
-                    : LoraAdapter.pruned(name, cfg.adaLora(), cfg.rankPattern(), base);
+            a = cfg.adaLora() == null ? LoraAdapter.forLoading(name, cfg.lora(), base, stored, what)
+                    : LoraAdapter.pruned(name, cfg.adaLora(), cfg.rankPattern(), base, stored, what);
         } catch (IllegalArgumentException e) {
-            throw new ModelFormatException(dir.resolve(CONFIG), e.getMessage() + " in this base model");
+            throw new ModelFormatException(configFile, e.getMessage() + " in this base model");
         }
-        Path file = dir.resolve(WEIGHTS);
         LlamaConfig c = base.config();
         boolean permute = c.ropeStyle() == LlamaConfig.RopeStyle.ADJACENT;
         String w8 = cfg.adaLora() == null ? ".weight" : "";
-        try (SafetensorsFile st = SafetensorsFile.open(file)) {
-            Set<String> unused = new HashSet<>(st.tensors().keySet());
-            for (LoraLayer l : a.layers()) {
-                String k = PREFIX + l.path();
-                read(st, file, k + ".lora_A" + w8, new long[]{l.r, l.in}, l.a, unused);
-                read(st, file, k + ".lora_B" + w8, new long[]{l.out, l.r}, l.b, unused);
-                if (l.svd()) {
-                    read(st, file, k + ".lora_E", new long[]{l.r, 1}, l.e, unused);
-                }
-                int heads = heads(l.module, c);
+        Set<String> unused = new HashSet<>(st.tensors().keySet());
+        for (LoraLayer l : a.layers()) {
+            String k = PREFIX + l.path();
+            read(st, file, k + ".lora_A" + w8, new long[]{l.r, l.in}, l.a, unused);
+            read(st, file, k + ".lora_B" + w8, new long[]{l.out, l.r}, l.b, unused);
+            if (l.svd()) {
+                read(st, file, k + ".lora_E", new long[]{l.r, 1}, l.e, unused);
+            }
+            int heads = heads(l.module, c);
+            if (permute && heads > 0) {
+                l.b.load(rows(l.b.toArray(), l.out, l.r, heads, true));
+            }
+            if (l.bias != null) {
+                read(st, file, k + ".lora_B.bias", new long[]{l.out}, l.bias, unused);
                 if (permute && heads > 0) {
-                    l.b.load(rows(l.b.toArray(), l.out, l.r, heads, true));
-                }
-                if (l.bias != null) {
-                    read(st, file, k + ".lora_B.bias", new long[]{l.out}, l.bias, unused);
-                    if (permute && heads > 0) {
-                        l.bias.load(rows(l.bias.toArray(), l.out, 1, heads, true));
-                    }
+                    l.bias.load(rows(l.bias.toArray(), l.out, 1, heads, true));
                 }
             }
-            if (a.lmHead != null) {
-                read(st, file, PREFIX + "lm_head.weight", new long[]{c.vocabSize(), c.dim()}, a.lmHead, unused);
-            }
-            if (a.embedTokens != null) {
-                read(st, file, PREFIX + "model.embed_tokens.weight", new long[]{c.vocabSize(), c.dim()}, a.embedTokens, unused);
-            }
-            if (!unused.isEmpty()) {
-                Iterator<String> it = new TreeSet<>(unused).iterator();
-                throw new ModelFormatException(file, unused.size() + " tensor(s) match no adapted module of this model "
-                        + "(targets or layers differ from the config?), e.g. " + it.next());
-            }
+        }
+        if (a.lmHead != null) {
+            read(st, file, PREFIX + "lm_head.weight", new long[]{c.vocabSize(), c.dim()}, a.lmHead, unused);
+        }
+        if (a.embedTokens != null) {
+            read(st, file, PREFIX + "model.embed_tokens.weight", new long[]{c.vocabSize(), c.dim()}, a.embedTokens, unused);
+        }
+        if (!unused.isEmpty()) {
+            Iterator<String> it = new TreeSet<>(unused).iterator();
+            throw new ModelFormatException(file, unused.size() + " tensor(s) match no adapted module of this model "
+                    + "(targets or layers differ from the config?), e.g. " + it.next());
         }
         return a;
     }

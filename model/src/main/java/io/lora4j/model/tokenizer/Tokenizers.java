@@ -253,9 +253,9 @@ public final class Tokenizers {
             }
         }
         try {
-            java.util.regex.Pattern.compile(regex, java.util.regex.Pattern.UNICODE_CHARACTER_CLASS);
-        } catch (java.util.regex.PatternSyntaxException e) {
-            throw new ModelFormatException(file, "pre_tokenizer: the Split regex is not one Java can use: " + e.getDescription());
+            io.lora4j.model.format.Regexes.compile("the pre_tokenizer's Split regex", regex, java.util.regex.Pattern.UNICODE_CHARACTER_CLASS);
+        } catch (IllegalArgumentException e) {
+            throw new ModelFormatException(file, e.getMessage());
         }
         Map<String, Integer> ranks = mergeRanks(file, merges);
         return new BpeTokenizer(tokens, ranks, model.path("ignore_merges").asBoolean(false), regex,
