@@ -1,9 +1,9 @@
 package io.lora4j.tests;
 
 import io.lora4j.model.train.Checkpoints;
-import org.junit.jupiter.api.RepetitionInfo;
-import org.junit.jupiter.api.RepeatedTest;
+import org.junit.jupiter.api.DynamicTest;
 import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.TestFactory;
 import org.junit.jupiter.api.io.TempDir;
 
 import java.io.IOException;
@@ -34,10 +34,18 @@ class CrashResumeTest {
     static final String[] OUTPUTS = {"adapter_model.safetensors", "adapter_config.json"};
     private static Path reference;
 
-    @RepeatedTest(10)
-    void killedAtRandomAndResumedEndsWithTheUninterruptedAdapter(RepetitionInfo rep, @TempDir Path dir) throws Exception {
+    /** Ten repetitions (-Dlora4j.crash.repetitions=N for another number), one after the other. */
+    @TestFactory
+    Stream<DynamicTest> killedAtRandomAndResumedEndsWithTheUninterruptedAdapter(@TempDir Path dir) {
+        int n = Integer.getInteger("lora4j.crash.repetitions", 10);
+        return java.util.stream.IntStream.rangeClosed(1, n).mapToObj(i -> DynamicTest.dynamicTest("repetition " + i + " of " + n,
+                () -> repetition(i, dir.resolve("rep-" + i))));
+    }
+
+    static void repetition(int rep, Path dir) throws Exception {
+        Files.createDirectories(dir);
         Path ref = reference(dir);
-        Random rnd = new Random(20_261_206L + rep.getCurrentRepetition());
+        Random rnd = new Random(20_261_206L + rep);
         Path out = dir.resolve("run");
         int kills = 0, duringCheckpoint = 0, launches = 0;
         List<String> log = new ArrayList<>();
@@ -50,7 +58,7 @@ class CrashResumeTest {
             while (p.isAlive() && newestStep(out) <= before && System.nanoTime() < deadline) {
                 Thread.sleep(5);
             }
-            Thread.sleep(rnd.nextInt(600));
+            Thread.sleep(rnd.nextInt(2000));
             if (!p.isAlive()) {
                 break; // it finished before the kill: resume what is left below (nothing)
             }
@@ -65,7 +73,7 @@ class CrashResumeTest {
         assertTrue(last.waitFor(300, TimeUnit.SECONDS), "the last run finishes");
         String err = Files.readString(dir.resolve("final.log"));
         assertEquals(0, last.exitValue(), err);
-        System.out.println("repetition " + rep.getCurrentRepetition() + ": " + log);
+        System.out.println("repetition " + rep + ": " + log);
         for (String f : OUTPUTS) {
             assertArrayEquals(Files.readAllBytes(ref.resolve(f)), Files.readAllBytes(out.resolve(f)), f + " after " + log);
         }

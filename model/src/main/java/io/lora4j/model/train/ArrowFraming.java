@@ -12,6 +12,8 @@ import org.apache.arrow.flatbuf.Message;
 import org.apache.arrow.flatbuf.MessageHeader;
 import org.apache.arrow.flatbuf.RecordBatch;
 import org.apache.arrow.flatbuf.Schema;
+import org.apache.arrow.flatbuf.Type;
+import org.apache.arrow.flatbuf.Union;
 
 import java.io.IOException;
 import java.nio.ByteBuffer;
@@ -151,9 +153,13 @@ final class ArrowFraming {
         if (s == null) {
             throw fail("the schema message has no schema table");
         }
+        int limit = s.getByteBuffer().capacity(); // a flatbuffer vector cannot hold more elements than its buffer has bytes
+        if (s.fieldsLength() > limit || s.customMetadataLength() > limit || s.featuresLength() > limit) {
+            throw fail("the schema declares more fields or metadata than its message holds (corrupt metadata)");
+        }
         int[] count = {0};
         for (int i = 0; i < s.fieldsLength(); i++) {
-            checkField(s.fields(i), 1, count);
+            checkField(s.fields(i), 1, count, limit);
         }
         if (s.endianness() != Endianness.Little) {
             throw fail("the schema says its buffers are big-endian; only little-endian Arrow "
@@ -162,7 +168,7 @@ final class ArrowFraming {
     }
 
     /** A field's subtree: bounded depth and size (a flatbuffer can make a field its own child, and Arrow Java would recurse forever). */
-    private void checkField(Field f, int depth, int[] count) {
+    private void checkField(Field f, int depth, int[] count, int limit) {
         if (f == null) {
             throw fail("a schema field is missing (corrupt metadata)");
         }
@@ -170,8 +176,13 @@ final class ArrowFraming {
             throw fail("the schema nests fields deeper than " + MAX_FIELD_DEPTH + " or has more than " + MAX_FIELDS
                     + " of them (corrupt metadata)");
         }
+        // Arrow Java allocates arrays of these lengths before it reads the elements
+        boolean union = f.typeType() == Type.Union && f.type(new Union()) instanceof Union u && u.typeIdsLength() > limit / 4;
+        if (f.childrenLength() > limit || f.customMetadataLength() > limit || union) {
+            throw fail("field " + f.name() + " declares more children, metadata or union type ids than its message holds (corrupt metadata)");
+        }
         for (int i = 0; i < f.childrenLength(); i++) {
-            checkField(f.children(i), depth + 1, count);
+            checkField(f.children(i), depth + 1, count, limit);
         }
     }
 

@@ -204,11 +204,8 @@ class ArrowModelTest {
     void corruptMetadataBytesAreModelFormatErrors() throws IOException {
         Path good = convert(TestFiles.stories260kGguf(), null, tmp.resolve("good.arrow"));
         byte[] bytes = Files.readAllBytes(good);
-        ByteBuffer bb = ByteBuffer.wrap(bytes).order(ByteOrder.LITTLE_ENDIAN);
-        int footerLen = bb.getInt(bytes.length - 10);
-        int footerStart = bytes.length - 10 - footerLen;
-        Footer footer = Footer.getRootAsFooter(bb.duplicate().order(ByteOrder.LITTLE_ENDIAN).position(footerStart).slice()
-                .order(ByteOrder.LITTLE_ENDIAN));
+        int footerStart = footerStart(bytes);
+        Footer footer = footer(bytes);
         List<int[]> regions = new ArrayList<>();
         for (int b : new int[]{0, footer.recordBatchesLength() - 1}) {
             Block block = footer.recordBatches(new Block(), b);
@@ -255,14 +252,21 @@ class ArrowModelTest {
         }
     }
 
+    /** Where an Arrow file's footer starts: before its int32 length and the closing "ARROW1". */
+    static int footerStart(byte[] file) {
+        return file.length - 10 - ByteBuffer.wrap(file).order(ByteOrder.LITTLE_ENDIAN).getInt(file.length - 10);
+    }
+
+    static Footer footer(byte[] file) {
+        return Footer.getRootAsFooter(ByteBuffer.wrap(file).order(ByteOrder.LITTLE_ENDIAN).position(footerStart(file)).slice()
+                .order(ByteOrder.LITTLE_ENDIAN));
+    }
+
     /** {@code src} with its footer rebuilt, the schema's endianness field written out as {@code endianness}. */
     static Path withEndianness(Path src, short endianness, Path dst) throws IOException {
         byte[] bytes = Files.readAllBytes(src);
-        ByteBuffer bb = ByteBuffer.wrap(bytes).order(ByteOrder.LITTLE_ENDIAN);
-        int footerLen = bb.getInt(bytes.length - 10);
-        int footerStart = bytes.length - 10 - footerLen;
-        Footer old = Footer.getRootAsFooter(bb.duplicate().order(ByteOrder.LITTLE_ENDIAN).position(footerStart).slice()
-                .order(ByteOrder.LITTLE_ENDIAN));
+        int footerStart = footerStart(bytes);
+        Footer old = footer(bytes);
         Schema schema = old.schema();
         com.google.flatbuffers.FlatBufferBuilder fb = new com.google.flatbuffers.FlatBufferBuilder(1 << 12).forceDefaults(true);
         org.apache.arrow.vector.types.pojo.Schema pojo = org.apache.arrow.vector.types.pojo.Schema.convertSchema(schema);

@@ -60,6 +60,11 @@ class FuzzTargetsTest {
             List<Path> inputs = inputs(t);
             assertTrue(inputs.stream().anyMatch(p -> p.getFileName().toString().startsWith("seed-")), "seeds of " + t.getSimpleName());
             Method m = entry(t);
+            try {
+                t.getMethod("fuzzerInitialize").invoke(null);
+            } catch (NoSuchMethodException e) {
+                // nothing to set up
+            }
             for (Path p : inputs) {
                 byte[] data = Files.readAllBytes(p);
                 try {

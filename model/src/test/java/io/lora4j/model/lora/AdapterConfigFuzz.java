@@ -17,16 +17,21 @@ import java.util.List;
  */
 public final class AdapterConfigFuzz {
     private static final Path CONFIG = Path.of("adapter_config.json");
-    private static final Llama BASE = new Llama(new TinyModel(TinyModel.config(LlamaConfig.RopeStyle.ADJACENT), 1, false));
-    private static final SafetensorsFile WEIGHTS;
+    private static Llama BASE;
+    private static SafetensorsFile WEIGHTS;
 
-    static {
+    /** Called once by Jazzer before the first input, outside the per-input timeout. */
+    public static void fuzzerInitialize() {
+        if (WEIGHTS != null) {
+            return;
+        }
+        BASE = new Llama(new TinyModel(TinyModel.config(LlamaConfig.RopeStyle.ADJACENT), 1, false));
         try {
             Path dir = Files.createTempDirectory("lora4j-fuzz-adapter");
             PeftAdapters.save(new LoraAdapter("default", LoraConfig.of(2, 4f, List.of("q_proj", "v_proj")), BASE, 1), BASE, dir);
             WEIGHTS = SafetensorsFile.open(dir.resolve(PeftAdapters.WEIGHTS));
         } catch (java.io.IOException e) {
-            throw new ExceptionInInitializerError(e);
+            throw new java.io.UncheckedIOException(e);
         }
     }
 

@@ -20,7 +20,11 @@ import java.util.List;
 public final class ChatTemplateFuzz {
     private static final List<Tokenizer> TOKENIZERS = new ArrayList<>();
 
-    static {
+    /** Called once by Jazzer before the first input, outside the per-input timeout. */
+    public static void fuzzerInitialize() {
+        if (!TOKENIZERS.isEmpty()) {
+            return;
+        }
         Path models = Path.of(System.getProperty("lora4j.shared", "../shared"), "models");
         TOKENIZERS.add(Tokenizers.load(models.resolve("stories260K/tok512.bin")));
         TOKENIZERS.add(Tokenizers.load(models.resolve("tiktoken-small/tiktoken_small.model")));

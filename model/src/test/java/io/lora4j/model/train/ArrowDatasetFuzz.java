@@ -11,6 +11,10 @@ import java.nio.file.Path;
 public final class ArrowDatasetFuzz {
     private static final Path NAME = Path.of("fuzz.arrow");
 
+    public static void fuzzerInitialize() {
+        JsonlDatasetFuzz.fuzzerInitialize();
+    }
+
     public static void fuzzerTestOneInput(byte[] data) throws Exception {
         Fuzzing.typed(() -> JsonlDatasetFuzz.check(Datasets.load(NAME, data, JsonlDatasetFuzz.TOK, 16)));
     }

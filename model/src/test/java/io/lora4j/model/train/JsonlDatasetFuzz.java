@@ -8,7 +8,14 @@ import java.nio.file.Path;
 
 /** Fuzz target: a JSONL training file — {"text"}, {"prompt","completion"} or {"messages"} records — tokenized into examples. */
 public final class JsonlDatasetFuzz {
-    static final Tokenizer TOK = Tokenizers.load(Path.of(System.getProperty("lora4j.shared", "../shared"), "models/stories260K/tok512.bin"));
+    static Tokenizer TOK;
+
+    /** Called once by Jazzer before the first input, outside the per-input timeout. */
+    public static void fuzzerInitialize() {
+        if (TOK == null) {
+            TOK = Tokenizers.load(Path.of(System.getProperty("lora4j.shared", "../shared"), "models/stories260K/tok512.bin"));
+        }
+    }
     private static final Path NAME = Path.of("fuzz.jsonl");
 
     public static void fuzzerTestOneInput(byte[] data) throws Exception {
