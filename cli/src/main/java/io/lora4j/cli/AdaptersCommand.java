@@ -7,20 +7,28 @@ import io.lora4j.model.lora.AdaLoraExport;
 import io.lora4j.model.lora.LoraAdapter;
 import io.lora4j.model.lora.LoraConfig;
 import io.lora4j.model.lora.PeftAdapters;
+import io.lora4j.model.LoadedModel;
+import io.lora4j.model.lora.WeightedAdapters;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
 import java.util.concurrent.Callable;
 
-/** {@code lora4j adapters inspect DIR} and {@code adapters export-lora IN -o OUT}: PEFT adapter directories. */
+/**
+ * {@code lora4j adapters inspect DIR}, {@code adapters export-lora IN -o OUT} and {@code adapters combine A B … -o OUT}:
+ * PEFT adapter directories.
+ */
 @Command(name = "adapters", mixinStandardHelpOptions = true, description = "Work with adapter directories.",
-        subcommands = {AdaptersCommand.Inspect.class, AdaptersCommand.ExportLora.class})
+        subcommands = {AdaptersCommand.Inspect.class, AdaptersCommand.ExportLora.class, AdaptersCommand.Combine.class})
 final class AdaptersCommand {
 
     @Command(name = "inspect", mixinStandardHelpOptions = true,
@@ -108,6 +116,77 @@ final class AdaptersCommand {
             System.err.println("exported " + (r.ranks().size() - pruned) + " modules as LoRA (r=" + r.config().r() + ", "
                     + r.config().rankPattern().size() + " rank_pattern entries" + (pruned > 0 ? ", " + pruned
                     + " modules pruned to rank 0 left out" : "") + ") to " + out);
+            return 0;
+        }
+    }
+
+    @Command(name = "combine", mixinStandardHelpOptions = true,
+            description = "PEFT's add_weighted_adapter: a new adapter from weighted adapters, written as a PEFT adapter.")
+    static final class Combine implements Callable<Integer> {
+        @Mixin
+        ModelOptions modelOptions;
+
+        @Parameters(paramLabel = "DIR", arity = "1..*", description = "PEFT LoRA (or AdaLoRA) adapter directories.")
+        List<Path> dirs;
+
+        @Option(names = "--weights", split = ",", required = true, paramLabel = "W",
+                description = "One weight per adapter, comma-separated; negative subtracts.")
+        List<Float> weights;
+
+        @Option(names = "--type", defaultValue = "svd", paramLabel = "TYPE", description = "svd, linear, cat, ties, ties_svd, "
+                + "dare_linear, dare_ties, dare_linear_svd, dare_ties_svd, magnitude_prune or magnitude_prune_svd "
+                + "(PEFT's combination_type; default ${DEFAULT-VALUE}; one adapter is always combined linear).")
+        String type;
+
+        @Option(names = "--svd-rank", defaultValue = "0", paramLabel = "R",
+                description = "Rank of the *svd types' result (default: the largest adapter rank).")
+        int svdRank;
+
+        @Option(names = "--svd-clamp", paramLabel = "Q", description = "Clamp the *svd types' factors to the Q quantile of "
+                + "their values (PEFT's svd_clamp; default: no clamping).")
+        Double svdClamp;
+
+        @Option(names = "--density", paramLabel = "D", description = "Fraction of values kept by ties, dare_* and "
+                + "magnitude_prune (required by them).")
+        Double density;
+
+        @Option(names = "--majority-sign-method", defaultValue = "total", paramLabel = "M",
+                description = "total or frequency: how ties and dare_ties elect each element's sign (default ${DEFAULT-VALUE}).")
+        String majoritySignMethod;
+
+        @Option(names = "--seed", defaultValue = "0", description = "DARE's masks: those PEFT draws after "
+                + "torch.manual_seed(SEED) (default ${DEFAULT-VALUE}).")
+        long seed;
+
+        @Option(names = {"-o", "--output"}, required = true, paramLabel = "OUT", description = "Directory for the new adapter.")
+        Path out;
+
+        @Override
+        public Integer call() {
+            if (weights.size() != dirs.size()) {
+                throw new IllegalArgumentException("--weights has " + weights.size() + " value(s) for " + dirs.size() + " adapter(s)");
+            }
+            for (Path d : dirs) {
+                if (d.toAbsolutePath().normalize().equals(out.toAbsolutePath().normalize())) {
+                    throw new IllegalArgumentException("-o must differ from the input directories (" + d + " would be replaced)");
+                }
+            }
+            var options = new WeightedAdapters.Options(type, svdRank, svdClamp, density, majoritySignMethod, seed);
+            try (LoadedModel lm = modelOptions.open()) {
+                List<LoraAdapter> adapters = new ArrayList<>();
+                for (int i = 0; i < dirs.size(); i++) {
+                    adapters.add(PeftAdapters.load(dirs.get(i), lm.llama(), i + ":" + dirs.get(i).getFileName()));
+                }
+                LoraAdapter c = WeightedAdapters.combine(lm.llama(), adapters, weights, "combined", options);
+                PeftAdapters.save(c, lm.llama(), out);
+                if (c.config().useRslora()) {
+                    System.err.println("note: the first adapter uses rsLoRA, and PEFT keeps its config: the combined adapter's "
+                            + "scaling is sqrt(r) = " + c.layers().get(0).scaling + ", not 1, as in PEFT");
+                }
+                String used = dirs.size() == 1 ? "linear (one adapter)" : type;
+                System.err.println("combined " + dirs.size() + " adapter(s) " + used + " into " + c.layers().size() + " modules, r="
+                        + c.config().r() + ", lora_alpha=" + c.config().loraAlpha() + ": " + out);
+            }
             return 0;
         }
     }

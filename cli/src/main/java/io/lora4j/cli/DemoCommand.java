@@ -50,7 +50,7 @@ final class DemoCommand implements Callable<Integer> {
         try (LoadedModel lm = modelOptions.open(); Backend backend = modelOptions.backend()) {
             Tokenizer tok = lm.tokenizer();
             TrainConfig tc = new TrainConfig("adamw", lr, 0f, 0.9f, 0.999f, 1e-8f, "cosine", 10, steps, 2, 1, 1f, 64,
-                    42, true, false, 0);
+                    42, true, false, 0, 0f);
             Datasets.Split split = Datasets.split(Datasets.load(TrainCommand.demoData(), tok, tc.seqLen()).examples(), 0.2, 42);
             LoraConfig lc = new LoraConfig(8, 16f, 0.1f, List.of("q_proj", "k_proj", "v_proj", "o_proj"), null, "none",
                     false, "true", List.of(), Map.of(), Map.of(), List.of());

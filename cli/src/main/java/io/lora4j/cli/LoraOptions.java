@@ -27,7 +27,10 @@ public final class LoraOptions {
     String bias;
     @Option(names = "--use-rslora", description = "Scaling alpha/sqrt(r) instead of alpha/r.")
     boolean useRslora;
-    @Option(names = "--init-lora-weights", defaultValue = "true", description = "true (kaiming-uniform A, B=0), gaussian, or false.")
+    @Option(names = "--init-lora-weights", defaultValue = "true", description = "true (kaiming-uniform A, B=0), gaussian, false, "
+            + "or from the base weights, which become residuals W - s*B*A: pissa (SVD), pissa_niter_N (randomised SVD, N "
+            + "power iterations, drawn as PEFT draws after torch.manual_seed(--seed)) or olora (QR). Such an adapter is "
+            + "saved converted for the original base (rank 2r).")
     String init;
     @Option(names = "--layers-to-transform", split = ",", description = "Only these layer indices.")
     List<Integer> layers;

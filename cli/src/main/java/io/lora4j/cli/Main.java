@@ -16,7 +16,7 @@ import java.nio.file.NotDirectoryException;
 /** The {@code lora4j} command. Errors in input are printed as one line, never as a stack trace. */
 @Command(name = "lora4j", mixinStandardHelpOptions = true, version = "lora4j 0.1.0",
         description = "Pure-Java Llama inference and LoRA fine-tuning.",
-        subcommands = {GenerateCommand.class, ChatCommand.class, TrainCommand.class, DemoCommand.class, MergeCommand.class, AdaptersCommand.class, TokenizeCommand.class, InspectCommand.class, BenchCommand.class,
+        subcommands = {GenerateCommand.class, ChatCommand.class, TrainCommand.class, DemoCommand.class, MergeCommand.class, AdaptersCommand.class, TokenizeCommand.class, InspectCommand.class, BenchCommand.class, ServeCommand.class, BenchServeCommand.class,
                 CreateModelCommand.class, ConvertCommand.class, DevicesCommand.class, CommandLine.HelpCommand.class})
 public final class Main {
 

@@ -132,6 +132,10 @@ final class TrainCommand implements Callable<Integer> {
                 } else {
                     fresh = new LoraAdapter("default", lora.config(), lm.llama(), tc.seed());
                 }
+                if (fresh.initialValues() != null) {
+                    System.err.println("init_lora_weights " + fresh.config().initLoraWeights() + ": " + fresh.layers().size()
+                            + " projections decomposed; the base now holds their residuals W - s*B0*A0");
+                }
                 trainer = new Trainer(lm.llama(), fresh, tc, train, eval, backend);
             }
             LoraAdapter adapter = trainer.adapter();
@@ -182,8 +186,9 @@ final class TrainCommand implements Callable<Integer> {
             if (trainer.allocator() != null) {
                 adaLoraReport(trainer);
             }
-            System.err.println("adapter saved to " + output + " (adapter_config.json, adapter_model.safetensors); "
-                    + "metrics in metrics.csv, metrics.jsonl, loss.png");
+            System.err.println("adapter saved to " + output + " (adapter_config.json, adapter_model.safetensors"
+                    + (adapter.initialValues() != null ? ", converted for the original base: r " + 2 * adapter.config().r()
+                    + ", lora_A = [A; A0], lora_B = [B, -B0]" : "") + "); metrics in metrics.csv, metrics.jsonl, loss.png");
         }
         return 0;
     }

@@ -42,9 +42,26 @@ public final class TrainingOptions {
     @Option(names = "--eval-every", defaultValue = "0", description = "Evaluate every N steps, 0 = at the end (default ${DEFAULT-VALUE}).")
     int evalEvery;
 
+    @Option(names = "--loraplus-lr-ratio", paramLabel = "R", description = "LoRA+ (PEFT's create_loraplus_optimizer): "
+            + "lora_B (and its bias) learn at R times --lr; --weight-decay then skips lora_B's bias. PEFT suggests R >= 1 "
+            + "(the paper: 16) with an --lr about half of plain LoRA's. Default: off.")
+    Float loraplusLrRatio;
+    @Option(names = "--loraplus-lr-embedding", paramLabel = "LR", description = "PEFT's learning rate for LoRA layers on "
+            + "embedding modules; lora4j adapts none (refused with the reason).")
+    Float loraplusLrEmbedding;
+
     TrainConfig config() {
         boolean sgd = optimizer.equals("sgd");
+        if (loraplusLrEmbedding != null) {
+            throw new IllegalArgumentException("--loraplus-lr-embedding is the learning rate PEFT gives LoRA layers on embedding "
+                    + "modules (lora_embedding_A/B); lora4j adapts only the seven projections, so no tensor would take it "
+                    + "(embed_tokens in --modules-to-save is trained in full and, as in PEFT, learns at --lr)");
+        }
+        if (loraplusLrRatio != null && !(loraplusLrRatio > 0)) {
+            throw new IllegalArgumentException("--loraplus-lr-ratio must be > 0, got " + loraplusLrRatio);
+        }
         return new TrainConfig(optimizer, lr, weightDecay, sgd ? momentum : beta1, beta2, eps, schedule, warmup, steps,
-                batchSize, gradAccum, maxGradNorm, seqLen, seed, !noShuffle, checkpointing, evalEvery);
+                batchSize, gradAccum, maxGradNorm, seqLen, seed, !noShuffle, checkpointing, evalEvery,
+                loraplusLrRatio == null ? 0f : loraplusLrRatio);
     }
 }

@@ -52,10 +52,19 @@ public final class AdamW {
     /** Fast twin of {@link #updateNaive} (gradients already scaled), split across threads; bitwise equal to it. */
     public static void update(float[] p, float[] g, float[] m, float[] v, float lr, float beta1, float beta2,
                               float eps, float weightDecay, int t, int N) {
+        update(p, g, m, v, lr, beta1, beta2, eps, weightDecay, t, 0, N);
+    }
+
+    /**
+     * {@link #update} of the elements {@code [off, off+N)} only (one parameter group of an optimizer with
+     * several learning rates); every element is updated exactly as the whole-buffer update updates it.
+     */
+    public static void update(float[] p, float[] g, float[] m, float[] v, float lr, float beta1, float beta2,
+                              float eps, float weightDecay, int t, int off, int N) {
         float c1 = 1.0f - (float) Math.pow(beta1, t);
         float c2 = 1.0f - (float) Math.pow(beta2, t);
-        Threads.parallelFor(N, 12, (from, to) -> {
-            for (int i = from; i < to; i++) {
+        Threads.parallelFor(N, 12, (from0, to0) -> {
+            for (int i = off + from0, to = off + to0; i < to; i++) {
                 float mi = beta1 * m[i] + (1.0f - beta1) * g[i];
                 float vi = beta2 * v[i] + (1.0f - beta2) * g[i] * g[i];
                 m[i] = mi;

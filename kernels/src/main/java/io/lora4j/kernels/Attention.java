@@ -111,6 +111,34 @@ public final class Attention {
         });
     }
 
+    /**
+     * Decode attention for a batch of rows from different sequences: row t's query attends to its own
+     * cache ({@code kCaches[t]}, {@code vCaches[t]}) up to its own position {@code pos[t]}, computed
+     * exactly as {@link #forward} computes a row at that position, parallel over (row, head).
+     *
+     * @param out (R, NH·HS)
+     * @param q   (R, NH·HS)
+     */
+    public static void forwardRows(float[] out, float[] q, float[][] kCaches, float[][] vCaches, int[] pos, int R,
+                                   int NH, int NKV, int HS) {
+        int most = 0;
+        for (int t = 0; t < R; t++) {
+            most = Math.max(most, pos[t] + 1);
+        }
+        int longest = most;
+        Threads.parallelFor(R * NH, (long) longest * HS * 2, (from, to) -> {
+            float[] row = SCRATCH.get();
+            if (row.length < longest) {
+                row = new float[longest];
+                SCRATCH.set(row);
+            }
+            for (int th = from; th < to; th++) {
+                int t = th / NH;
+                head(out, row, 0, q, kCaches[t], vCaches[t], t, th % NH, pos[t] - t, NH, NKV, HS);
+            }
+        });
+    }
+
     private static void head(float[] out, float[] att, int a, float[] q, float[] kCache, float[] vCache,
                              int t, int h, int pos0, int NH, int NKV, int HS) {
         int qDim = NH * HS;

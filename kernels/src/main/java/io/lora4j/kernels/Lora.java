@@ -130,6 +130,39 @@ public final class Lora {
     }
 
     /**
+     * {@link #forward} on the listed rows only ({@code rows[0..n)} of x and y): one adapter's branch in a
+     * batch whose rows use different adapters. Each listed row is computed exactly as {@link #forward}
+     * computes it.
+     */
+    public static void forwardRows(float[] y, float[] ax, float[] x, int[] rows, int n, float[] p, int aOff, int eOff,
+                                   int bOff, float s, int IN, int OUT, int r) {
+        Threads.parallelFor(n, (long) r * (IN + OUT) * 2, (from, to) -> {
+            for (int k = from; k < to; k++) {
+                int t = rows[k];
+                int xo = t * IN;
+                for (int j = 0; j < r; j++) {
+                    float acc = 0f;
+                    int ao = aOff + j * IN;
+                    for (int c = 0; c < IN; c++) {
+                        acc += p[ao + c] * x[xo + c];
+                    }
+                    ax[t * r + j] = acc;
+                }
+                int yo = t * OUT;
+                for (int o = 0; o < OUT; o++) {
+                    float acc = 0f;
+                    int bo = bOff + o * r;
+                    for (int j = 0; j < r; j++) {
+                        float e = eOff < 0 ? 1f : p[eOff + j];
+                        acc += p[bo + j] * (e * ax[t * r + j]);
+                    }
+                    y[yo + o] += s * acc;
+                }
+            }
+        });
+    }
+
+    /**
      * Backward (naive oracle), race-free passes: {@code g = s · Bᵀ dy} into dax, {@code dE += Σ_t g ⊙ ax},
      * then {@code dax = e ⊙ g} (assigned), {@code dx += Aᵀ dax} (accumulated onto the base path's input gradient),
      * {@code dB += s · dyᵀ (e ⊙ ax)}, {@code dA += daxᵀ x}.

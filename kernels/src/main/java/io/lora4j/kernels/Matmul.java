@@ -213,6 +213,90 @@ public final class Matmul {
     }
 
     /**
+     * Decode for a batch of R rows from different sequences: {@code outs[i] (R, rows) = x (R, cols) ·
+     * ws[i]ᵀ}, the matrices sharing the input. Every product is computed the same way whatever R is:
+     * each weight row is decoded once into a float scratch row ({@link Dequant#row}, exact), then dotted
+     * with each input row with the fixed reduction tree ({@link #FOLDS}). A row's results therefore do not
+     * depend on which other rows share the batch (a server's batching changes no output), and the
+     * weights are read once per call for all R rows.
+     */
+    public static void forwardRows(float[][] outs, float[] x, Weight[] ws, int R) {
+        int total = 0;
+        int cols = ws[0].cols();
+        for (Weight w : ws) {
+            if (w.cols() != cols) {
+                throw new IllegalArgumentException("matrices sharing an input must have the same width");
+            }
+            total += w.rows();
+        }
+        Threads.parallelFor(total, 2L * cols * R, (from, to) -> rowsBlock(outs, x, ws, R, cols, from, to, scratch(cols)));
+    }
+
+    /** {@link #forwardRows} for the rows {@code from..to} of the matrices laid end to end; h is a scratch row. */
+    private static void rowsBlock(float[][] outs, float[] x, Weight[] ws, int R, int cols, int from, int to, float[] h) {
+        int upper = F.loopBound(cols);
+        int base = 0;
+        for (int i = 0; i < ws.length; i++) {
+            Weight w = ws[i];
+            int rows = w.rows();
+            int lo = Math.max(from - base, 0);
+            int hi = Math.min(to - base, rows);
+            float[] out = outs[i];
+            for (int r = lo; r < hi; r++) {
+                Dequant.row(w, r, h, 0);
+                int t = 0;
+                // four input rows at a time: four independent accumulator chains, each summing exactly as one row alone
+                for (; t + 4 <= R; t += 4) {
+                    int x0 = t * cols, x1 = x0 + cols, x2 = x1 + cols, x3 = x2 + cols;
+                    FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0;
+                    int c = 0;
+                    for (; c < upper; c += L) {
+                        FloatVector hv = FloatVector.fromArray(F, h, c);
+                        a0 = hv.fma(FloatVector.fromArray(F, x, x0 + c), a0);
+                        a1 = hv.fma(FloatVector.fromArray(F, x, x1 + c), a1);
+                        a2 = hv.fma(FloatVector.fromArray(F, x, x2 + c), a2);
+                        a3 = hv.fma(FloatVector.fromArray(F, x, x3 + c), a3);
+                    }
+                    for (VectorShuffle<Float> fold : FOLDS) {
+                        a0 = a0.add(a0.rearrange(fold));
+                        a1 = a1.add(a1.rearrange(fold));
+                        a2 = a2.add(a2.rearrange(fold));
+                        a3 = a3.add(a3.rearrange(fold));
+                    }
+                    float s0 = a0.lane(0), s1 = a1.lane(0), s2 = a2.lane(0), s3 = a3.lane(0);
+                    for (int k = c; k < cols; k++) {
+                        s0 += h[k] * x[x0 + k];
+                        s1 += h[k] * x[x1 + k];
+                        s2 += h[k] * x[x2 + k];
+                        s3 += h[k] * x[x3 + k];
+                    }
+                    out[t * rows + r] = s0;
+                    out[(t + 1) * rows + r] = s1;
+                    out[(t + 2) * rows + r] = s2;
+                    out[(t + 3) * rows + r] = s3;
+                }
+                for (; t < R; t++) {
+                    int xo = t * cols;
+                    FloatVector acc = FloatVector.zero(F);
+                    int c = 0;
+                    for (; c < upper; c += L) {
+                        acc = FloatVector.fromArray(F, h, c).fma(FloatVector.fromArray(F, x, xo + c), acc);
+                    }
+                    for (VectorShuffle<Float> fold : FOLDS) {
+                        acc = acc.add(acc.rearrange(fold));
+                    }
+                    float sum = acc.lane(0);
+                    for (; c < cols; c++) {
+                        sum += h[c] * x[xo + c];
+                    }
+                    out[t * rows + r] = sum;
+                }
+            }
+            base += rows;
+        }
+    }
+
+    /**
      * Shuffles that bring lane i + L/2, then i + L/4, … onto lane i: a fixed pairwise reduction tree.
      * Kernels sum their accumulator with {@code for (fold : FOLDS) acc = acc.add(acc.rearrange(fold));
      * acc.lane(0)}: {@code reduceLanes(ADD)} may add in a different order in interpreted and compiled

@@ -94,6 +94,31 @@ public final class Rope {
     }
 
     /**
+     * Fast twin over rows at their own positions {@code pos[t]} (a batch of rows from different
+     * sequences); each row is rotated exactly as {@link #forward} rotates a row at that position.
+     */
+    public static void forwardRows(float[] x, float[] freqs, int[] pos, int R, int NH, int HS, boolean halves) {
+        int half = HS / 2;
+        Threads.parallelFor(R, (long) NH * HS * 2, (from, to) -> {
+            for (int t = from; t < to; t++) {
+                for (int i = 0; i < half; i++) {
+                    float angle = pos[t] * freqs[i];
+                    float c = (float) Math.cos(angle);
+                    float s = (float) Math.sin(angle);
+                    int j0 = t * NH * HS + (halves ? i : 2 * i);
+                    int d = halves ? half : 1;
+                    for (int h = 0; h < NH; h++, j0 += HS) {
+                        float v0 = x[j0];
+                        float v1 = x[j0 + d];
+                        x[j0] = v0 * c - v1 * s;
+                        x[j0 + d] = v0 * s + v1 * c;
+                    }
+                }
+            }
+        });
+    }
+
+    /**
      * Backward, in place: the gradient of a rotation is the opposite rotation, so {@code dx} (the
      * upstream gradient on entry) is turned by {@code −pos[t]·freqs[i]}. Naive oracle and device
      * kernel, one work-item per (token, head, pair).

@@ -40,8 +40,13 @@ public final class Sgd {
 
     /** Fast twin of {@link #updateNaive}, split across threads; bitwise equal to it. */
     public static void update(float[] p, float[] g, float[] buf, float lr, float momentum, float weightDecay, int N) {
-        Threads.parallelFor(N, 4, (from, to) -> {
-            for (int i = from; i < to; i++) {
+        update(p, g, buf, lr, momentum, weightDecay, 0, N);
+    }
+
+    /** {@link #update} of the elements {@code [off, off+N)} only (one parameter group). */
+    public static void update(float[] p, float[] g, float[] buf, float lr, float momentum, float weightDecay, int off, int N) {
+        Threads.parallelFor(N, 4, (from0, to0) -> {
+            for (int i = off + from0, to = off + to0; i < to; i++) {
                 float d = g[i];
                 if (momentum > 0f) {
                     d = momentum * buf[i] + d;

@@ -39,7 +39,12 @@ public final class JvmBackend implements Backend {
 
     @Override
     public void forward(Llama m, State s, int T, int pos, int logitRows) {
-        Exec e = new Exec(m, s, T, pos);
+        forward(m, s, m.adapters().active(), T, pos, logitRows);
+    }
+
+    /** {@link #forward(Llama, State, int, int, int)} with these adapters active instead of the model's (a server's per-request adapters). */
+    public void forward(Llama m, State s, List<AdapterSet.Active> adapters, int T, int pos, int logitRows) {
+        Exec e = new Exec(m, s, adapters, T, pos);
         for (int l = 0; l < m.config().nLayers(); l++) {
             e.layer = l;
             LlamaBlock.forward(e);
@@ -57,13 +62,13 @@ public final class JvmBackend implements Backend {
         private int layer;
         private boolean head;
 
-        Exec(Llama m, State s, int T, int pos) {
+        Exec(Llama m, State s, List<AdapterSet.Active> active, int T, int pos) {
             super(m.config(), m.ropeFreqs());
             this.m = m;
             this.s = s;
             this.T = T;
             this.pos = pos;
-            this.active = m.adapters().active();
+            this.active = active;
         }
 
         /** Final norm and logits of rows {@code first..first+n-1} of x, written to {@link State#logits} as (n, V). */

@@ -231,6 +231,27 @@ public final class Llama implements BaseModel {
     }
 
     @Override
+    public Weight projection(int layer, LinearModule m) {
+        return m.weight(baseLayers[layer]);
+    }
+
+    /** Refused while adapters are merged (unmerge first): the merge was made from the weight being replaced. */
+    @Override
+    public void replaceProjection(int layer, LinearModule m, Weight w) {
+        if (!merged.isEmpty()) {
+            throw new IllegalStateException("cannot replace the base weight of " + m.path(layer) + " while adapters "
+                    + merged + " are merged into it; unmerge first");
+        }
+        Weight old = m.weight(baseLayers[layer]);
+        if (w.rows() != old.rows() || w.cols() != old.cols()) {
+            throw new IllegalArgumentException(m.path(layer) + ": a " + w.rows() + "×" + w.cols() + " weight cannot replace a "
+                    + old.rows() + "×" + old.cols() + " one");
+        }
+        baseLayers[layer] = baseLayers[layer].with(m, w);
+        layers[layer] = baseLayers[layer];
+    }
+
+    @Override
     public Weight tokenEmbedding() {
         return tokenEmbd;
     }

@@ -45,7 +45,7 @@ class AdaLoraTrainingTest {
             AdaLoraConfig ac = AdaLoraConfig.of(base, 12, 4, 10, 15, 1, 0.85f, 0.85f, 0.5f, 50);
             LoraAdapter ad = new LoraAdapter("default", ac, m, 42);
             TrainConfig tc = new TrainConfig("adamw", 5e-3f, 0f, 0.9f, 0.999f, 1e-8f, "constant", 0, 50, 2, 1, 1f, 64, 42,
-                    true, false, 0);
+                    true, false, 0, 0f);
             Trainer t = new Trainer(m, ad, tc, split.train(), split.eval());
             double before = t.evalLoss();
             List<Integer> budgets = new ArrayList<>();

@@ -67,7 +67,7 @@ class LoraTrainingTest {
             LoraAdapter ad = new LoraAdapter("default", lc, m, 42);
             List<float[]> initialA = ad.layers().stream().map(l -> l.a.toArray()).toList();
             TrainConfig tc = new TrainConfig("adamw", 5e-4f, 0f, 0.9f, 0.999f, 1e-8f, "cosine", 10, 300, 2, 1, 1f,
-                    64, 42, true, false, 0);
+                    64, 42, true, false, 0, 0f);
             Trainer t = new Trainer(m, ad, tc, split.train(), split.eval());
             double evalBefore = t.evalLoss();
             List<Double> evals = new ArrayList<>();

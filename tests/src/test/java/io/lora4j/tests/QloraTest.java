@@ -45,7 +45,7 @@ class QloraTest {
             LoraConfig lc = LoraConfig.of(8, 16f, LoraConfig.ALL_LINEAR);
             LoraAdapter ad = new LoraAdapter("default", lc, m, 42);
             TrainConfig tc = new TrainConfig("adamw", 1e-3f, 0f, 0.9f, 0.999f, 1e-8f, "cosine", 10, steps, 2, 1, 1f,
-                    64, 42, true, false, 0);
+                    64, 42, true, false, 0, 0f);
             Trainer t = new Trainer(m, ad, tc, split.train(), split.eval());
             double before = t.evalLoss();
             t.run(s -> { });

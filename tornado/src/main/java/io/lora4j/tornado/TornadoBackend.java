@@ -124,6 +124,10 @@ public final class TornadoBackend implements Backend, TrainingBackend {
     @Override
     public io.lora4j.model.train.DeviceTraining training(Llama m, io.lora4j.model.lora.LoraAdapter adapter, int maxT,
                                                         io.lora4j.model.train.TrainConfig cfg) {
+        if (cfg.loraplusLrRatio() > 0) {
+            throw new IllegalArgumentException("LoRA+ (--loraplus-lr-ratio) gives lora_B its own learning rate; the tornado "
+                    + "backend's optimizer kernels take one learning rate for the whole adapter; train it with --backend jvm");
+        }
         TrainPlan tp = new TrainPlan(m, adapter, maxT, cfg.optimizer(), runners);
         trainPlans.add(tp);
         return tp;

@@ -50,7 +50,7 @@ class DeviceTrainerTest {
     static TrainConfig cfg(String optimizer, int steps) {
         // clipping at 0.05 is active on these random models, accumulation over 2 micro-batches of 2
         return new TrainConfig(optimizer, 1e-2f, 0.01f, 0.9f, 0.999f, 1e-8f, "cosine", 1, steps, 2, 2, 0.05f, 16, 3, true,
-                false, 0);
+                false, 0, 0f);
     }
 
     static Llama model(Path dir) throws Exception {
@@ -132,6 +132,27 @@ class DeviceTrainerTest {
             var e2 = assertThrows(IllegalArgumentException.class,
                     () -> new Trainer(m, new LoraAdapter("a", ada, m, 1), cfg("adamw", 1), train, List.of(), backend));
             assertTrue(e2.getMessage().contains("AdaLoRA"), e2.getMessage());
+            var e3 = assertThrows(IllegalArgumentException.class, () -> new Trainer(m, new LoraAdapter("p", plain, m, 1),
+                    cfg("adamw", 1).withLoraplusLrRatio(16f), train, List.of(), backend));
+            assertTrue(e3.getMessage().contains("LoRA+") && e3.getMessage().contains("--backend jvm"), e3.getMessage());
+        }
+    }
+
+    /** PiSSA's residual base is the base the device uploads: the device follows the JVM trainer on it. */
+    @Test
+    void aPissaAdapterTrainsOnTheDeviceAsOnTheJvm(@TempDir Path dir) throws Exception {
+        io.lora4j.model.lora.LoraConfig pissa = new io.lora4j.model.lora.LoraConfig(2, 4f, 0f, List.of("q_proj", "v_proj"), null,
+                "none", false, "pissa_niter_2", List.of(), java.util.Map.of(), java.util.Map.of(), List.of());
+        Llama m1 = model(java.nio.file.Files.createDirectories(dir.resolve("1")));
+        Llama m2 = model(java.nio.file.Files.createDirectories(dir.resolve("2")));
+        List<Example> train = data(m1.config().vocabSize(), 4, 6);
+        Trainer jvm = new Trainer(m1, new LoraAdapter("p", pissa, m1, 1), cfg("adamw", 2), train, List.of());
+        try (TornadoBackend backend = new TornadoBackend(JvmRunner::new)) {
+            Trainer dev = new Trainer(m2, new LoraAdapter("p", pissa, m2, 1), cfg("adamw", 2), train, List.of(), backend);
+            for (int s = 0; s < 2; s++) {
+                Trainer.StepStats x = jvm.trainStep(), y = dev.trainStep();
+                assertEquals(x.loss(), y.loss(), 1e-4 * Math.max(1, x.loss()), "loss at step " + (s + 1));
+            }
         }
     }
 }

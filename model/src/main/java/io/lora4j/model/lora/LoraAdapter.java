@@ -26,6 +26,7 @@ public final class LoraAdapter {
     private final LoraConfig config;
     private final AdaLoraConfig adaLora;
     private Map<String, boolean[]> rankPattern;
+    private float[] initial;
     private final LoraLayer[][] layers; // [layer][module ordinal], null where not targeted
     private final List<LoraLayer> all;
     private final ParamStore store;
@@ -37,26 +38,32 @@ public final class LoraAdapter {
     /** The most parameters one adapter can have: its values are one Java array. */
     static final long MAX_PARAMETERS = Integer.MAX_VALUE - 8;
 
+    /**
+     * A fresh adapter initialised as {@code config.initLoraWeights()} says, as PEFT's {@code get_peft_model}
+     * does. PiSSA and OLoRA ({@link ResidualInit}) decompose the base's weights and replace each adapted
+     * projection of {@code base} with its residual; {@code seed} is then pissa_niter's
+     * {@code torch.manual_seed}.
+     */
     public LoraAdapter(String name, LoraConfig config, BaseModel base, long seed) {
-        this(name, config, null, null, base, seed, MAX_PARAMETERS, "one Java array holds no more");
+        this(name, config, null, null, base, seed, true, MAX_PARAMETERS, "one Java array holds no more");
     }
 
     /** A fresh AdaLoRA adapter: init_r triplets per module, initialised as PEFT does, no rank pattern yet. */
     public LoraAdapter(String name, AdaLoraConfig config, BaseModel base, long seed) {
-        this(name, config.lora(), config, null, base, seed, MAX_PARAMETERS, "one Java array holds no more");
+        this(name, config.lora(), config, null, base, seed, true, MAX_PARAMETERS, "one Java array holds no more");
     }
 
     /** Parameters an adapter being loaded may have beyond the values its file holds (small adapters then fail on the missing tensor). */
     static final long LOADING_SLACK = 1 << 20;
 
     /**
-     * An adapter to be filled from a file that holds {@code stored} values (described by
-     * {@code what}): one whose config implies far more parameters than that (more than
-     * {@code stored + LOADING_SLACK}) is refused before anything is allocated, as the file could
-     * not fill it.
+     * A LoRA adapter whose values a loader fills from a file that holds {@code stored} values (described
+     * by {@code what}): nothing initialised (zeros), the base left alone. One whose config implies far
+     * more parameters than the file holds (more than {@code stored + LOADING_SLACK}) is refused before
+     * anything is allocated, as the file could not fill it.
      */
-    static LoraAdapter forLoading(String name, LoraConfig config, BaseModel base, long stored, String what) {
-        return new LoraAdapter(name, config, null, null, base, 0, stored + LOADING_SLACK, what);
+    static LoraAdapter uninitialised(String name, LoraConfig config, BaseModel base, long stored, String what) {
+        return new LoraAdapter(name, config, null, null, base, 0, false, stored + LOADING_SLACK, what);
     }
 
     /**
@@ -65,15 +72,20 @@ public final class LoraAdapter {
      */
     static LoraAdapter pruned(String name, AdaLoraConfig config, Map<String, boolean[]> pattern, BaseModel base, long stored,
                               String what) {
-        return new LoraAdapter(name, config.lora(), config, pattern, base, 0, stored + LOADING_SLACK, what);
+        return new LoraAdapter(name, config.lora(), config, pattern, base, 0, true, stored + LOADING_SLACK, what);
     }
 
     private LoraAdapter(String name, LoraConfig config, AdaLoraConfig ada, Map<String, boolean[]> pattern, BaseModel base, long seed,
-                        long limit, String limitWhat) {
+                        boolean initialise, long limit, String limitWhat) {
         this.name = name;
         this.config = config;
         this.adaLora = ada;
         this.rankPattern = pattern == null ? null : copy(pattern);
+        boolean residual = ResidualInit.mutatesBase(config.initLoraWeights());
+        if (residual && ada != null) {
+            throw new IllegalArgumentException("init_lora_weights " + config.initLoraWeights() + " is a LoRA initialisation; "
+                    + "AdaLoRA initialises its triplets itself");
+        }
         LlamaConfig c = base.config();
         layers = new LoraLayer[c.nLayers()][LinearModule.values().length];
         boolean head = config.modulesToSave().contains("lm_head");
@@ -119,7 +131,9 @@ public final class LoraAdapter {
             String path = m.path(sh[0]);
             LoraLayer ll = new LoraLayer(m, sh[0], sh[2], m.inDim(c), m.outDim(c),
                     ada == null ? config.scalingFor(path) : ada.scaling(), store);
-            ll.initialise(config.initLoraWeights(), rnd);
+            if (initialise && !residual) {
+                ll.initialise(config.initLoraWeights(), rnd);
+            }
             layers[sh[0]][sh[1]] = ll;
             list.add(ll);
         }
@@ -147,6 +161,26 @@ public final class LoraAdapter {
         if (embed) {
             copy(base.tokenEmbedding(), embedTokens);
         }
+        if (initialise && residual) {
+            initial = ResidualInit.decompose(this, base, seed);
+            System.arraycopy(initial, 0, store.values, 0, initial.length);
+        }
+    }
+
+    /**
+     * The values PiSSA or OLoRA initialised this adapter with (A₀, B₀ at their store offsets), whose
+     * {@code s·B₀A₀} was taken out of the base; null for every other adapter. Saving converts with them
+     * (PEFT's {@code path_initial_model_for_weight_conversion}); checkpoints keep them.
+     */
+    public float[] initialValues() {
+        return initial;
+    }
+
+    void setInitialValues(float[] v) {
+        if (v.length != store.size()) {
+            throw new IllegalArgumentException("initial values of " + v.length + " elements for a store of " + store.size());
+        }
+        initial = v;
     }
 
     /** The dequantized rows of {@code w} into the view. */

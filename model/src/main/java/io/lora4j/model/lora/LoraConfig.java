@@ -24,7 +24,9 @@ import java.util.regex.Pattern;
  * @param bias              "none", "all" or "lora_only" (Llama's projections have no bias, so "all" adds nothing;
  *                          "lora_only" gives lora_B a trainable bias)
  * @param useRslora         rank-stabilised scaling
- * @param initLoraWeights   "true" (kaiming-uniform A, B = 0), "gaussian" (A ~ N(0, 1/r), B = 0) or "false" (B random too)
+ * @param initLoraWeights   "true" (kaiming-uniform A, B = 0), "gaussian" (A ~ N(0, 1/r), B = 0), "false" (B random too),
+ *                          or from the base's weights, which then become residuals ({@link ResidualInit}): "pissa",
+ *                          "pissa_niter_N", "olora"
  * @param layersToTransform layer indices to adapt, or empty for all
  * @param rankPattern       module-path regex → rank
  * @param alphaPattern      module-path regex → alpha
@@ -48,8 +50,25 @@ public record LoraConfig(int r, float loraAlpha, float loraDropout, List<String>
         if (!List.of("none", "all", "lora_only").contains(bias)) {
             throw new IllegalArgumentException("bias must be none, all or lora_only, got '" + bias + "'");
         }
-        if (!List.of("true", "gaussian", "false").contains(initLoraWeights)) {
-            throw new IllegalArgumentException("init_lora_weights must be true, gaussian or false, got '" + initLoraWeights + "'");
+        if (!List.of("true", "gaussian", "false").contains(initLoraWeights) && !ResidualInit.mutatesBase(initLoraWeights)
+                && !initLoraWeights.startsWith("pissa")) {
+            throw new IllegalArgumentException("init_lora_weights must be true, gaussian, false, pissa, pissa_niter_[number of "
+                    + "iters] or olora, got '" + initLoraWeights + "'");
+        }
+        if (initLoraWeights.startsWith("pissa")) {
+            ResidualInit.niter(initLoraWeights); // PEFT's message for a malformed name
+        }
+        if (ResidualInit.mutatesBase(initLoraWeights)) {
+            if (bias.equals("lora_only")) {
+                throw new IllegalArgumentException("The argument lora_bias=True is only supported with init_lora_weights=True or "
+                        + "False, got init_lora_weights=" + initLoraWeights + " instead.");
+            }
+            if (useRslora && (!rankPattern.isEmpty() || !alphaPattern.isEmpty())) {
+                throw new IllegalArgumentException("init_lora_weights " + initLoraWeights + " with use_rslora and rank_pattern/"
+                        + "alpha_pattern: the adapter could not be saved for the original base (PEFT: \"Passing "
+                        + "`path_initial_model_for_weight_conversion` to `save_pretrained` is not supported when using "
+                        + "`rank_pattern` or `alpha_pattern` at the same time as `use_rslora=True`.\")");
+            }
         }
         targetModules = List.copyOf(targetModules);
         layersToTransform = List.copyOf(layersToTransform);

@@ -55,7 +55,24 @@ public final class PeftAdapters {
     private PeftAdapters() {
     }
 
-    /** Writes {@code dir/adapter_config.json} and {@code dir/adapter_model.safetensors}, each durably ({@link DurableFiles}). */
+    /** Sub-directory of a checkpoint holding a PiSSA/OLoRA adapter's initial values (PEFT's pissa_init). */
+    public static final String INITIAL = "initial";
+
+    /** What of an adapter a file holds. */
+    private enum Form {
+        /** The adapter as it is (for a PiSSA/OLoRA adapter: applying to the residual base). */
+        AS_IS,
+        /** A PiSSA/OLoRA adapter converted to apply to the original base (PEFT's subtract_mutated_init). */
+        CONVERTED,
+        /** A PiSSA/OLoRA adapter's initial values A₀, B₀, with init_lora_weights true. */
+        INITIAL
+    }
+
+    /**
+     * Writes {@code dir/adapter_config.json} and {@code dir/adapter_model.safetensors}, each durably ({@link DurableFiles}),
+     * as PEFT's {@code save_pretrained}; a PiSSA/OLoRA adapter as {@code save_pretrained(dir,
+     * path_initial_model_for_weight_conversion=…)} writes it, so that it applies to the original base.
+     */
     public static void save(LoraAdapter a, BaseModel base, Path dir) {
         save(a, base, dir, true);
     }
@@ -64,43 +81,106 @@ public final class PeftAdapters {
      * As {@link #save(LoraAdapter, BaseModel, Path)}; with {@code truncate} false an AdaLoRA adapter keeps
      * every triplet and is written without rank_pattern (the pruned triplets have E = 0, so PEFT
      * loads the same update), which training checkpoints need to resume exactly.
+     * <p>
+     * A PiSSA/OLoRA adapter ({@link LoraAdapter#initialValues()} not null) is converted as PEFT's
+     * {@code subtract_mutated_init} converts it: ΔW = s·(BA − B₀A₀), so {@code lora_A = [A; A₀]} (2r rows),
+     * {@code lora_B = [B, −B₀]} (2r columns), {@code r} and {@code lora_alpha} doubled (alpha ×√2 with
+     * use_rslora: the same scaling), rank_pattern and alpha_pattern values doubled, init_lora_weights true.
+     * PEFT's conversion drops every other tensor; lora4j keeps the modules_to_save copies, which the
+     * decomposition did not touch.
      */
     public static void save(LoraAdapter a, BaseModel base, Path dir, boolean truncate) {
+        write(a, base, dir, truncate, a.initialValues() == null ? Form.AS_IS : Form.CONVERTED);
+    }
+
+    /**
+     * A training checkpoint's adapter: every triplet (AdaLoRA), unconverted, and for a PiSSA/OLoRA adapter
+     * its initial values in {@code dir/initial} (as PEFT's documented workflow saves them before training),
+     * which {@link #load(Path, BaseModel, String, Path)} takes to rebuild the same residual base.
+     */
+    public static void saveCheckpoint(LoraAdapter a, BaseModel base, Path dir) {
+        write(a, base, dir, false, Form.AS_IS);
+        if (a.initialValues() != null) {
+            write(a, base, dir.resolve(INITIAL), false, Form.INITIAL);
+        }
+    }
+
+    private static void write(LoraAdapter a, BaseModel base, Path dir, boolean truncate, Form form) {
         try {
             Files.createDirectories(dir);
             LlamaConfig c = base.config();
-            boolean permute = c.ropeStyle() == LlamaConfig.RopeStyle.ADJACENT;
             boolean ada = a.adaLora() != null;
             String w8 = ada ? "" : ".weight";
+            float[] values = form == Form.INITIAL ? a.initialValues() : a.store().values;
+            float[] init = a.initialValues();
             SafetensorsWriter w = new SafetensorsWriter();
             for (LoraLayer l : a.layers()) {
                 String k = PREFIX + l.path();
                 int[] keep = kept(a, l, truncate);
                 int r = keep.length;
-                w.add(k + ".lora_A" + w8, new long[]{r, l.in}, pick(l.a.toArray(), l.r, l.in, keep, true));
-                int heads = heads(l.module, c);
-                float[] b = pick(l.b.toArray(), l.out, l.r, keep, false);
-                w.add(k + ".lora_B" + w8, new long[]{l.out, r}, permute && heads > 0 ? rows(b, l.out, r, heads, false) : b);
+                float[] av = pick(slice(values, l.a), l.r, l.in, keep, true);
+                float[] b = hfRows(pick(slice(values, l.b), l.out, l.r, keep, false), l.module, c, r, true);
+                if (form == Form.CONVERTED) {
+                    float[] a0 = slice(init, l.a), b0 = hfRows(slice(init, l.b), l.module, c, r, true);
+                    float[] ca = new float[2 * r * l.in], cb = new float[l.out * 2 * r];
+                    System.arraycopy(av, 0, ca, 0, av.length);
+                    System.arraycopy(a0, 0, ca, av.length, a0.length);
+                    for (int o = 0; o < l.out; o++) {
+                        for (int j = 0; j < r; j++) {
+                            cb[o * 2 * r + j] = b[o * r + j];
+                            cb[o * 2 * r + r + j] = -b0[o * r + j];
+                        }
+                    }
+                    av = ca;
+                    b = cb;
+                    r *= 2;
+                }
+                w.add(k + ".lora_A" + w8, new long[]{r, l.in}, av);
+                w.add(k + ".lora_B" + w8, new long[]{l.out, r}, b);
                 if (ada) {
                     w.add(k + ".lora_E", new long[]{r, 1}, pick(l.e.toArray(), l.r, 1, keep, true));
                 }
                 if (l.bias != null) {
-                    float[] bias = permute && heads > 0 ? rows(l.bias.toArray(), l.out, 1, heads, false) : l.bias.toArray();
-                    w.add(k + ".lora_B.bias", new long[]{l.out}, bias);
+                    w.add(k + ".lora_B.bias", new long[]{l.out}, hfRows(l.bias.toArray(), l.module, c, 1, true));
                 }
             }
             if (a.lmHead != null) {
-                w.add(PREFIX + "lm_head.weight", new long[]{c.vocabSize(), c.dim()}, a.lmHead.toArray());
+                w.add(PREFIX + "lm_head.weight", new long[]{c.vocabSize(), c.dim()}, slice(values, a.lmHead));
             }
             if (a.embedTokens != null) {
-                w.add(PREFIX + "model.embed_tokens.weight", new long[]{c.vocabSize(), c.dim()}, a.embedTokens.toArray());
+                w.add(PREFIX + "model.embed_tokens.weight", new long[]{c.vocabSize(), c.dim()}, slice(values, a.embedTokens));
             }
             w.write(dir.resolve(WEIGHTS));
             Map<String, boolean[]> pattern = ada && truncate ? a.rankPattern() : null;
-            DurableFiles.write(dir.resolve(CONFIG), configJson(a.config(), c.nLayers(), a.adaLora(), pattern, base.baseModelName()));
+            LoraConfig cfg = switch (form) {
+                case AS_IS -> a.config();
+                case INITIAL -> withInit(a.config(), "true");
+                case CONVERTED -> converted(a.config());
+            };
+            DurableFiles.write(dir.resolve(CONFIG), configJson(cfg, c.nLayers(), a.adaLora(), pattern, base.baseModelName()));
         } catch (IOException e) {
             throw new UncheckedIOException("cannot write adapter to " + dir + ": " + e.getMessage(), e);
         }
+    }
+
+    private static float[] slice(float[] values, ParamStore.View v) {
+        return Arrays.copyOfRange(values, v.off(), v.off() + v.len());
+    }
+
+    private static LoraConfig withInit(LoraConfig c, String init) {
+        return new LoraConfig(c.r(), c.loraAlpha(), c.loraDropout(), c.targetModules(), c.targetRegex(), c.bias(), c.useRslora(),
+                init, c.layersToTransform(), c.rankPattern(), c.alphaPattern(), c.modulesToSave());
+    }
+
+    /** The config PEFT's save_pretrained writes with path_initial_model_for_weight_conversion. */
+    static LoraConfig converted(LoraConfig c) {
+        Map<String, Integer> rp = new LinkedHashMap<>();
+        c.rankPattern().forEach((k, v) -> rp.put(k, 2 * v));
+        Map<String, Float> ap = new LinkedHashMap<>();
+        c.alphaPattern().forEach((k, v) -> ap.put(k, 2 * v));
+        float alpha = c.useRslora() ? (float) (c.loraAlpha() * Math.sqrt(2)) : 2 * c.loraAlpha();
+        return new LoraConfig(2 * c.r(), alpha, c.loraDropout(), c.targetModules(), c.targetRegex(), c.bias(), c.useRslora(),
+                "true", c.layersToTransform(), rp, ap, c.modulesToSave());
     }
 
     /** The triplets of {@code l} to write: those its rank pattern keeps (AdaLoRA, truncating), else all. */
@@ -293,8 +373,9 @@ public final class PeftAdapters {
         n.path("modules_to_save").forEach(x -> save.add(x.asText()));
         JsonNode init = n.path("init_lora_weights");
         String initS = init.isBoolean() ? Boolean.toString(init.asBoolean()) : init.isTextual() ? init.asText() : "true";
-        if (!initS.equals("gaussian") && !initS.equals("true") && !initS.equals("false")) {
-            initS = "true"; // other PEFT initialisations (pissa, olora, loftq) only matter before training
+        if (!initS.equals("gaussian") && !initS.equals("true") && !initS.equals("false") && !initS.startsWith("pissa")
+                && !ResidualInit.mutatesBase(initS)) {
+            initS = "true"; // other PEFT initialisations (loftq, eva, orthogonal, …) only matter before training
         }
         try {
             LoraConfig lora = new LoraConfig(ada ? n.path("init_r").asInt(12) : n.get("r").asInt(), (float) n.path("lora_alpha").asDouble(8),
@@ -349,18 +430,38 @@ public final class PeftAdapters {
      * value must be finite.
      */
     public static LoraAdapter load(Path dir, BaseModel base, String name) {
+        return load(dir, base, name, null);
+    }
+
+    /**
+     * {@link #load(Path, BaseModel, String)}; an adapter saved unconverted after PiSSA or OLoRA
+     * (init_lora_weights pissa, olora) applies to the residual of its base, so, as PEFT's
+     * {@code from_pretrained} does, the base is decomposed again first and becomes that residual — or, with
+     * {@code initial} (a checkpoint's {@link #INITIAL} directory), becomes {@code W − s·B₀A₀} of the initial
+     * values stored there, exactly as in the original run. pissa_niter_N needs {@code initial}: its random
+     * projection is not in the file. The tensors are read and checked before the base is touched.
+     */
+    public static LoraAdapter load(Path dir, BaseModel base, String name, Path initial) {
         Config cfg = readConfig(dir);
-        Path file = dir.resolve(WEIGHTS);
-        try (SafetensorsFile st = SafetensorsFile.open(file)) {
-            return load(cfg, dir.resolve(CONFIG), st, base, name);
+        try (SafetensorsFile st = SafetensorsFile.open(dir.resolve(WEIGHTS))) {
+            return load(cfg, dir.resolve(CONFIG), st, base, name, initial);
         }
     }
 
     /**
-     * The adapter {@code cfg} (read from {@code configFile}) describes, filled from {@code st}. An
-     * adapter larger than the values the file holds is refused before it is allocated.
+     * The adapter {@code cfg} (read from {@code configFile}) describes, filled from {@code st}, as
+     * {@link #load(Path, BaseModel, String, Path)}. An adapter far larger than the values the file holds
+     * is refused before it is allocated.
      */
-    static LoraAdapter load(Config cfg, Path configFile, SafetensorsFile st, BaseModel base, String name) {
+    static LoraAdapter load(Config cfg, Path configFile, SafetensorsFile st, BaseModel base, String name, Path initial) {
+        String init = cfg.lora().initLoraWeights();
+        boolean residual = cfg.adaLora() == null && ResidualInit.mutatesBase(init);
+        if (residual && initial == null && init.startsWith("pissa_niter_")) {
+            throw new ModelFormatException(configFile, "init_lora_weights " + init + ": this adapter applies to the "
+                    + "residual of a randomised SVD of its base, which the files do not record (PEFT would draw another one); "
+                    + "save it converted for the original base (PEFT: save_pretrained(..., "
+                    + "path_initial_model_for_weight_conversion=...), as lora4j train saves it)");
+        }
         Path file = st.path();
         long stored = 0;
         for (TensorInfo t : st.tensors().values()) {
@@ -369,13 +470,12 @@ public final class PeftAdapters {
         String what = file.getFileName() + " holds only " + stored + " values";
         LoraAdapter a;
         try {
-            a = cfg.adaLora() == null ? LoraAdapter.forLoading(name, cfg.lora(), base, stored, what)
+            a = cfg.adaLora() == null ? LoraAdapter.uninitialised(name, cfg.lora(), base, stored, what)
                     : LoraAdapter.pruned(name, cfg.adaLora(), cfg.rankPattern(), base, stored, what);
         } catch (IllegalArgumentException e) {
             throw new ModelFormatException(configFile, e.getMessage() + " in this base model");
         }
         LlamaConfig c = base.config();
-        boolean permute = c.ropeStyle() == LlamaConfig.RopeStyle.ADJACENT;
         String w8 = cfg.adaLora() == null ? ".weight" : "";
         Set<String> unused = new HashSet<>(st.tensors().keySet());
         for (LoraLayer l : a.layers()) {
@@ -385,15 +485,10 @@ public final class PeftAdapters {
             if (l.svd()) {
                 read(st, file, k + ".lora_E", new long[]{l.r, 1}, l.e, unused);
             }
-            int heads = heads(l.module, c);
-            if (permute && heads > 0) {
-                l.b.load(rows(l.b.toArray(), l.out, l.r, heads, true));
-            }
+            l.b.load(hfRows(l.b.toArray(), l.module, c, l.r, false));
             if (l.bias != null) {
                 read(st, file, k + ".lora_B.bias", new long[]{l.out}, l.bias, unused);
-                if (permute && heads > 0) {
-                    l.bias.load(rows(l.bias.toArray(), l.out, 1, heads, true));
-                }
+                l.bias.load(hfRows(l.bias.toArray(), l.module, c, 1, false));
             }
         }
         if (a.lmHead != null) {
@@ -406,6 +501,23 @@ public final class PeftAdapters {
             Iterator<String> it = new TreeSet<>(unused).iterator();
             throw new ModelFormatException(file, unused.size() + " tensor(s) match no adapted module of this model "
                     + "(targets or layers differ from the config?), e.g. " + it.next());
+        }
+        if (residual) {
+            try {
+                if (initial != null) {
+                    LoraAdapter i = load(initial, base, name);
+                    if (!i.config().equals(withInit(a.config(), "true"))) {
+                        throw new ModelFormatException(initial.resolve(CONFIG), "the initial adapter's config differs from "
+                                + configFile + "'s (other than init_lora_weights)");
+                    }
+                    ResidualInit.subtract(a, base, i.store().values);
+                    a.setInitialValues(i.store().values);
+                } else {
+                    a.setInitialValues(ResidualInit.decompose(a, base, 0));
+                }
+            } catch (IllegalArgumentException | IllegalStateException e) {
+                throw new ModelFormatException(configFile, "init_lora_weights " + init + ": " + e.getMessage());
+            }
         }
         return a;
     }
@@ -444,6 +556,16 @@ public final class PeftAdapters {
     /** Heads whose rows llama.cpp permuted: NH for q_proj, NKV for k_proj, else 0. */
     private static int heads(LinearModule m, LlamaConfig c) {
         return m == LinearModule.Q_PROJ ? c.nHeads() : m == LinearModule.K_PROJ ? c.nKvHeads() : 0;
+    }
+
+    /**
+     * An (OUT, cols) matrix of projection {@code m} — its weight, lora_B, or an update — from the base's
+     * row order to Hugging Face's ({@code toHf}) or back: q/k rows of a GGUF or llama2.c base are in
+     * llama.cpp's per-head order; anything else is returned as it is.
+     */
+    static float[] hfRows(float[] x, LinearModule m, LlamaConfig c, int cols, boolean toHf) {
+        int heads = c.ropeStyle() == LlamaConfig.RopeStyle.ADJACENT ? heads(m, c) : 0;
+        return heads > 0 ? rows(x, m.outDim(c), cols, heads, !toHf) : x;
     }
 
     /**

@@ -44,6 +44,9 @@ import java.util.stream.Stream;
  * An AdaLoRA run keeps every init_r triplet in the checkpoint's adapter (written without
  * rank_pattern, pruned triplets at E = 0, so PEFT still loads it), the rank allocator's EMAs in
  * {@code rank_allocator.safetensors} and its rank pattern in {@code trainer_state.json}.
+ * <p>
+ * A PiSSA/OLoRA run keeps its adapter unconverted and the initial values in {@code initial/}; resuming
+ * rebuilds the same residual base from them.
  */
 public final class Checkpoints {
     public static final String STATE = "trainer_state.json";
@@ -72,7 +75,7 @@ public final class Checkpoints {
             Files.createDirectories(out);
             DurableFiles.removeLeftovers(out, n -> n.startsWith(PREFIX));
             Path tmp = DurableFiles.tempDirectory(dir);
-            PeftAdapters.save(t.adapter(), t.model(), tmp, false);
+            PeftAdapters.saveCheckpoint(t.adapter(), t.model(), tmp);
             SafetensorsWriter w = new SafetensorsWriter();
             for (ParamStore.View p : t.params()) {
                 if (t.firstMoments() != null) {
@@ -89,7 +92,7 @@ public final class Checkpoints {
                 aw.write(tmp.resolve(ALLOCATOR));
             }
             for (Map.Entry<String, byte[]> e : extra.entrySet()) {
-                if (e.getKey().equals(STATE) || List.of(files(true)).contains(e.getKey()) || e.getKey().contains("/")) {
+                if (e.getKey().equals(STATE) || files(true, true).contains(e.getKey()) || e.getKey().contains("/")) {
                     throw new IllegalArgumentException("a checkpoint's extra file cannot be called " + e.getKey());
                 }
                 DurableFiles.write(tmp.resolve(e.getKey()), e.getValue());
@@ -122,7 +125,7 @@ public final class Checkpoints {
             }
             st.put("quantize", t.model().quantization().label());
             ObjectNode hashes = st.putObject("sha256");
-            for (String f : files(t.allocator() != null)) {
+            for (String f : files(t.allocator() != null, t.adapter().initialValues() != null)) {
                 hashes.put(f, sha256(tmp.resolve(f)));
             }
             for (String f : extra.keySet()) {
@@ -194,19 +197,27 @@ public final class Checkpoints {
         }
     }
 
-    /** The files a checkpoint's hashes cover. */
-    private static String[] files(boolean adaLora) {
-        return adaLora ? new String[]{PeftAdapters.CONFIG, PeftAdapters.WEIGHTS, OPTIMIZER, ALLOCATOR}
-                : new String[]{PeftAdapters.CONFIG, PeftAdapters.WEIGHTS, OPTIMIZER};
+    /** The files a checkpoint's hashes cover (a PiSSA/OLoRA adapter's initial values too). */
+    private static List<String> files(boolean adaLora, boolean initial) {
+        List<String> f = new ArrayList<>(List.of(PeftAdapters.CONFIG, PeftAdapters.WEIGHTS, OPTIMIZER));
+        if (adaLora) {
+            f.add(ALLOCATOR);
+        }
+        if (initial) {
+            f.add(PeftAdapters.INITIAL + "/" + PeftAdapters.CONFIG);
+            f.add(PeftAdapters.INITIAL + "/" + PeftAdapters.WEIGHTS);
+        }
+        return f;
     }
 
     /** Checks a checkpoint's files against the hashes in its state; a ModelFormatException names the bad file. */
     public static void verify(Path checkpoint) {
         JsonNode st = read(checkpoint);
-        java.util.Set<String> hashed = new java.util.LinkedHashSet<>(List.of(files(st.has("adalora"))));
+        java.util.Set<String> hashed = new java.util.LinkedHashSet<>(files(st.has("adalora"),
+                st.path("sha256").has(PeftAdapters.INITIAL + "/" + PeftAdapters.CONFIG)));
         st.path("sha256").fieldNames().forEachRemaining(hashed::add);
         for (String f : hashed) {
-            if (f.contains("/") || f.contains("\\") || f.equals("..")) {
+            if (Path.of(f).isAbsolute() || Path.of(f).normalize().startsWith("..") || f.contains("\\")) {
                 throw new ModelFormatException(checkpoint.resolve(STATE), "hashes a file outside the checkpoint: " + f);
             }
             String want = st.path("sha256").path(f).asText("");
@@ -259,7 +270,8 @@ public final class Checkpoints {
                     + ", this run loads it with --quantize " + model.quantization().label() + "; resume with the same quantization");
         }
         TrainConfig cfg = config(checkpoint);
-        LoraAdapter adapter = PeftAdapters.load(checkpoint, model, "default");
+        Path initial = checkpoint.resolve(PeftAdapters.INITIAL);
+        LoraAdapter adapter = PeftAdapters.load(checkpoint, model, "default", Files.isDirectory(initial) ? initial : null);
         Trainer t = new Trainer(model, adapter, cfg, train, eval, backend);
         try (SafetensorsFile opt = SafetensorsFile.open(checkpoint.resolve(OPTIMIZER))) {
             for (ParamStore.View p : t.params()) {

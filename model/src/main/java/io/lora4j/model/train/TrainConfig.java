@@ -20,10 +20,13 @@ package io.lora4j.model.train;
  * @param shuffle        reshuffle the examples every epoch
  * @param checkpointing  gradient checkpointing
  * @param evalEvery      evaluate every N steps (0 = only at the end)
+ * @param loraplusLrRatio LoRA+ (PEFT's {@code create_loraplus_optimizer}): lora_B's learning rate is this times
+ *                       lr ({@link ParamGroups}); 0 = off, one learning rate for every tensor
  */
 public record TrainConfig(String optimizer, float lr, float weightDecay, float beta1, float beta2, float eps,
                           String schedule, int warmupSteps, int steps, int batchSize, int gradAccum, float maxGradNorm,
-                          int seqLen, long seed, boolean shuffle, boolean checkpointing, int evalEvery) {
+                          int seqLen, long seed, boolean shuffle, boolean checkpointing, int evalEvery,
+                          float loraplusLrRatio) {
     public TrainConfig {
         if (!optimizer.equals("adamw") && !optimizer.equals("sgd")) {
             throw new IllegalArgumentException("optimizer must be adamw or sgd, got '" + optimizer + "'");
@@ -34,12 +37,21 @@ public record TrainConfig(String optimizer, float lr, float weightDecay, float b
         if (maxGradNorm < 0 || weightDecay < 0 || warmupSteps < 0 || evalEvery < 0) {
             throw new IllegalArgumentException("max-grad-norm, weight decay, warmup and eval-every must be >= 0");
         }
+        if (!(loraplusLrRatio >= 0) || Float.isInfinite(loraplusLrRatio)) {
+            throw new IllegalArgumentException("loraplus_lr_ratio must be a positive number (0 = LoRA+ off), got " + loraplusLrRatio);
+        }
         new Schedule(schedule, lr, warmupSteps, steps); // validates
     }
 
     public static TrainConfig defaults(int steps) {
         return new TrainConfig("adamw", 1e-3f, 0f, 0.9f, 0.999f, 1e-8f, "constant", 0, steps, 1, 1, 1f, 256, 42,
-                true, false, 0);
+                true, false, 0, 0f);
+    }
+
+    /** These settings with LoRA+'s learning-rate ratio (0 = off). */
+    public TrainConfig withLoraplusLrRatio(float ratio) {
+        return new TrainConfig(optimizer, lr, weightDecay, beta1, beta2, eps, schedule, warmupSteps, steps, batchSize, gradAccum,
+                maxGradNorm, seqLen, seed, shuffle, checkpointing, evalEvery, ratio);
     }
 
     public Schedule lrSchedule() {

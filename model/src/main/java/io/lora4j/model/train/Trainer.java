@@ -1,8 +1,6 @@
 package io.lora4j.model.train;
 
-import io.lora4j.kernels.AdamW;
 import io.lora4j.kernels.Orthogonality;
-import io.lora4j.kernels.Sgd;
 import io.lora4j.model.Llama;
 import io.lora4j.model.lora.LoraAdapter;
 import io.lora4j.model.lora.LoraLayer;
@@ -14,7 +12,8 @@ import java.util.SplittableRandom;
 
 /**
  * Trains a {@link LoraAdapter}: micro-batches of whole sequences through {@link TrainGraph},
- * gradient accumulation, global-norm clipping, AdamW or SGD with a schedule, periodic evaluation.
+ * gradient accumulation, global-norm clipping, AdamW or SGD with a schedule (over {@link ParamGroups}:
+ * LoRA+ gives lora_B its own learning rate), periodic evaluation.
  * Deterministic: the same seed gives the same data order, dropout masks and therefore the same
  * loss curve, bit for bit. A non-finite loss or gradient stops training with the step named.
  * <p>
@@ -51,6 +50,7 @@ public final class Trainer {
     private final TrainGraph graph;
     private final ParamStore store;
     private final float[] m1, m2; // the store's moments this optimizer uses, or null
+    private final ParamGroups groups;
     private final List<Example> train;
     private final List<Example> eval;
     private final RankAllocator allocator;
@@ -104,6 +104,7 @@ public final class Trainer {
         }
         allocator = adapter.adaLora() == null ? null : new RankAllocator(adapter);
         store = adapter.store();
+        groups = ParamGroups.of(store, cfg.loraplusLrRatio());
         m1 = adam || momentum ? store.firstMoments() : null;
         m2 = adam ? store.secondMoments() : null;
         order = new int[train.size()];
@@ -248,12 +249,7 @@ public final class Trainer {
             }
         }
         float lr = cfg.lrSchedule().lr(step);
-        if (cfg.optimizer().equals("adamw")) {
-            AdamW.update(store.values, g, m1, m2, lr, cfg.beta1(), cfg.beta2(), cfg.eps(), cfg.weightDecay(), step + 1,
-                    store.size());
-        } else {
-            Sgd.update(store.values, g, m1, lr, cfg.beta1(), cfg.weightDecay(), store.size());
-        }
+        groups.update(store, m1, m2, cfg, lr, step + 1);
         int budget = allocator == null ? -1 : allocator.updateAndAllocate(step);
         step++;
         return new StepStats(step, loss, lr, norm, tokens, System.nanoTime() - t0, orth, budget);

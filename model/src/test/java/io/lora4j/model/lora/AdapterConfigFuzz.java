@@ -13,7 +13,8 @@ import java.util.List;
 /**
  * Fuzz target: {@code adapter_config.json} — every key PEFT's loaders read (LoRA and AdaLoRA), then
  * the adapter it describes built on a tiny base and filled from a fixed weights file (a q/v LoRA
- * of rank 2): ranks, targets, regexes, patterns and modules to save all reach the loader.
+ * of rank 2): ranks, targets, regexes, patterns, initialisations (PiSSA and OLoRA decompose the
+ * base) and modules to save all reach the loader.
  */
 public final class AdapterConfigFuzz {
     private static final Path CONFIG = Path.of("adapter_config.json");
@@ -36,6 +37,8 @@ public final class AdapterConfigFuzz {
     }
 
     public static void fuzzerTestOneInput(byte[] data) throws Exception {
-        Fuzzing.typed(() -> PeftAdapters.load(PeftAdapters.parseConfig(CONFIG, data), CONFIG, WEIGHTS, BASE, "fuzz"));
+        // a fresh base each time: PiSSA/OLoRA configs replace the base's projections with their residuals
+        Llama base = new Llama(new TinyModel(TinyModel.config(LlamaConfig.RopeStyle.ADJACENT), 1, false));
+        Fuzzing.typed(() -> PeftAdapters.load(PeftAdapters.parseConfig(CONFIG, data), CONFIG, WEIGHTS, base, "fuzz", null));
     }
 }

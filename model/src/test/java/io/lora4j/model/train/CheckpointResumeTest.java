@@ -22,7 +22,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 class CheckpointResumeTest {
 
     static TrainConfig cfg() {
-        return new TrainConfig("adamw", 1e-2f, 0.01f, 0.9f, 0.999f, 1e-8f, "cosine", 2, 10, 2, 2, 1f, 16, 5, true, false, 0);
+        return new TrainConfig("adamw", 1e-2f, 0.01f, 0.9f, 0.999f, 1e-8f, "cosine", 2, 10, 2, 2, 1f, 16, 5, true, false, 0, 0f);
     }
 
     @Test
@@ -122,6 +122,43 @@ class CheckpointResumeTest {
         Files.write(ck.resolve(Checkpoints.ALLOCATOR), st);
         ModelFormatException e = assertThrows(ModelFormatException.class, () -> Checkpoints.verify(ck));
         assertTrue(e.getMessage().contains(Checkpoints.ALLOCATOR), e.getMessage());
+    }
+
+    /**
+     * LoRA+ (ratio 16, lora_B biases in their no-decay group) and PiSSA with fast SVD: the checkpoint
+     * keeps the ratio (the resumed trainer takes it from there) and the initial adapter, from which the
+     * resumed run rebuilds the same residual base; the resumed run ends with the same adapter files, byte
+     * for byte.
+     */
+    @Test
+    void loraPlusAndPissaRunsResumeByteForByte(@TempDir Path dir) throws Exception {
+        List<Example> data = TrainerTest.data(5, 8, 3);
+        TrainConfig cfg = cfg().withLoraplusLrRatio(16f);
+        for (String init : new String[]{"true", "pissa_niter_1"}) {
+            io.lora4j.model.lora.LoraConfig lc = new io.lora4j.model.lora.LoraConfig(4, 8f, 0f,
+                    io.lora4j.model.lora.LoraConfig.ALL_LINEAR, null, init.equals("true") ? "lora_only" : "none", false, init,
+                    List.of(), java.util.Map.of(), java.util.Map.of(), List.of());
+            Llama m = TrainerTest.model();
+            Trainer full = new Trainer(m, new LoraAdapter("default", lc, m, 3), cfg, data, List.of());
+            List<Double> fullLosses = stepsUntil(full, 10, new ArrayList<>());
+            Llama m2 = TrainerTest.model();
+            Trainer first = new Trainer(m2, new LoraAdapter("default", lc, m2, 3), cfg, data, List.of());
+            List<Double> losses = stepsUntil(first, 4, new ArrayList<>());
+            Path ck = Checkpoints.save(first, dir.resolve(init));
+            assertEquals(16f, Checkpoints.config(ck).loraplusLrRatio());
+            assertEquals(!init.equals("true"), Files.isDirectory(ck.resolve(PeftAdapters.INITIAL)), init);
+            Trainer resumed = Checkpoints.resume(ck, TrainerTest.model(), data, List.of());
+            assertEquals(16f, resumed.config().loraplusLrRatio());
+            stepsUntil(resumed, 10, losses);
+            assertEquals(fullLosses, losses, init + ": loss curve");
+            assertAdaptersEqual(full.adapter(), resumed.adapter());
+            Path a = dir.resolve(init + "-a"), b = dir.resolve(init + "-b");
+            PeftAdapters.save(full.adapter(), m, a);
+            PeftAdapters.save(resumed.adapter(), m, b);
+            for (String f : new String[]{PeftAdapters.CONFIG, PeftAdapters.WEIGHTS}) {
+                assertArrayEquals(Files.readAllBytes(a.resolve(f)), Files.readAllBytes(b.resolve(f)), init + " " + f);
+            }
+        }
     }
 
     /** Trains until step {@code until}, adding each step's loss to {@code losses}. */

@@ -50,7 +50,7 @@ class TrainerTest {
 
     static TrainConfig cfg(String opt, int steps, int batch, int accum) {
         return new TrainConfig(opt, 1e-2f, 0.01f, 0.9f, 0.999f, 1e-8f, "cosine", 2, steps, batch, accum, 1f, 16, 7,
-                true, false, 0);
+                true, false, 0, 0f);
     }
 
     static double[] curve(float dropout, TrainConfig c) {
@@ -69,13 +69,67 @@ class TrainerTest {
         assertArrayEquals(curve(0.1f, c), curve(0.1f, c));
     }
 
+    /**
+     * LoRA+ only changes learning rates: at ratio 1 (no biases, so every tensor decays as before) the
+     * curve is plain training's bit for bit, with both optimizers; at ratio 16 lora_B moves further.
+     */
+    @Test
+    void loraPlusAtRatioOneIsPlainTrainingAndAtSixteenMovesBFurther() {
+        for (String opt : new String[]{"adamw", "sgd"}) {
+            TrainConfig plain = cfg(opt, 6, 2, 1);
+            assertArrayEquals(curve(0.1f, plain), curve(0.1f, plain.withLoraplusLrRatio(1f)), opt);
+        }
+        double[] moved = new double[2];
+        for (int k = 0; k < 2; k++) {
+            Llama m = model();
+            LoraAdapter ad = adapter(m, 0f);
+            Trainer t = new Trainer(m, ad, cfg("adamw", 5, 2, 1).withLoraplusLrRatio(k == 0 ? 0f : 16f), data(12, 8, 3), List.of());
+            float[] b0 = ad.layers().get(0).b.toArray();
+            for (int i = 0; i < 5; i++) {
+                t.trainStep();
+            }
+            float[] b1 = ad.layers().get(0).b.toArray();
+            for (int i = 0; i < b0.length; i++) {
+                moved[k] += Math.abs(b1[i] - b0[i]);
+            }
+        }
+        assertTrue(moved[1] > 5 * moved[0], "lora_B moved " + moved[0] + " without LoRA+, " + moved[1] + " with ratio 16");
+    }
+
+    /** PEFT's create_loraplus_optimizer groups: lora_B at the ratio, its bias without decay, the rest (lora_E too) at lr. */
+    @Test
+    void loraPlusGroupsArePeftsGroups() {
+        Llama m = model();
+        LoraConfig c = new LoraConfig(2, 4f, 0f, List.of("q_proj", "v_proj"), null, "lora_only", false, "true", List.of(),
+                Map.of(), Map.of(), List.of("lm_head"));
+        LoraAdapter ad = new LoraAdapter("default", c, m, 1);
+        List<ParamGroups.Group> g = ParamGroups.of(ad.store(), 4f).groups();
+        for (io.lora4j.model.lora.ParamStore.View v : ad.store().views()) {
+            ParamGroups.Group in = g.stream().filter(x -> x.off() <= v.off() && v.off() + v.len() <= x.off() + x.len()).findFirst()
+                    .orElseThrow(() -> new AssertionError(v.name() + " spans groups"));
+            String want = v.name().endsWith("lora_B.bias") ? "groupB_no_decay" : v.name().endsWith("lora_B") ? "groupB" : "groupA";
+            assertEquals(want, in.name(), v.name());
+            assertEquals(want.equals("groupA") ? 1f : 4f, in.lrScale(), v.name());
+            assertEquals(!want.equals("groupB_no_decay"), in.decay(), v.name());
+        }
+        assertEquals(List.of(new ParamGroups.Group("all", 0, ad.store().size(), 1f, true)), ParamGroups.of(ad.store(), 0f).groups());
+        LoraAdapter ada = adaLora(m, 10);
+        for (ParamGroups.Group x : ParamGroups.of(ada.store(), 4f).groups()) {
+            for (io.lora4j.model.lora.ParamStore.View v : ada.store().views()) {
+                if (v.name().endsWith("lora_E") && x.off() <= v.off() && v.off() < x.off() + x.len()) {
+                    assertEquals("groupA", x.name(), "AdaLoRA's lora_E ([r, 1] in PEFT) is not one-dimensional: group A");
+                }
+            }
+        }
+    }
+
     @Test
     void adamwAndSgdLowerTheHeldOutLoss() {
         for (String opt : new String[]{"adamw", "sgd"}) {
             Llama m = model();
             LoraAdapter ad = adapter(m, 0f);
             TrainConfig c = new TrainConfig(opt, opt.equals("sgd") ? 0.2f : 1e-2f, 0f, opt.equals("sgd") ? 0.9f : 0.9f,
-                    0.999f, 1e-8f, "constant", 0, 60, 2, 1, 1f, 16, 7, true, false, 0);
+                    0.999f, 1e-8f, "constant", 0, 60, 2, 1, 1f, 16, 7, true, false, 0, 0f);
             Trainer t = new Trainer(m, ad, c, data(12, 8, 3), data(3, 8, 4));
             double before = t.evalLoss();
             List<Double> evals = new ArrayList<>();
@@ -104,8 +158,8 @@ class TrainerTest {
     @Test
     void accumulationEqualsALargerBatch() {
         // 2 micro-batches of 1 = 1 micro-batch of 2: same sequences, same per-token scaling
-        double[] a = curve(0f, new TrainConfig("adamw", 1e-2f, 0f, 0.9f, 0.999f, 1e-8f, "constant", 0, 5, 2, 1, 0f, 16, 7, false, false, 0));
-        double[] b = curve(0f, new TrainConfig("adamw", 1e-2f, 0f, 0.9f, 0.999f, 1e-8f, "constant", 0, 5, 1, 2, 0f, 16, 7, false, false, 0));
+        double[] a = curve(0f, new TrainConfig("adamw", 1e-2f, 0f, 0.9f, 0.999f, 1e-8f, "constant", 0, 5, 2, 1, 0f, 16, 7, false, false, 0, 0f));
+        double[] b = curve(0f, new TrainConfig("adamw", 1e-2f, 0f, 0.9f, 0.999f, 1e-8f, "constant", 0, 5, 1, 2, 0f, 16, 7, false, false, 0, 0f));
         for (int i = 0; i < a.length; i++) {
             assertEquals(a[i], b[i], 1e-6 * Math.abs(a[i]), "step " + i);
         }
@@ -114,7 +168,7 @@ class TrainerTest {
     @Test
     void clippingBoundsTheUpdateNorm() {
         Llama m = model();
-        TrainConfig c = new TrainConfig("sgd", 1f, 0f, 0f, 0.999f, 1e-8f, "constant", 0, 1, 1, 1, 1e-3f, 16, 7, false, false, 0);
+        TrainConfig c = new TrainConfig("sgd", 1f, 0f, 0f, 0.999f, 1e-8f, "constant", 0, 1, 1, 1, 1e-3f, 16, 7, false, false, 0, 0f);
         LoraAdapter ad = adapter(m, 0f);
         List<float[]> before = new ArrayList<>();
         for (LoraLayer l : ad.layers()) {

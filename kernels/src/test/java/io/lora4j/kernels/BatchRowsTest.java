@@ -1,0 +1,101 @@
+package io.lora4j.kernels;
+
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
+
+import java.lang.foreign.MemorySegment;
+import java.util.Arrays;
+import java.util.SplittableRandom;
+
+import static io.lora4j.kernels.OpsParityTest.random;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
+/**
+ * The kernels of a server's batched decode (rows from different sequences): each row's result is the
+ * same bits whatever other rows share the batch, and equals what the single-sequence kernels give
+ * (bitwise where they share code, within rounding for the matmul, which reads the weights once for
+ * all rows).
+ */
+class BatchRowsTest {
+
+    @ParameterizedTest
+    @EnumSource(value = GgmlType.class, names = {"F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_K", "Q6_K", "NF4_DQ", "INT8"})
+    void batchedMatmulRowsDoNotDependOnTheirNeighbours(GgmlType type) {
+        int cols = 512, rows = 37, R = 6;
+        Weight a = weight(type, rows, cols, 3), b = weight(type, 19, cols, 4);
+        float[] x = random(new SplittableRandom(5), R * cols);
+        float[] outA = new float[R * rows], outB = new float[R * 19];
+        Matmul.forwardRows(new float[][]{outA, outB}, x, new Weight[]{a, b}, R);
+        for (int t = 0; t < R; t++) {
+            float[] xt = Arrays.copyOfRange(x, t * cols, (t + 1) * cols);
+            float[] aloneA = new float[rows], aloneB = new float[19];
+            Matmul.forwardRows(new float[][]{aloneA, aloneB}, xt, new Weight[]{a, b}, 1);
+            assertArrayEquals(aloneA, Arrays.copyOfRange(outA, t * rows, (t + 1) * rows), type + " row " + t + " alone = in the batch");
+            assertArrayEquals(aloneB, Arrays.copyOfRange(outB, t * 19, (t + 1) * 19), type + " second matrix, row " + t);
+            float[] single = new float[rows];
+            Matmul.forward(single, xt, a, 1);
+            for (int r = 0; r < rows; r++) {
+                assertEquals(single[r], aloneA[r], 2e-4f * Math.max(1f, Math.abs(single[r])), type + " against the decode kernel, " + r);
+            }
+        }
+    }
+
+    private static Weight weight(GgmlType type, int rows, int cols, long seed) {
+        if (!type.ggml) {
+            return Kbit.quantize(type, "w", random(new SplittableRandom(seed), rows * cols), rows, cols);
+        }
+        return new Weight("w", type, MemorySegment.ofArray(MatmulParityTest.randomWeights(type, rows, cols, seed)), rows, cols);
+    }
+
+    @Test
+    void batchedAttentionIsEachSequencesOwnAttention() {
+        int NH = 4, NKV = 2, HS = 16, P = 20, R = 3;
+        SplittableRandom rnd = new SplittableRandom(7);
+        int[] pos = {5, 0, 13};
+        float[][] kc = new float[R][], vc = new float[R][];
+        for (int t = 0; t < R; t++) {
+            kc[t] = random(rnd, P * NKV * HS);
+            vc[t] = random(rnd, P * NKV * HS);
+        }
+        float[] q = random(rnd, R * NH * HS), out = new float[R * NH * HS];
+        Attention.forwardRows(out, q, kc, vc, pos, R, NH, NKV, HS);
+        for (int t = 0; t < R; t++) {
+            float[] one = new float[NH * HS];
+            Attention.forward(one, null, Arrays.copyOfRange(q, t * NH * HS, (t + 1) * NH * HS), kc[t], vc[t], 1, pos[t], NH, NKV, HS, 0);
+            assertArrayEquals(one, Arrays.copyOfRange(out, t * NH * HS, (t + 1) * NH * HS), "row " + t);
+        }
+    }
+
+    @Test
+    void ropeAtPerRowPositionsIsRopeAtThatPosition() {
+        int NH = 3, HS = 8, R = 4;
+        float[] freqs = Rope.frequencies(HS, 10000f);
+        int[] pos = {9, 2, 0, 31};
+        float[] x = random(new SplittableRandom(8), R * NH * HS), rows = x.clone();
+        Rope.forwardRows(rows, freqs, pos, R, NH, HS, true);
+        for (int t = 0; t < R; t++) {
+            float[] one = Arrays.copyOfRange(x, t * NH * HS, (t + 1) * NH * HS);
+            Rope.forward(one, freqs, 1, NH, HS, pos[t], true);
+            assertArrayEquals(one, Arrays.copyOfRange(rows, t * NH * HS, (t + 1) * NH * HS), "row " + t);
+        }
+    }
+
+    @Test
+    void aBranchOnListedRowsLeavesTheOthersAndComputesTheListedOnesAsAlone() {
+        int T = 5, IN = 23, OUT = 11, r = 3;
+        SplittableRandom rnd = new SplittableRandom(9);
+        float[] x = random(rnd, T * IN), p = random(rnd, 2 + r * IN + r + OUT * r), y = random(rnd, T * OUT);
+        int aOff = 2, eOff = aOff + r * IN, bOff = eOff + r;
+        float[] want = y.clone(), got = y.clone();
+        Lora.forward(want, new float[T * r], x, p, aOff, eOff, bOff, 0.5f, T, IN, OUT, r);
+        int[] rows = {3, 0};
+        Lora.forwardRows(got, new float[T * r], x, rows, 2, p, aOff, eOff, bOff, 0.5f, IN, OUT, r);
+        for (int t = 0; t < T; t++) {
+            float[] expect = t == 3 || t == 0 ? want : y;
+            assertArrayEquals(Arrays.copyOfRange(expect, t * OUT, (t + 1) * OUT), Arrays.copyOfRange(got, t * OUT, (t + 1) * OUT),
+                    "row " + t);
+        }
+    }
+}

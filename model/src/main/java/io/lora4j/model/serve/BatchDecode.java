@@ -1,0 +1,236 @@
+package io.lora4j.model.serve;
+
+import io.lora4j.kernels.Attention;
+import io.lora4j.kernels.Lora;
+import io.lora4j.kernels.Matmul;
+import io.lora4j.kernels.Rope;
+import io.lora4j.kernels.Weight;
+import io.lora4j.model.Llama;
+import io.lora4j.model.State;
+import io.lora4j.model.arch.Layer;
+import io.lora4j.model.arch.LinearModule;
+import io.lora4j.model.arch.LlamaConfig;
+import io.lora4j.model.block.Buf;
+import io.lora4j.model.block.JvmOps;
+import io.lora4j.model.block.LlamaBlock;
+import io.lora4j.model.lora.AdapterSet;
+import io.lora4j.model.lora.LoraLayer;
+
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * One decode step for R sequences at once, each at its own position with its own KV cache and its own
+ * adapters: the executor of {@link LlamaBlock} a server runs. Every base projection is computed once
+ * for all R rows ({@link Matmul#forwardRows}: the weights are read once); each adapter branch runs on
+ * the rows whose sequence uses it ({@link Lora#forwardRows}); attention and RoPE run per row at the
+ * row's position. Every kernel computes a row the same way whatever the other rows are, so a
+ * sequence's tokens do not depend on what it is batched with.
+ * <pre>
+ *   X, X_MID, X_OUT → x (R, C)   XB1, XB2 → xb   Q, K, V → q, k, v → row t's cache at pos[t]
+ *   ATT_OUT → attOut   ATT_PROJ, FFN_PROJ → proj   GATE, HB → hb   UP → hb2   LOGITS → logits (R, V)
+ * </pre>
+ * Glossary: R rows (sequences), C dim, V vocab.
+ */
+final class BatchDecode extends JvmOps {
+    private final Llama m;
+    private final int maxRows;
+    private final float[] x, xb, rstd, q, k, v, attOut, proj, hb, hb2, ax;
+    final float[] logits;
+    final int[] pos;
+    private final State[] states;
+    private final List<List<AdapterSet.Active>> adapters = new ArrayList<>();
+    private final float[][] kCaches, vCaches;
+    private int layer;
+    // the adapter branches of the projection last asked about: (layer, module) → branch list
+    private int branchLayer = -1;
+    private LinearModule branchModule;
+    private final List<Branch> branches = new ArrayList<>();
+
+    /** One adapter layer with one weight, and the rows whose sequences use it. */
+    private record Branch(LoraLayer ll, float scale, int[] rows, int n) {
+    }
+
+    BatchDecode(Llama m, int maxRows, int maxRank) {
+        super(m.config(), m.ropeFreqs());
+        this.m = m;
+        this.maxRows = maxRows;
+        LlamaConfig c = m.config();
+        int R = maxRows;
+        x = new float[R * c.dim()];
+        xb = new float[R * c.dim()];
+        rstd = new float[R];
+        q = new float[R * c.qDim()];
+        k = new float[R * c.kvDim()];
+        v = new float[R * c.kvDim()];
+        attOut = new float[R * c.qDim()];
+        proj = new float[R * c.dim()];
+        hb = new float[R * c.hiddenDim()];
+        hb2 = new float[R * c.hiddenDim()];
+        ax = new float[R * Math.max(1, maxRank)];
+        logits = new float[Math.multiplyExact(R, c.vocabSize())];
+        pos = new int[R];
+        states = new State[R];
+        kCaches = new float[R][];
+        vCaches = new float[R][];
+    }
+
+    /** The input rows: their embeddings go to {@link #x()}, row t of sequence t at position pos[t]. */
+    float[] x() {
+        return x;
+    }
+
+    /**
+     * One step: row t (embedding in x, position {@code pos[t]}) of the sequence whose KV cache is in
+     * {@code states.get(t)} and whose adapters are {@code rowAdapters.get(t)}; leaves (R, V) logits.
+     */
+    void step(List<State> rowStates, List<List<AdapterSet.Active>> rowAdapters, int R) {
+        if (R < 1 || R > maxRows) {
+            throw new IllegalArgumentException(R + " rows; this batch takes 1.." + maxRows);
+        }
+        T = R;
+        adapters.clear();
+        adapters.addAll(rowAdapters);
+        for (int t = 0; t < R; t++) {
+            states[t] = rowStates.get(t);
+        }
+        branchLayer = -1;
+        for (int l = 0; l < c.nLayers(); l++) {
+            layer = l;
+            LlamaBlock.forward(this);
+        }
+        LlamaBlock.head(this, false);
+    }
+
+    @Override
+    protected float[] buf(Buf b) {
+        return switch (b) {
+            case X, X_MID, X_OUT -> x;
+            case RSTD1, RSTD2, RSTD_F -> rstd;
+            case XB1, XB2, XF -> xb;
+            case Q -> q;
+            case K -> k;
+            case V -> v;
+            case ATT -> null;
+            case ATT_OUT -> attOut;
+            case ATT_PROJ, FFN_PROJ -> proj;
+            case GATE, HB -> hb;
+            case UP -> hb2;
+            case LOGITS -> logits;
+            default -> throw new IllegalArgumentException(b + " is not a decode buffer");
+        };
+    }
+
+    @Override
+    protected Layer layer() {
+        return m.layer(layer);
+    }
+
+    @Override
+    protected float[] outputNorm() {
+        return m.outputNorm();
+    }
+
+    @Override
+    public void matmul(LinearModule[] ms, Buf[] ys, Buf in) {
+        float[][] outs = new float[ms.length][];
+        Weight[] ws = new Weight[ms.length];
+        for (int i = 0; i < ms.length; i++) {
+            outs[i] = buf(ys[i]);
+            ws[i] = ms[i].weight(layer());
+        }
+        Matmul.forwardRows(outs, buf(in), ws, T);
+    }
+
+    /** The branches of {@code mod} in the current block: one per (adapter layer, weight), with its rows, in first-use order. */
+    private List<Branch> branches(LinearModule mod) {
+        if (branchLayer == layer && branchModule == mod) {
+            return branches;
+        }
+        branches.clear();
+        branchLayer = layer;
+        branchModule = mod;
+        for (int t = 0; t < T; t++) {
+            for (AdapterSet.Active a : adapters.get(t)) {
+                LoraLayer ll = a.adapter().get(layer, mod);
+                if (ll == null || ll.r == 0) {
+                    continue;
+                }
+                int found = -1;
+                for (int i = 0; i < branches.size(); i++) {
+                    if (branches.get(i).ll == ll && branches.get(i).scale == a.scale()) {
+                        found = i;
+                    }
+                }
+                if (found < 0) {
+                    branches.add(new Branch(ll, a.scale(), new int[T], 0));
+                    found = branches.size() - 1;
+                }
+                Branch b = branches.get(found);
+                b.rows[b.n] = t;
+                branches.set(found, new Branch(b.ll, b.scale, b.rows, b.n + 1));
+            }
+        }
+        return branches;
+    }
+
+    @Override
+    public int adapters(LinearModule mod) {
+        return branches(mod).size();
+    }
+
+    @Override
+    public void lowRank(LinearModule mod, int i, Buf y, Buf in) {
+        Branch b = branches(mod).get(i);
+        LoraLayer ll = b.ll;
+        float[] scratch = ll.r <= ax.length / maxRows ? ax : new float[T * ll.r];
+        Lora.forwardRows(buf(y), scratch, buf(in), b.rows, b.n, ll.values(), ll.a.off(), ll.eOff(), ll.b.off(),
+                b.scale * ll.scaling, ll.in, ll.out, ll.r);
+    }
+
+    @Override
+    public void bias(LinearModule mod, int i, Buf y) {
+        Branch b = branches(mod).get(i);
+        LoraLayer ll = b.ll;
+        if (ll.bias == null) {
+            return;
+        }
+        float[] out = buf(y), p = ll.values();
+        float s = b.scale * ll.scaling;
+        for (int j = 0; j < b.n; j++) {
+            int t = b.rows[j];
+            for (int o = 0; o < ll.out; o++) {
+                out[t * ll.out + o] += s * p[ll.bias.off() + o];
+            }
+        }
+    }
+
+    @Override
+    public void rope(Buf in, Heads h) {
+        Rope.forwardRows(buf(in), m.ropeFreqs(), pos, T, h == Heads.QUERY ? c.nHeads() : c.nKvHeads(), c.headSize(),
+                c.ropeStyle() == LlamaConfig.RopeStyle.HALVES);
+    }
+
+    @Override
+    public void attention(Buf out, Buf att, Buf qs, Buf ks, Buf vs) {
+        int kvDim = c.kvDim();
+        float[] kk = buf(ks), vv = buf(vs);
+        for (int t = 0; t < T; t++) {
+            kCaches[t] = states[t].kCache[layer];
+            vCaches[t] = states[t].vCache[layer];
+            System.arraycopy(kk, t * kvDim, kCaches[t], pos[t] * kvDim, kvDim);
+            System.arraycopy(vv, t * kvDim, vCaches[t], pos[t] * kvDim, kvDim);
+        }
+        Attention.forwardRows(buf(out), buf(qs), kCaches, vCaches, pos, T, c.nHeads(), c.nKvHeads(), c.headSize());
+    }
+
+    @Override
+    public void logits(Buf out, Buf in) {
+        Matmul.forwardRows(new float[][]{buf(out)}, buf(in), new Weight[]{m.output()}, T);
+    }
+
+    @Override
+    public void crossEntropy(Buf losses, Buf probs, Buf logits) {
+        throw new UnsupportedOperationException("decoding computes no loss");
+    }
+}

@@ -1,0 +1,95 @@
+package io.lora4j.model.serve;
+
+import io.lora4j.model.JvmBackend;
+import io.lora4j.model.Llama;
+import io.lora4j.model.State;
+import io.lora4j.model.TinyModel;
+import io.lora4j.model.arch.LlamaConfig;
+import io.lora4j.model.lora.AdaLoraConfig;
+import io.lora4j.model.lora.AdapterSet;
+import io.lora4j.model.lora.LoraAdapter;
+import io.lora4j.model.lora.LoraConfig;
+import org.junit.jupiter.api.Test;
+
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Map;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * A server's batched decode step against the single-sequence backend: three sequences at different
+ * positions with different adapters (LoRA with a bias at weight 0.7, AdaLoRA, both together, none)
+ * give the JVM backend's logits, and a row's logits are the same bits alone and in the batch.
+ */
+class BatchDecodeTest {
+
+    @Test
+    void aBatchedStepGivesEachSequencesOwnLogits() {
+        LlamaConfig c = new LlamaConfig(64, 96, 2, 4, 2, 16, 50, 64, 1e-5f, 10000f, null, LlamaConfig.RopeStyle.HALVES, false);
+        Llama m = new Llama(new TinyModel(c, 9, false));
+        LoraAdapter lora = new LoraAdapter("l", new LoraConfig(4, 8f, 0f, LoraConfig.ALL_LINEAR, null, "lora_only", false, "false",
+                List.of(), Map.of(), Map.of(), List.of()), m, 1);
+        lora.layers().forEach(ll -> {
+            for (int i = 0; i < ll.bias.len(); i++) {
+                ll.bias.set(i, 0.03f * (i % 5 - 2));
+            }
+        });
+        LoraConfig base = new LoraConfig(3, 6f, 0f, List.of("q_proj", "v_proj", "down_proj"), null, "none", false, "false",
+                List.of(), Map.of(), Map.of(), List.of());
+        LoraAdapter ada = new LoraAdapter("ada", AdaLoraConfig.of(base, 3, 1, 1, 1, 1, 0.85f, 0.85f, 0.5f, 10), m, 2);
+        List<List<AdapterSet.Active>> adapters = List.of(
+                List.of(new AdapterSet.Active(lora, 0.7f)),
+                List.of(new AdapterSet.Active(ada, 1f)),
+                List.of(),
+                List.of(new AdapterSet.Active(lora, 1f), new AdapterSet.Active(ada, 0.5f)));
+        int[][] prompts = {{1, 5, 9, 2}, {1, 7}, {1, 3, 3, 8, 11, 4, 6}, {1, 12, 13}};
+        int R = prompts.length, V = c.vocabSize();
+        JvmBackend jvm = new JvmBackend();
+        List<State> states = new ArrayList<>();
+        float[][] want = new float[R][];
+        for (int t = 0; t < R; t++) {
+            // the prompt, then its next token alone through the single-sequence backend
+            State s = new State(c, 8, 32, 1), ref = new State(c, 8, 32, 1);
+            for (State st : List.of(s, ref)) {
+                embed(m, st, prompts[t]);
+                jvm.forward(m, st, adapters.get(t), prompts[t].length, 0, 1);
+            }
+            states.add(s);
+            embed(m, ref, new int[]{20 + t});
+            jvm.forward(m, ref, adapters.get(t), 1, prompts[t].length, 1);
+            want[t] = Arrays.copyOf(ref.logits, V);
+        }
+        BatchDecode batch = new BatchDecode(m, R, 4);
+        for (int t = 0; t < R; t++) {
+            io.lora4j.kernels.Dequant.row(m.tokenEmbedding(), 20 + t, batch.x(), t * c.dim());
+            batch.pos[t] = prompts[t].length;
+        }
+        float[][] kvBefore = {states.get(1).kCache[0].clone()};
+        batch.step(states, adapters, R);
+        float[][] together = new float[R][];
+        for (int t = 0; t < R; t++) {
+            together[t] = Arrays.copyOfRange(batch.logits, t * V, (t + 1) * V);
+            float worst = 0;
+            for (int v = 0; v < V; v++) {
+                worst = Math.max(worst, Math.abs(want[t][v] - together[t][v]) / Math.max(1f, Math.abs(want[t][v])));
+            }
+            assertTrue(worst < 1e-4, "row " + t + ": max relative difference " + worst + " from the single-sequence decode");
+        }
+        // row 1 again, alone, from the same cache state: the same bits
+        System.arraycopy(kvBefore[0], 0, states.get(1).kCache[0], 0, kvBefore[0].length);
+        BatchDecode one = new BatchDecode(m, 1, 4);
+        io.lora4j.kernels.Dequant.row(m.tokenEmbedding(), 21, one.x(), 0);
+        one.pos[0] = prompts[1].length;
+        one.step(List.of(states.get(1)), List.of(adapters.get(1)), 1);
+        assertArrayEquals(together[1], Arrays.copyOf(one.logits, V), "a row's logits do not depend on its batch");
+    }
+
+    private static void embed(Llama m, State s, int[] ids) {
+        for (int t = 0; t < ids.length; t++) {
+            io.lora4j.kernels.Dequant.row(m.tokenEmbedding(), ids[t], s.x, t * m.config().dim());
+        }
+    }
+}
