@@ -42,7 +42,7 @@ import static org.junit.jupiter.api.Assertions.fail;
  *   <li>a Jazzer campaign per target, in a JVM of its own (Jazzer fuzzes one target per process),
  *       with coverage feedback from lora4j's classes (and Arrow Java's for Arrow datasets), a 768 MB heap (an input that
  *       makes a parser allocate what its header declares ends as an OutOfMemoryError: a finding) and a
- *       per-input timeout of 20 s. {@code -Dlora4j.fuzz.seconds=N} (default 5) bounds each campaign's
+ *       per-input timeout of 20 s. {@code -Dlora4j.fuzz.seconds=N} (default 3) bounds each campaign's
  *       time, {@code -Dlora4j.fuzz.runs=N} its executions (the {@code fuzz} profile: 1,000,000 each).
  *       Figures go to {@code target/fuzz/summary.txt}; a finding to {@code target/fuzz/<Target>/}.</li>
  * </ul>
@@ -99,7 +99,7 @@ class FuzzTargetsTest {
     /** One Jazzer campaign; fails with the finding's report and the path of the input that caused it. */
     static void campaign(Class<?> target) throws Exception {
         String name = target.getSimpleName();
-        long seconds = Long.getLong("lora4j.fuzz.seconds", 5);
+        long seconds = Long.getLong("lora4j.fuzz.seconds", 3);
         long runs = Long.getLong("lora4j.fuzz.runs", 0);
         Path work = WORK.resolve(name);
         Path corpus = work.resolve("corpus");
