@@ -41,7 +41,7 @@ public final class LoraOptions {
     @Option(names = "--modules-to-save", split = ",", description = "Modules trained in full: lm_head, embed_tokens.")
     List<String> modulesToSave;
 
-    LoraConfig config() {
+    public LoraConfig config() {
         Map<String, Integer> rp = new LinkedHashMap<>();
         for (String kv : rankPattern == null ? List.<String>of() : rankPattern) {
             String[] p = split(kv, "--rank-pattern");

@@ -36,8 +36,13 @@ public final class ModelOptions {
     /** The default model, relative to the checkout. */
     static final String DEFAULT_MODEL = "../shared/models/stories260K/stories260K.gguf";
 
+    /** The --tokenizer override, or null. */
+    public Path tokenizerPath() {
+        return tokenizer;
+    }
+
     /** The model path, or the default model when none was given. */
-    Path modelPath() {
+    public Path modelPath() {
         if (model != null) {
             return model;
         }
@@ -55,7 +60,7 @@ public final class ModelOptions {
     }
 
     /** Applies --threads (must run before the first kernel call) and opens the model. */
-    LoadedModel open() {
+    public LoadedModel open() {
         applyThreads();
         return LoadedModel.open(modelPath(), modelName(), tokenizer, io.lora4j.model.Quantization.NONE);
     }

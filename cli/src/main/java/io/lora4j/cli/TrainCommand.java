@@ -81,8 +81,21 @@ final class TrainCommand implements Callable<Integer> {
             + "(its trainer settings are used; pass the same data).")
     Path resume;
 
+    @Option(names = "--spark-master", paramLabel = "URL", description = "Train data-parallel on Apache Spark (e.g. local[2], "
+            + "spark://host:7077): --spark-tasks barrier tasks exchange gradients every step, and the adapter is the one "
+            + "--batch-size × tasks would give. Needs the spark module built, or SPARK_HOME.")
+    String sparkMaster;
+
+    @Option(names = "--spark-tasks", defaultValue = "2", paramLabel = "N", description = "Tasks with --spark-master (default ${DEFAULT-VALUE}).")
+    int sparkTasks;
+
     @Override
-    public Integer call() throws IOException {
+    public Integer call() throws IOException, InterruptedException {
+        if (sparkMaster != null) {
+            List<String> all = spec.commandLine().getParseResult().originalArgs();
+            int at = all.indexOf(spec.name()); // the original arguments start with the command's own name
+            return SparkFrontEnd.run(all.subList(at + 1, all.size()), sparkMaster, sparkTasks);
+        }
         Path checkpoint = resume == null ? null
                 : Files.isRegularFile(resume.resolve(io.lora4j.model.train.Checkpoints.STATE)) ? resume
                 : io.lora4j.model.train.Checkpoints.latestValid(resume, w -> System.err.println("warning: " + w));
