@@ -44,7 +44,7 @@ public final class LoraOptions {
             + "y = m / ||W + s*B*A|| * (W x + s*B*A x) (PEFT's use_dora; JVM backend for training).")
     boolean useDora;
 
-    LoraConfig config() {
+    public LoraConfig config() {
         Map<String, Integer> rp = new LinkedHashMap<>();
         for (String kv : rankPattern == null ? List.<String>of() : rankPattern) {
             String[] p = split(kv, "--rank-pattern");

@@ -1,12 +1,14 @@
 package io.lora4j.model.lora;
 
+import io.lora4j.model.arch.LinearModule;
+import io.lora4j.model.format.Regexes;
+
 import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
-import java.util.regex.PatternSyntaxException;
 
 /**
  * PEFT's {@code LoraConfig}, with its vocabulary and matching rules (peft/tuners/lora/config.py,
@@ -85,11 +87,7 @@ public record LoraConfig(int r, float loraAlpha, float loraDropout, List<String>
         alphaPattern = Collections.unmodifiableMap(new LinkedHashMap<>(alphaPattern));
         modulesToSave = List.copyOf(modulesToSave);
         if (targetRegex != null) {
-            try {
-                Pattern.compile(targetRegex);
-            } catch (PatternSyntaxException e) {
-                throw new IllegalArgumentException("target_modules regex is invalid: " + e.getDescription());
-            }
+            Regexes.compile("the target_modules regex", targetRegex, 0);
         } else {
             if (targetModules.isEmpty()) {
                 throw new IllegalArgumentException("target_modules is empty");
@@ -105,6 +103,12 @@ public record LoraConfig(int r, float loraAlpha, float loraDropout, List<String>
             if (!m.equals("lm_head") && !m.equals("embed_tokens")) {
                 throw new IllegalArgumentException("modules_to_save supports lm_head and embed_tokens, got '" + m + "'");
             }
+        }
+        for (String k : rankPattern.keySet()) {
+            checkPatternKey("rank_pattern", k);
+        }
+        for (String k : alphaPattern.keySet()) {
+            checkPatternKey("alpha_pattern", k);
         }
         for (var e : rankPattern.entrySet()) {
             if (e.getValue() < 1) {
@@ -132,11 +136,35 @@ public record LoraConfig(int r, float loraAlpha, float loraDropout, List<String>
                 layersToTransform, rankPattern, alphaPattern, modulesToSave, dora);
     }
 
+    /**
+     * {@code target_modules} as PEFT writes it to adapter_config.json for a model of {@code nLayers}
+     * blocks. PEFT never writes {@code "all-linear"}: {@code _maybe_include_all_linear_layers} replaces
+     * it by the full paths of every linear module but the output layer (7 per Llama block), and from
+     * 20 names on ({@code MIN_TARGET_MODULES_FOR_OPTIMIZATION}) {@code _find_minimal_target_modules}
+     * shortens them to the suffixes that tell them apart from the other modules: the 7 projection
+     * names. Other lists are written as given.
+     */
+    public List<String> savedTargetModules(int nLayers) {
+        if (!targetModules.contains("all-linear")) {
+            return targetModules;
+        }
+        if (LinearModule.values().length * nLayers >= 20) {
+            return ALL_LINEAR;
+        }
+        List<String> paths = new java.util.ArrayList<>();
+        for (int l = 0; l < nLayers; l++) {
+            for (LinearModule m : LinearModule.values()) {
+                paths.add(m.path(l));
+            }
+        }
+        return paths;
+    }
+
     /** Whether the module at {@code path} (e.g. {@code model.layers.3.self_attn.q_proj}) gets an adapter. */
     public boolean targets(String path) {
         boolean hit;
         if (targetRegex != null) {
-            hit = Pattern.matches(targetRegex, path);
+            hit = Pattern.compile(targetRegex).matcher(Regexes.budgeted("the target_modules regex", path)).matches();
         } else if (targetModules.contains("all-linear")) {
             hit = true;
         } else {
@@ -171,10 +199,14 @@ public record LoraConfig(int r, float loraAlpha, float loraDropout, List<String>
         return useRslora ? (float) (alpha / Math.sqrt(rank)) : alpha / rank;
     }
 
+    private static void checkPatternKey(String what, String k) {
+        Regexes.compile(what + " key " + k, "(.*\\.)?(" + k + ")$", 0);
+    }
+
     /** PEFT's get_pattern_key: the first key k with {@code re.match(rf"(.*\.)?({k})$", path)}. */
     private static String patternKey(Iterable<String> keys, String path) {
         for (String k : keys) {
-            if (Pattern.compile("(.*\\.)?(" + k + ")$").matcher(path).lookingAt()) {
+            if (Pattern.compile("(.*\\.)?(" + k + ")$").matcher(Regexes.budgeted("the pattern key " + k, path)).lookingAt()) {
                 return k;
             }
         }
