@@ -32,7 +32,7 @@ import java.util.concurrent.Callable;
 final class AdaptersCommand {
 
     @Command(name = "inspect", mixinStandardHelpOptions = true,
-            description = "Config, targets, ranks, parameter count and size on disk of a PEFT LoRA or AdaLoRA adapter.")
+            description = "Config, targets, ranks, parameter count and size on disk of a PEFT LoRA (DoRA) or AdaLoRA adapter.")
     static final class Inspect implements Callable<Integer> {
         @Parameters(paramLabel = "DIR", description = "Adapter directory (adapter_config.json + adapter_model.safetensors).")
         Path dir;
@@ -46,7 +46,8 @@ final class AdaptersCommand {
             System.out.println("type:     " + (ada == null ? "LORA" : "ADALORA"));
             if (ada == null) {
                 System.out.println("config:   r=" + c.r() + " lora_alpha=" + c.loraAlpha() + " dropout=" + c.loraDropout()
-                        + " bias=" + c.bias() + " use_rslora=" + c.useRslora() + " init=" + c.initLoraWeights());
+                        + " bias=" + c.bias() + " use_rslora=" + c.useRslora() + " use_dora=" + c.useDora() + " init="
+                        + c.initLoraWeights());
             } else {
                 System.out.println("config:   init_r=" + ada.initR() + " target_r=" + ada.targetR() + " lora_alpha=" + c.loraAlpha()
                         + " dropout=" + c.loraDropout() + " init=" + c.initLoraWeights());

@@ -20,7 +20,6 @@ import java.io.IOException;
 import java.io.InputStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
@@ -79,6 +78,10 @@ final class TrainCommand implements Callable<Integer> {
             description = "Write a checkpoint (adapter, optimizer moments, step, data cursor) to DIR/checkpoint-<step> every N steps.")
     int saveEvery;
 
+    @Option(names = "--save-total-limit", paramLabel = "N", description = "Keep only the newest N checkpoints in DIR, "
+            + "removing older ones as new ones are written (Hugging Face Trainer's save_total_limit; default: keep all).")
+    Integer saveTotalLimit;
+
     @Option(names = "--resume", paramLabel = "DIR", description = "Resume from the newest valid checkpoint in DIR "
             + "(its trainer settings are used; pass the same data).")
     Path resume;
@@ -104,6 +107,9 @@ final class TrainCommand implements Callable<Integer> {
         TrainConfig tc = checkpoint != null ? io.lora4j.model.train.Checkpoints.config(checkpoint) : training.config();
         if (saveEvery < 0) {
             throw new IllegalArgumentException("--save-every must be >= 0");
+        }
+        if (saveTotalLimit != null && saveTotalLimit < 1) {
+            throw new IllegalArgumentException("--save-total-limit must be >= 1 (leave it out to keep every checkpoint)");
         }
         rejectIgnoredMethodOptions(checkpoint);
         if (!method.equals("lora") && !method.equals("adalora")) {
@@ -164,36 +170,44 @@ final class TrainCommand implements Callable<Integer> {
             System.err.println(adapter.trainableParametersLine(lm.llama().parameterCount()));
             memoryReport(lm, trainer);
             Files.createDirectories(output);
+            removeLeftovers(output);
             int firstStep = trainer.step();
             ProgressBar bar = new ProgressBar(System.err, tc.steps(), firstStep);
             double before = eval.isEmpty() ? Double.NaN : trainer.evalLoss();
             if (!eval.isEmpty()) {
                 System.err.printf(Locale.ROOT, "eval before training: loss %.4f, perplexity %.3f%n", before, Math.exp(before));
             }
-            try (Metrics metrics = new Metrics(output, checkpoint != null)) {
-                if (!eval.isEmpty() && checkpoint == null) {
-                    metrics.eval(0, before);
+            Metrics metrics = new Metrics(output, checkpoint, trainer.step());
+            if (!eval.isEmpty() && checkpoint == null) {
+                metrics.eval(0, before);
+            }
+            trainer.run(new Trainer.Listener() {
+                @Override
+                public void step(Trainer.StepStats s) {
+                    bar.step(s);
+                    metrics.step(s);
                 }
-                trainer.run(new Trainer.Listener() {
-                    @Override
-                    public void step(Trainer.StepStats s) {
-                        bar.step(s);
-                        metrics.step(s);
-                        if (saveEvery > 0 && s.step() % saveEvery == 0) {
-                            io.lora4j.model.train.Checkpoints.save(trainer, output);
+
+                @Override
+                public void eval(int step, double loss) {
+                    bar.eval(step, loss);
+                    metrics.eval(step, loss);
+                }
+
+                @Override
+                public void stepDone(int step) {
+                    if (saveEvery > 0 && step % saveEvery == 0) {
+                        io.lora4j.model.train.Checkpoints.save(trainer, output, metrics.files());
+                        if (saveTotalLimit != null) {
+                            io.lora4j.model.train.Checkpoints.rotate(output, saveTotalLimit, step);
                         }
                     }
-
-                    @Override
-                    public void eval(int step, double loss) {
-                        bar.eval(step, loss);
-                        metrics.eval(step, loss);
-                    }
-                });
-                String problem = metrics.plot();
-                if (problem != null) {
-                    System.err.println("warning: loss.png not written: " + problem);
                 }
+            });
+            metrics.write();
+            String problem = metrics.plot();
+            if (problem != null) {
+                System.err.println("warning: loss.png not written: " + problem);
             }
             PeftAdapters.save(adapter, lm.llama(), output);
             if (trainer.allocator() != null) {
@@ -208,6 +222,16 @@ final class TrainCommand implements Callable<Integer> {
                     + ", lora_A = [A; A0], lora_B = [B, -B0]" : "") + "); metrics in metrics.csv, metrics.jsonl, loss.png");
         }
         return 0;
+    }
+
+    /** Temporary files and directories a killed run of this command can leave in {@code out}. */
+    static void removeLeftovers(Path out) throws IOException {
+        List<String> ours = List.of(PeftAdapters.CONFIG, PeftAdapters.WEIGHTS, Metrics.CSV, Metrics.JSONL, "loss.png");
+        int n = io.lora4j.model.format.DurableFiles.removeLeftovers(out, name -> name.startsWith("checkpoint-")
+                || ours.contains(name.substring(0, name.length() - io.lora4j.model.format.DurableFiles.TMP.length())));
+        if (n > 0) {
+            System.err.println("removed " + n + " temporary file(s) left in " + out + " by an interrupted run");
+        }
     }
 
     /** AdaLoRA options on a plain LoRA run, and a --method that the continued --adapter is not, would be ignored. */
@@ -268,7 +292,7 @@ final class TrainCommand implements Callable<Integer> {
             if (in == null) {
                 throw new IllegalStateException("built-in demo data missing from the jar");
             }
-            Files.copy(in, p, StandardCopyOption.REPLACE_EXISTING);
+            io.lora4j.model.format.DurableFiles.write(p, in.readAllBytes());
         }
         return p;
     }

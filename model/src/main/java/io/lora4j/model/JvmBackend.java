@@ -4,6 +4,7 @@ import io.lora4j.model.lora.AdapterSet;
 import io.lora4j.model.arch.Layer;
 import io.lora4j.model.arch.LlamaConfig;
 import io.lora4j.kernels.Attention;
+import io.lora4j.kernels.Dora;
 import io.lora4j.kernels.Lora;
 import io.lora4j.kernels.Matmul;
 import io.lora4j.model.block.Buf;
@@ -145,6 +146,20 @@ public final class JvmBackend implements Backend {
             if (ll.bias != null) {
                 addBias(y, ll.values(), ll.bias.off(), a.scale() * ll.scaling, ll.out);
             }
+        }
+
+        @Override
+        public boolean decomposed(LinearModule mod, int i) {
+            return branch(mod, i).adapter().get(layer, mod).dora();
+        }
+
+        /** The row norms of the weight in use (a merged one too, as PEFT's forward reads the base layer's weight). */
+        @Override
+        public void magnitude(LinearModule mod, int i, Buf y) {
+            AdapterSet.Active a = branch(mod, i);
+            LoraLayer ll = a.adapter().get(layer, mod);
+            float[] norm = ll.weightNorm(mod.weight(layer()), a.scale() * ll.scaling);
+            Dora.forward(buf(y), null, ll.values(), ll.magnitude.off(), norm, T, ll.out);
         }
 
         @Override

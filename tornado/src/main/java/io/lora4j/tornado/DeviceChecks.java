@@ -3,6 +3,7 @@ package io.lora4j.tornado;
 import io.lora4j.kernels.AdamW;
 import io.lora4j.kernels.Attention;
 import io.lora4j.kernels.CrossEntropy;
+import io.lora4j.kernels.Dora;
 import io.lora4j.kernels.Dropout;
 import io.lora4j.kernels.GgmlType;
 import io.lora4j.kernels.Kbit;
@@ -158,6 +159,8 @@ public final class DeviceChecks {
                         in.f(T * Q), in.f(8 * KV), in.f(8 * KV), in.ints(3, 4, -1), T, NH, NKV, HS, 8)),
                 new Check("lora branch, flat parameters", (g, in) -> g.task("k", Lora::forwardNaive, in.f(T * R), in.f(T * 4), in.f(T * C),
                         in.f(9 + 4 * C + 4 + R * 4), 9, 9 + 4 * C, 9 + 4 * C + 4, in.ints(T), 0.5f, T, C, R, 4)),
+                new Check("dora magnitude, two live rows", (g, in) -> g.task("k", Dora::forwardNaive, in.f(T * R), in.f(5 + R), 5, in.pos(R),
+                        in.ints(2), T, R)),
                 new Check("bias rows", (g, in) -> g.task("k", VectorOps::addRowsNaive, in.f(T * 7), in.f(11), 4, 0.25f, T, 7)),
                 new Check("last live row", (g, in) -> g.task("k", VectorOps::lastRowNaive, in.f(C), in.f(T * C), in.ints(2), C)),
                 // every cache row is written: TornadoVM does not copy in an array its task only writes

@@ -2,6 +2,7 @@ package io.lora4j.tornado;
 
 import io.lora4j.kernels.Attention;
 import io.lora4j.kernels.CrossEntropy;
+import io.lora4j.kernels.Dora;
 import io.lora4j.kernels.Dropout;
 import io.lora4j.kernels.Lora;
 import io.lora4j.kernels.Matmul;
@@ -42,14 +43,16 @@ final class DeviceOps implements BlockOps.Backward {
     /**
      * One adapter branch on one projection: where A, e (or −1: e = 1), B and the bias (or −1) sit in the
      * parameter buffer {@code p} (gradients at the same offsets of {@code g}, when training), its scaling,
-     * and its scratch rows in this graph.
+     * and its scratch rows in this graph. A DoRA branch also has its magnitude's offset and the row norms
+     * of its adapted weight (computed on the host when the plan is built: inference only).
      */
     static final class Branch {
         final float[] p, g;
         final int aOff, eOff, bOff, biasOff, r, in, out;
         final float scale;
         final float[] ax;
-        float[] dropped, dys, dax, dIn, ones, eax, gax;
+        float[] dropped, dys, dax, dIn, ones, eax, gax, norm;
+        int mOff = -1;
         long[] seed;
 
         Branch(float[] p, float[] g, int aOff, int eOff, int bOff, int biasOff, float scale, int r, int in, int out, int T) {
@@ -64,6 +67,13 @@ final class DeviceOps implements BlockOps.Backward {
             this.in = in;
             this.out = out;
             this.ax = new float[T * r];
+        }
+
+        /** Makes this a DoRA branch: magnitude at {@code p[mOff]}, row norms {@code norm} (OUT). */
+        Branch dora(int mOff, float[] norm) {
+            this.mOff = mOff;
+            this.norm = norm;
+            return this;
         }
     }
 
@@ -162,7 +172,10 @@ final class DeviceOps implements BlockOps.Backward {
                 b.gax = new float[T * b.r];
             }
         }
-        g.copyIn(Mode.FIRST_EXECUTION, Arrays.stream(new Object[]{b.ax, b.dropped, b.dys, b.dax, b.dIn, b.ones, b.eax, b.gax})
+        if (b.norm != null && backward) {
+            throw new IllegalArgumentException("DoRA branches run on the device for inference only; train DoRA with --backend jvm");
+        }
+        g.copyIn(Mode.FIRST_EXECUTION, Arrays.stream(new Object[]{b.ax, b.dropped, b.dys, b.dax, b.dIn, b.ones, b.eax, b.gax, b.norm})
                 .filter(Objects::nonNull).toArray());
         if (b.seed != null) {
             g.copyIn(Mode.EVERY_EXECUTION, b.seed);
@@ -246,6 +259,17 @@ final class DeviceOps implements BlockOps.Backward {
     }
 
     @Override
+    public boolean decomposed(LinearModule m, int i) {
+        return branches.get(m.ordinal()).get(i).norm != null;
+    }
+
+    @Override
+    public void magnitude(LinearModule m, int i, Buf y) {
+        Branch b = branches.get(m.ordinal()).get(i);
+        g.task(branchId(m, i) + "_magnitude", Dora::forwardNaive, buf(y), b.p, b.mOff, b.norm, n, T, b.out);
+    }
+
+    @Override
     public void rope(Buf x, Heads h) {
         g.task(id("rope_" + h.name().toLowerCase()), Rope::forwardNaive, buf(x), freqs, pos, T, heads(h), c.headSize(), halves);
     }
@@ -320,6 +344,11 @@ final class DeviceOps implements BlockOps.Backward {
         } else {
             g.task(id + "_dx", Matmul::backwardNaive, buf(dx), b.dax, b.p, b.aOff, T, b.r, b.in, 1);
         }
+    }
+
+    @Override
+    public void magnitudeBackward(LinearModule m, int i, Buf dyOut, Buf dy) {
+        throw new UnsupportedOperationException("DoRA training on the device"); // refused when the branch is added
     }
 
     @Override

@@ -114,8 +114,13 @@ final class InferencePlan implements AutoCloseable {
                     in(g, p);
                     uploaded.add(p);
                 }
-                o.branch(mod, new DeviceOps.Branch(p, null, ll.a.off(), ll.eOff(), ll.b.off(), ll.bias == null ? -1 : ll.bias.off(),
-                        a.scale() * ll.scaling, ll.r, ll.in, ll.out, T), null, false);
+                DeviceOps.Branch b = new DeviceOps.Branch(p, null, ll.a.off(), ll.eOff(), ll.b.off(),
+                        ll.bias == null ? -1 : ll.bias.off(), a.scale() * ll.scaling, ll.r, ll.in, ll.out, T);
+                if (ll.dora()) { // the row norms of the weight in use, as the JVM takes them
+                    float[] norm = ll.weightNorm(ws[mod.ordinal()], a.scale() * ll.scaling).clone();
+                    b.dora(ll.magnitude.off(), norm);
+                }
+                o.branch(mod, b, null, false);
             }
         }
         LlamaBlock.forward(o);

@@ -152,6 +152,11 @@ final class TrainPlan implements DeviceTraining, AutoCloseable {
      * @param optimizer "adamw" or "sgd"
      */
     TrainPlan(Llama m, LoraAdapter ad, int maxT, String optimizer, Function<DevicePlan, PlanRunner> runners) {
+        if (ad.config().useDora()) {
+            throw new IllegalArgumentException("DoRA (use_dora) needs the row norms of W + s·B·A again after every step; the "
+                    + "tornado backend's training plan does not compute them (it runs DoRA adapters for inference); train "
+                    + "it with --backend jvm");
+        }
         this.m = m;
         this.c = m.config();
         this.T = maxT;

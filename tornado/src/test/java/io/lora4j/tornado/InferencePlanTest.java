@@ -172,6 +172,48 @@ class InferencePlanTest {
         }
     }
 
+    /**
+     * A DoRA adapter at weight 0.7 (its row norms of W + 0.7·s·B·A taken on the host when the plan is built)
+     * then a LoRA adapter: batched prefill and decode give the JVM backend's logits; a changed magnitude
+     * rebuilds the plan at the next sequence.
+     */
+    @Test
+    void aDoraAdapterGivesTheJvmBackendsLogits(@TempDir Path dir) throws Exception {
+        Path f = dir.resolve("m.gguf");
+        RandomModel.write(f, SMALL, GgmlType.Q8_0, 13, null);
+        try (GgufFile src = GgufFile.open(f); Backend jvm = Backend.named("jvm"); TornadoBackend dev = emulated()) {
+            Llama m = new Llama(src);
+            LoraAdapter d = dora(m, "d", 3);
+            m.adapters().add(d);
+            m.adapters().add(adapter(m, "b", 2, "none", List.of("q_proj", "down_proj"), 2));
+            Map<String, Float> scales = new LinkedHashMap<>();
+            scales.put("d", 0.7f);
+            scales.put("b", 1.3f);
+            m.adapters().activate(scales);
+            int[] ids = {1, 17, 33, 2, 60, 5, 9, 40, 41, 42, 8};
+            State a = m.newState(4, SMALL.contextLength()), b = m.newState(4, SMALL.contextLength());
+            assertClose(m.forward(jvm, a, ids, 0, 9, 0), m.forward(dev, b, ids, 0, 9, 0), 1e-4f, "prefill");
+            for (int i = 9; i < ids.length; i++) {
+                assertClose(m.forward(jvm, a, ids, i, 1, i), m.forward(dev, b, ids, i, 1, i), 1e-4f, "decode at " + i);
+            }
+            d.layers().getFirst().magnitude.set(0, 2f);
+            assertClose(m.forward(jvm, a, ids, 0, 5, 0), m.forward(dev, b, ids, 0, 5, 0), 1e-4f, "after a magnitude changed");
+        }
+    }
+
+    /** A DoRA adapter on every projection: A and B drawn, magnitudes 0.8 … 1.2 of the row norms. */
+    static LoraAdapter dora(Llama m, String name, long seed) {
+        LoraConfig c = new LoraConfig(3, 6f, 0f, List.of("all-linear"), null, "none", false, "false", List.of(), Map.of(), Map.of(),
+                List.of(), true);
+        LoraAdapter a = new LoraAdapter(name, c, m, seed);
+        a.layers().forEach(ll -> {
+            for (int i = 0; i < ll.out; i++) {
+                ll.magnitude.set(i, ll.magnitude.get(i) * (0.8f + 0.1f * (i % 5)));
+            }
+        });
+        return a;
+    }
+
     @Test
     void changingAdaptersMidSequenceIsRefusedAndANewSequenceRebuilds(@TempDir Path dir) throws Exception {
         Path f = dir.resolve("m.gguf");

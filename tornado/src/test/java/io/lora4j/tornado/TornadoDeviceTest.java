@@ -149,6 +149,33 @@ class TornadoDeviceTest {
         }
     }
 
+    /** A DoRA adapter (its magnitude step a device task) then a LoRA one, prefill and decode on the device. */
+    @Test
+    void aDoraAdapterOnTheDeviceGivesTheJvmBackendsLogits(@TempDir Path dir) throws Exception {
+        Path f = dir.resolve("m.gguf");
+        RandomModel.write(f, InferencePlanTest.SMALL, GgmlType.F16, 7, null);
+        try (GgufFile src = GgufFile.open(f)) {
+            Llama m = new Llama(src);
+            m.adapters().add(InferencePlanTest.dora(m, "d", 2));
+            m.adapters().add(InferencePlanTest.adapter(m, "b", 2, "none", List.of("q_proj", "down_proj"), 2));
+            java.util.Map<String, Float> scales = new java.util.LinkedHashMap<>();
+            scales.put("d", 0.7f);
+            scales.put("b", 1.3f);
+            m.adapters().activate(scales);
+            int[] ids = {1, 17, 33, 2, 60, 5, 9};
+            try (TornadoBackend dev = new TornadoBackend(TornadoDeviceTest::device);
+                 io.lora4j.model.Backend jvm = io.lora4j.model.Backend.named("jvm")) {
+                State a = m.newState(4, 16), b = m.newState(4, 16);
+                InferencePlanTest.assertClose(m.forward(jvm, a, ids, 0, 5, 0).clone(), m.forward(dev, b, ids, 0, 5, 0), 1e-4f,
+                        "prefill");
+                for (int i = 5; i < ids.length; i++) {
+                    InferencePlanTest.assertClose(m.forward(jvm, a, ids, i, 1, i).clone(), m.forward(dev, b, ids, i, 1, i), 1e-4f,
+                            "token " + i);
+                }
+            }
+        }
+    }
+
     @Test
     void stories260kOnTheDeviceContinuesAsLlamaCpp() {
         try (LoadedModel lm = LoadedModel.open(InferencePlanTest.stories(), null);

@@ -164,6 +164,19 @@ class TrainPlanTest {
         }
     }
 
+    @org.junit.jupiter.api.Test
+    void doraTrainingIsRefusedWithWhereToTrainIt(@TempDir Path dir) throws Exception {
+        Path f = dir.resolve("m.gguf");
+        RandomModel.write(f, InferencePlanTest.SMALL, GgmlType.F32, 11, null);
+        try (GgufFile src = GgufFile.open(f)) {
+            Llama m = new Llama(src);
+            LoraAdapter d = InferencePlanTest.dora(m, "default", 1);
+            var e = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,
+                    () -> new TrainPlan(m, d, 8, "adamw", JvmRunner::new));
+            assertTrue(e.getMessage().contains("DoRA") && e.getMessage().contains("--backend jvm"), e.getMessage());
+        }
+    }
+
     static float[] grads(ParamStore s, ParamStore.View v) {
         return java.util.Arrays.copyOfRange(s.grads, v.off(), v.off() + v.len());
     }

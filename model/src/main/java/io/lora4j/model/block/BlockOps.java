@@ -34,6 +34,17 @@ public interface BlockOps {
     /** Branch i's {@code lora_B} bias, when it has one: {@code y += s·bias}. */
     void bias(LinearModule m, int i, Buf y);
 
+    /** Whether branch i of projection m is weight-decomposed (DoRA): its hook ends with {@link #magnitude}. */
+    boolean decomposed(LinearModule m, int i);
+
+    /**
+     * DoRA branch i of m, after its low-rank product: {@code y = (m / ‖W + s·B A‖) ⊙ y}, each output row
+     * rescaled by the magnitude over the row norm of the adapted weight (PEFT's {@code lora_magnitude_vector};
+     * y holds the result so far, as PEFT's {@code base_result} is). While training with lora_dropout, PEFT's
+     * form instead: {@code y += (g − 1) ⊙ (W·dropout(x) + s·B A dropout(x))}.
+     */
+    void magnitude(LinearModule m, int i, Buf y);
+
     /** Rotates the heads of x in place at the executor's positions. */
     void rope(Buf x, Heads h);
 
@@ -70,6 +81,13 @@ public interface BlockOps {
 
         /** Branch i's bias gradient {@code += s·Σ_t dy}. */
         void biasBackward(LinearModule m, int i, Buf dy);
+
+        /**
+         * DoRA branch i's magnitude step backward, the norm a constant: its magnitude gradient {@code +=}, and
+         * {@code dyOut = g ⊙ dy}, the gradient of what it rescaled (the base projection and the low-rank branch;
+         * with lora_dropout the executor also keeps the base's share through the mask for {@link #lowRankBackward}).
+         */
+        void magnitudeBackward(LinearModule m, int i, Buf dyOut, Buf dy);
 
         void rmsNormBackward(Buf dx, boolean accumulate, Buf dOut, Buf x, Norm w, Buf rstd);
 

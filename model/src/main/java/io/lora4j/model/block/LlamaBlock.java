@@ -21,6 +21,7 @@ import static io.lora4j.model.arch.LinearModule.*;
  *   X_MID ─rmsnorm(ffn)→ XB2 ─linear gate→ GATE ─┐
  *                         └──linear up──→ UP ───┴─swiglu→ HB ─linear down→ FFN_PROJ ─(+X_MID)→ X_OUT
  * adapter hook of branch i on m:  y += s_i·B_i(e_i ⊙ A_i·dropout(x)) (+ s_i·bias_i)
+ *                                 DoRA: then y = m_i / ‖W + s_i·B_i A_i‖ ⊙ y  (row norms, constant in backward)
  * head:
  *   X ─rmsnorm(output)→ XF ─output→ LOGITS ─cross-entropy→ LOSSES (training)
  * </pre>
@@ -91,23 +92,41 @@ public final class LlamaBlock {
         o.rmsNormBackward(D_X, false, D_XF, X, Norm.OUTPUT, RSTD_F);
     }
 
-    /** Projections sharing input x, then the adapter hook of each. */
+    /** Projections sharing input x, then the adapter hook of each, branch after branch. */
     private static void linear(BlockOps o, LinearModule[] ms, Buf[] ys, Buf x) {
         o.matmul(ms, ys, x);
         for (int j = 0; j < ms.length; j++) {
             for (int i = 0, n = o.adapters(ms[j]); i < n; i++) {
                 o.lowRank(ms[j], i, ys[j], x);
                 o.bias(ms[j], i, ys[j]);
+                if (o.decomposed(ms[j], i)) {
+                    o.magnitude(ms[j], i, ys[j]);
+                }
             }
         }
     }
 
-    /** dx (=, or += with accumulate) W_mᵀ dy, then each branch's gradients and its share of dx. */
+    /**
+     * A DoRA branch's magnitude step first (it rescaled everything before it, so the base projection and
+     * the branch see its rescaled gradient, in D_SCALED: dy may be the residual stream's D_X); then dx (=, or
+     * += with accumulate) W_mᵀ dy, then each branch's gradients and its share of dx. A DoRA branch must be
+     * its projection's only one: the others would each need the gradient at their own place in the order.
+     */
     private static void linearBackward(BlockOps.Backward o, LinearModule m, Buf dx, boolean accumulate, Buf dy, Buf x) {
-        o.matmulBackward(m, dx, accumulate, dy);
-        for (int i = 0, n = o.adapters(m); i < n; i++) {
-            o.biasBackward(m, i, dy);
-            o.lowRankBackward(m, i, dx, dy, x);
+        int n = o.adapters(m);
+        Buf d = dy;
+        if (n == 1 && o.decomposed(m, 0)) {
+            o.magnitudeBackward(m, 0, D_SCALED, dy);
+            d = D_SCALED;
+        }
+        o.matmulBackward(m, dx, accumulate, d);
+        for (int i = 0; i < n; i++) {
+            if (n > 1 && o.decomposed(m, i)) {
+                throw new UnsupportedOperationException(m.peftName + ": backward through a DoRA branch "
+                        + "beside other branches on the same projection");
+            }
+            o.biasBackward(m, i, d);
+            o.lowRankBackward(m, i, dx, d, x);
         }
     }
 }

@@ -35,6 +35,9 @@ public final class LoraAdapter {
     /** (V, C) trainable token embedding (modules_to_save), or null. */
     public final ParamStore.View embedTokens;
 
+    /** The most parameters one adapter can have: its values are one Java array. */
+    static final long MAX_PARAMETERS = Integer.MAX_VALUE - 8;
+
     /**
      * A fresh adapter initialised as {@code config.initLoraWeights()} says, as PEFT's {@code get_peft_model}
      * does. PiSSA and OLoRA ({@link ResidualInit}) decompose the base's weights and replace each adapted
@@ -42,29 +45,38 @@ public final class LoraAdapter {
      * {@code torch.manual_seed}.
      */
     public LoraAdapter(String name, LoraConfig config, BaseModel base, long seed) {
-        this(name, config, null, null, base, seed, true);
+        this(name, config, null, null, base, seed, true, MAX_PARAMETERS, "one Java array holds no more");
     }
 
     /** A fresh AdaLoRA adapter: init_r triplets per module, initialised as PEFT does, no rank pattern yet. */
     public LoraAdapter(String name, AdaLoraConfig config, BaseModel base, long seed) {
-        this(name, config.lora(), config, null, base, seed, true);
+        this(name, config.lora(), config, null, base, seed, true, MAX_PARAMETERS, "one Java array holds no more");
     }
 
-    /** A LoRA adapter whose values a loader fills: nothing initialised (zeros), the base left alone. */
-    static LoraAdapter uninitialised(String name, LoraConfig config, BaseModel base) {
-        return new LoraAdapter(name, config, null, null, base, 0, false);
+    /** Parameters an adapter being loaded may have beyond the values its file holds (small adapters then fail on the missing tensor). */
+    static final long LOADING_SLACK = 1 << 20;
+
+    /**
+     * A LoRA adapter whose values a loader fills from a file that holds {@code stored} values (described
+     * by {@code what}): nothing initialised (zeros), the base left alone. One whose config implies far
+     * more parameters than the file holds (more than {@code stored + LOADING_SLACK}) is refused before
+     * anything is allocated, as the file could not fill it.
+     */
+    static LoraAdapter uninitialised(String name, LoraConfig config, BaseModel base, long stored, String what) {
+        return new LoraAdapter(name, config, null, null, base, 0, false, stored + LOADING_SLACK, what);
     }
 
     /**
      * An AdaLoRA adapter whose modules have the ranks {@code pattern} keeps (module path → flags over
      * init_r; a module without an entry keeps init_r), as PEFT loads a saved one; the loader fills the values.
      */
-    static LoraAdapter pruned(String name, AdaLoraConfig config, Map<String, boolean[]> pattern, BaseModel base) {
-        return new LoraAdapter(name, config.lora(), config, pattern, base, 0, true);
+    static LoraAdapter pruned(String name, AdaLoraConfig config, Map<String, boolean[]> pattern, BaseModel base, long stored,
+                              String what) {
+        return new LoraAdapter(name, config.lora(), config, pattern, base, 0, true, stored + LOADING_SLACK, what);
     }
 
     private LoraAdapter(String name, LoraConfig config, AdaLoraConfig ada, Map<String, boolean[]> pattern, BaseModel base, long seed,
-                        boolean initialise) {
+                        boolean initialise, long limit, String limitWhat) {
         this.name = name;
         this.config = config;
         this.adaLora = ada;
@@ -79,8 +91,9 @@ public final class LoraAdapter {
         boolean head = config.modulesToSave().contains("lm_head");
         boolean embed = config.modulesToSave().contains("embed_tokens");
         // the store first: every targeted projection's tensors in the trainer's order, then the full copies
-        List<ParamStore.Spec> specs = new ArrayList<>();
         List<int[]> shapes = new ArrayList<>(); // per targeted projection: layer, module ordinal, rank
+        boolean bias = ada == null && config.bias().equals("lora_only");
+        long total = 0; // counted in long before anything is allocated: a config may ask for any rank
         for (int l = 0; l < c.nLayers(); l++) {
             for (LinearModule m : LinearModule.values()) {
                 String path = m.path(l);
@@ -89,10 +102,21 @@ public final class LoraAdapter {
                 }
                 int r = ada == null ? config.rankFor(path)
                         : pattern != null && pattern.containsKey(path) ? kept(pattern.get(path)) : ada.initR();
-                specs.addAll(LoraLayer.specs(path, r, m.inDim(c), m.outDim(c), ada == null && config.bias().equals("lora_only"),
-                        ada != null));
+                total += (long) r * (m.inDim(c) + m.outDim(c) + (ada != null ? 1 : 0)) + (bias ? m.outDim(c) : 0)
+                        + (config.useDora() ? m.outDim(c) : 0);
                 shapes.add(new int[]{l, m.ordinal(), r});
             }
+        }
+        total += (head ? 1L : 0L) * c.vocabSize() * c.dim() + (embed ? 1L : 0L) * c.vocabSize() * c.dim();
+        if (total > limit) {
+            throw new IllegalArgumentException("the adapter would have " + total + " parameters (r " + config.r()
+                    + (ada != null ? ", init_r " + ada.initR() : "") + " on " + shapes.size() + " modules"
+                    + (head || embed ? " and " + config.modulesToSave() : "") + "), more than " + limit + ": " + limitWhat);
+        }
+        List<ParamStore.Spec> specs = new ArrayList<>();
+        for (int[] sh : shapes) {
+            LinearModule m = LinearModule.values()[sh[1]];
+            specs.addAll(LoraLayer.specs(m.path(sh[0]), sh[2], m.inDim(c), m.outDim(c), bias, ada != null, config.useDora()));
         }
         if (head) {
             specs.add(new ParamStore.Spec("lm_head", Math.multiplyExact(c.vocabSize(), c.dim())));
@@ -110,6 +134,9 @@ public final class LoraAdapter {
                     ada == null ? config.scalingFor(path) : ada.scaling(), store);
             if (initialise && !residual) {
                 ll.initialise(config.initLoraWeights(), rnd);
+                if (ll.dora()) {
+                    ll.initialiseMagnitude(base.projection(sh[0], m));
+                }
             }
             layers[sh[0]][sh[1]] = ll;
             list.add(ll);

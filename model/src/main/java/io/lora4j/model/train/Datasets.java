@@ -47,13 +47,33 @@ public final class Datasets {
             ArrowTables.read(file, r::add);
             return r.finish(file);
         }
-        String text;
+        byte[] bytes;
         try {
-            text = StandardCharsets.UTF_8.newDecoder().decode(java.nio.ByteBuffer.wrap(Files.readAllBytes(file))).toString();
-        } catch (CharacterCodingException e) {
-            throw new ModelFormatException(file, "not UTF-8 text");
+            bytes = Files.readAllBytes(file);
+        } catch (java.nio.file.NoSuchFileException e) {
+            throw new ModelFormatException(file, "no such file");
         } catch (IOException e) {
             throw new ModelFormatException(file, "cannot read: " + e.getMessage());
+        }
+        return load(file, bytes, tok, seqLen);
+    }
+
+    /** The data in {@code bytes}, read as {@link #load(Path, Tokenizer, int)} reads a file called {@code file} with these contents. */
+    static Loaded load(Path file, byte[] bytes, Tokenizer tok, int seqLen) {
+        if (ArrowTables.isArrow(file, bytes, bytes.length)) {
+            Records r = new Records(tok, seqLen);
+            try {
+                ArrowTables.read(file, new org.apache.arrow.vector.util.ByteArrayReadableSeekableByteChannel(bytes), r::add);
+            } catch (IOException e) {
+                throw new ModelFormatException(file, "cannot read: " + e.getMessage());
+            }
+            return r.finish(file);
+        }
+        String text;
+        try {
+            text = StandardCharsets.UTF_8.newDecoder().decode(java.nio.ByteBuffer.wrap(bytes)).toString();
+        } catch (CharacterCodingException e) {
+            throw new ModelFormatException(file, "not UTF-8 text");
         }
         String name = file.getFileName().toString().toLowerCase();
         if (name.endsWith(".jsonl") || name.endsWith(".json")) {
@@ -129,6 +149,14 @@ public final class Datasets {
         }
 
         void add(Path file, String where, Row r) {
+            try {
+                addRow(file, where, r);
+            } catch (io.lora4j.model.tokenizer.TokenizerException e) {
+                throw new ModelFormatException(file, where + ": " + e.getMessage());
+            }
+        }
+
+        private void addRow(Path file, String where, Row r) {
             records++;
             if (r.text() != null) {
                 docs.add(document(tok, r.text()));
@@ -136,7 +164,12 @@ public final class Datasets {
                 Tokens t = promptCompletion(tok, r.prompt(), r.completion());
                 truncated += addMasked(single, t.ids(), t.loss(), seqLen) ? 1 : 0;
             } else if (r.messages().get() instanceof List<ChatTemplate.Message> msgs) {
-                ChatTemplate.Encoded e = ChatTemplate.forTokenizer(tok).encode(msgs, false);
+                ChatTemplate.Encoded e;
+                try {
+                    e = ChatTemplate.forTokenizer(tok).encode(msgs, false);
+                } catch (ChatTemplate.InvalidConversationException x) {
+                    throw new ModelFormatException(file, where + ": " + x.getMessage());
+                }
                 truncated += addMasked(single, e.ids(), e.assistantMask(), seqLen) ? 1 : 0;
             } else {
                 throw new ModelFormatException(file, where + ": expected a \"text\", \"prompt\"+\"completion\" or \"messages\" field");

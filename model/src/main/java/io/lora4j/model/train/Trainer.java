@@ -38,6 +38,10 @@ public final class Trainer {
 
         default void eval(int step, double loss) {
         }
+
+        /** After step {@code step} and its evaluation, if any: where a checkpoint of it belongs. */
+        default void stepDone(int step) {
+        }
     }
 
     private final Llama model;
@@ -206,6 +210,7 @@ public final class Trainer {
             if (!eval.isEmpty() && cfg.evalEvery() > 0 && step % cfg.evalEvery() == 0 && step < cfg.steps()) {
                 listener.eval(step, evalLoss());
             }
+            listener.stepDone(step);
         }
         if (!eval.isEmpty()) {
             listener.eval(step, evalLoss());
