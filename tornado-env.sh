@@ -29,7 +29,10 @@ if [ -n "${TORNADO_SDK:-}" ] && [ -d "$TORNADO_SDK" ]; then
     _lora4j_argfile="$_lora4j_work/tornado-argfile"
     _lora4j_tpl="$(cat "$TORNADO_SDK/tornado-argfile.template")"
     _lora4j_var='${TORNADOVM_HOME}'
-    printf '%s\n' "${_lora4j_tpl//"$_lora4j_var"/"$TORNADO_SDK"}" > "$_lora4j_argfile"
+    _lora4j_tpl="${_lora4j_tpl//"$_lora4j_var"/"$TORNADO_SDK"}"
+    # without the template's "." (the working directory) on the module path: a modular jar where lora4j is
+    # run from (a Jazzer agent in /tmp, say) would clash with the SDK's modules
+    printf '%s\n' "${_lora4j_tpl//--module-path .:/--module-path }" > "$_lora4j_argfile"
   else
     # An SDK that ships an expanded argfile (no template).
     _lora4j_argfile="$TORNADO_SDK/tornado-argfile"
