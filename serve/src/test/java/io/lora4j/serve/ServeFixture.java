@@ -67,7 +67,7 @@ final class ServeFixture implements AutoCloseable {
         System.arraycopy(ids, 0, targets, 0, ids.length);
         List<Example> data = new ArrayList<>(List.of(new Example(tokens, targets)));
         TrainConfig cfg = new TrainConfig("adamw", 1e-2f, 0f, 0.9f, 0.999f, 1e-8f, "constant", 0, 30, 1, 1, 1f, 64, seed,
-                false, false, 0);
+                false, false, 0, 0f);
         new Trainer(lm.llama(), a, cfg, data, List.of()).run(new Trainer.Listener() {
             @Override
             public void step(Trainer.StepStats s) {
