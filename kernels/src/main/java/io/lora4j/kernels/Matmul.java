@@ -18,9 +18,10 @@ import java.nio.ByteOrder;
  * Decode (T = 1) is bound by memory bandwidth: fused decode-and-dot kernels for F32, F16, Q8_0,
  * Q4_0 and the k-bit types ({@link Kbit}: INT8, INT8_ZP, NF4, FP4; the 4-bit ones are bound by their
  * table lookups rather than by memory) read each weight byte once with the Vector API. Prefill
- * (T &gt; 1) is bound by arithmetic:
- * four rows are decoded to a per-thread float scratch and multiplied against four tokens at a
- * time (16 accumulators), so each decoded weight is reused T times.
+ * (T &gt; 1) is bound by arithmetic: from a vector's worth of tokens on, the register-blocked
+ * micro-kernels of {@link Gemm} (each weight decoded once per call, reused by every token; the
+ * input gradient of training likewise); below that, four rows decoded to a per-thread float scratch
+ * are multiplied against four tokens at a time (16 accumulators).
  */
 public final class Matmul {
     private static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
@@ -150,7 +151,11 @@ public final class Matmul {
             });
             return;
         }
-        // 16 decoded rows per block; each block of 4 tokens is reused by four 4x4 tiles while in cache
+        if (T >= L) {
+            Gemm.forward(new float[][]{out}, x, new Weight[]{w}, T);
+            return;
+        }
+        // a few tokens (fewer than a vector): 16 decoded rows per block, each block of 4 tokens reused by four 4x4 tiles
         Threads.parallelFor((rows + 15) / 16, 32L * cols * T, (from, to) -> {
             float[] s = scratch(16 * cols);
             for (int rb = from; rb < to; rb++) {
@@ -175,10 +180,17 @@ public final class Matmul {
      */
     public static void forward(float[][] outs, float[] x, Weight[] ws, int T) {
         boolean fused = T == 1;
+        boolean same = true;
         int total = 0;
         for (Weight w : ws) {
-            fused &= fused(w) && w.cols() == ws[0].cols();
+            same &= w.cols() == ws[0].cols();
+            fused &= fused(w);
             total += w.rows();
+        }
+        fused &= same;
+        if (T >= L && same) {
+            Gemm.forward(outs, x, ws, T);
+            return;
         }
         if (!fused) {
             for (int i = 0; i < ws.length; i++) {
@@ -611,129 +623,11 @@ public final class Matmul {
 
     /**
      * Fast twin of {@link #backwardNaive} (and of the k-bit naive backward, {@link Kbit#backwardNaive})
-     * over a {@link Weight} of any supported type, as a
-     * register-tiled product like {@link #forward}. Threads take strips of columns; a strip of W
-     * (all rows × SW columns) is decoded once into scratch and stays in cache while every block of
-     * four tokens runs over it with 4 tokens × 4 vectors of accumulators held across all rows. Each
-     * element is summed over r in order, so the result does not depend on the thread count.
+     * over a {@link Weight} of any supported type: the register-blocked product of {@link Gemm#backward}.
+     * Each element is summed over r in order, so the result does not depend on the thread count.
      */
     public static void backward(float[] dx, float[] dy, Weight w, int T, boolean accumulate) {
-        int rows = w.rows();
-        int cols = w.cols();
-        boolean ggml = w.type().ggml;
-        int sw = ggml ? Math.max(4 * L, w.type().blockSize) : 4 * L;
-        int strips = (cols + sw - 1) / sw;
-        long rowBytes = ggml ? w.rowBytes() : 0;
-        Threads.parallelFor(strips, 2L * T * rows * sw, (from, to) -> {
-            float[] strip = scratch(rows * sw);
-            for (int b = from; b < to; b++) {
-                int c0 = b * sw;
-                int n = Math.min(sw, cols - c0);
-                for (int r = 0; r < rows; r++) {
-                    if (ggml) {
-                        Dequant.range(w.type(), w.data(), r * rowBytes + w.type().byteSize(c0), strip, r * n, n, w.name());
-                    } else {
-                        Kbit.decode(w, (long) r * cols + c0, strip, r * n, n);
-                    }
-                }
-                int groups = (n / (4 * L)) * 4 * L;
-                int t = 0;
-                for (; t + 4 <= T; t += 4) {
-                    for (int c = 0; c < groups; c += 4 * L) {
-                        tileT(dx, dy, strip, t, c0, c, n, rows, cols, accumulate);
-                    }
-                    edge(dx, dy, strip, t, t + 4, c0, groups, n, rows, cols, accumulate);
-                }
-                edge(dx, dy, strip, t, T, c0, 0, n, rows, cols, accumulate);
-            }
-        });
-    }
-
-    /** dx[t..t+3][c0+c .. c0+c+4L) (= or +=) Σ_r dy[t..t+3][r] · strip[r][c .. c+4L). */
-    private static void tileT(float[] dx, float[] dy, float[] strip, int t, int c0, int c, int n, int rows, int cols,
-                              boolean accumulate) {
-        FloatVector a00 = FloatVector.zero(F), a01 = a00, a02 = a00, a03 = a00;
-        FloatVector a10 = a00, a11 = a00, a12 = a00, a13 = a00;
-        FloatVector a20 = a00, a21 = a00, a22 = a00, a23 = a00;
-        FloatVector a30 = a00, a31 = a00, a32 = a00, a33 = a00;
-        int d0 = t * rows, d1 = d0 + rows, d2 = d1 + rows, d3 = d2 + rows;
-        for (int r = 0; r < rows; r++) {
-            int o = r * n + c;
-            FloatVector w0 = FloatVector.fromArray(F, strip, o);
-            FloatVector w1 = FloatVector.fromArray(F, strip, o + L);
-            FloatVector w2 = FloatVector.fromArray(F, strip, o + 2 * L);
-            FloatVector w3 = FloatVector.fromArray(F, strip, o + 3 * L);
-            FloatVector g = FloatVector.broadcast(F, dy[d0 + r]);
-            a00 = w0.fma(g, a00);
-            a01 = w1.fma(g, a01);
-            a02 = w2.fma(g, a02);
-            a03 = w3.fma(g, a03);
-            g = FloatVector.broadcast(F, dy[d1 + r]);
-            a10 = w0.fma(g, a10);
-            a11 = w1.fma(g, a11);
-            a12 = w2.fma(g, a12);
-            a13 = w3.fma(g, a13);
-            g = FloatVector.broadcast(F, dy[d2 + r]);
-            a20 = w0.fma(g, a20);
-            a21 = w1.fma(g, a21);
-            a22 = w2.fma(g, a22);
-            a23 = w3.fma(g, a23);
-            g = FloatVector.broadcast(F, dy[d3 + r]);
-            a30 = w0.fma(g, a30);
-            a31 = w1.fma(g, a31);
-            a32 = w2.fma(g, a32);
-            a33 = w3.fma(g, a33);
-        }
-        int x0 = t * cols + c0 + c, x1 = x0 + cols, x2 = x1 + cols, x3 = x2 + cols;
-        if (accumulate) {
-            a00 = a00.add(FloatVector.fromArray(F, dx, x0));
-            a01 = a01.add(FloatVector.fromArray(F, dx, x0 + L));
-            a02 = a02.add(FloatVector.fromArray(F, dx, x0 + 2 * L));
-            a03 = a03.add(FloatVector.fromArray(F, dx, x0 + 3 * L));
-            a10 = a10.add(FloatVector.fromArray(F, dx, x1));
-            a11 = a11.add(FloatVector.fromArray(F, dx, x1 + L));
-            a12 = a12.add(FloatVector.fromArray(F, dx, x1 + 2 * L));
-            a13 = a13.add(FloatVector.fromArray(F, dx, x1 + 3 * L));
-            a20 = a20.add(FloatVector.fromArray(F, dx, x2));
-            a21 = a21.add(FloatVector.fromArray(F, dx, x2 + L));
-            a22 = a22.add(FloatVector.fromArray(F, dx, x2 + 2 * L));
-            a23 = a23.add(FloatVector.fromArray(F, dx, x2 + 3 * L));
-            a30 = a30.add(FloatVector.fromArray(F, dx, x3));
-            a31 = a31.add(FloatVector.fromArray(F, dx, x3 + L));
-            a32 = a32.add(FloatVector.fromArray(F, dx, x3 + 2 * L));
-            a33 = a33.add(FloatVector.fromArray(F, dx, x3 + 3 * L));
-        }
-        a00.intoArray(dx, x0);
-        a01.intoArray(dx, x0 + L);
-        a02.intoArray(dx, x0 + 2 * L);
-        a03.intoArray(dx, x0 + 3 * L);
-        a10.intoArray(dx, x1);
-        a11.intoArray(dx, x1 + L);
-        a12.intoArray(dx, x1 + 2 * L);
-        a13.intoArray(dx, x1 + 3 * L);
-        a20.intoArray(dx, x2);
-        a21.intoArray(dx, x2 + L);
-        a22.intoArray(dx, x2 + 2 * L);
-        a23.intoArray(dx, x2 + 3 * L);
-        a30.intoArray(dx, x3);
-        a31.intoArray(dx, x3 + L);
-        a32.intoArray(dx, x3 + 2 * L);
-        a33.intoArray(dx, x3 + 3 * L);
-    }
-
-    /** The scalar remainder: tokens [t0, t1) × strip columns [cFrom, n). */
-    private static void edge(float[] dx, float[] dy, float[] strip, int t0, int t1, int c0, int cFrom, int n, int rows,
-                             int cols, boolean accumulate) {
-        for (int t = t0; t < t1; t++) {
-            for (int c = cFrom; c < n; c++) {
-                float acc = 0f;
-                for (int r = 0; r < rows; r++) {
-                    acc += dy[t * rows + r] * strip[r * n + c];
-                }
-                int i = t * cols + c0 + c;
-                dx[i] = accumulate ? dx[i] + acc : acc;
-            }
-        }
+        Gemm.backward(dx, dy, w, T, accumulate);
     }
 
     /**
