@@ -68,12 +68,14 @@ class TrainPlanTest {
                         assertClose("training loss step " + step, tg.forwardBackward(s, tgt, s.length, scale, seed),
                                 tp.forwardBackward(s, tgt, s.length, scale, seed), 1e-5);
                     }
-                    double norm = sumSq(hs.grads);
-                    assertClose("squared gradient norm", norm, tp.gradNormSquared(), 1e-4);
-                    tp.gradientsToHost();
                     // Adam turns tiny rounding differences of near-zero gradients into parameter differences of
-                    // up to ~lr, which later gradients inherit: element-wise only before the first Adam step
+                    // up to ~lr, which later gradients inherit: tight only before the first Adam step (the JVM
+                    // executor's blocked input gradient sums in another order than the device kernel, and after
+                    // two Adam steps the F16 case's norms differed by 2e-4)
                     double tol = adam && step > 1 ? 2e-3 : 1e-4;
+                    double norm = sumSq(hs.grads);
+                    assertClose("squared gradient norm step " + step, norm, tp.gradNormSquared(), tol);
+                    tp.gradientsToHost();
                     for (ParamStore.View v : hs.views()) {
                         assertArraysClose(v.name() + " gradient step " + step, grads(hs, v), grads(ds, v), tol);
                     }
