@@ -55,6 +55,18 @@ final class BenchCommand implements Callable<Integer> {
             + "copied in and out), per kernel, and the device memory.")
     boolean profile;
 
+    @Option(names = "--compare-adapters", description = "Measure generation latency (ms/token over --n-gen tokens) of the base, "
+            + "a LoRA adapter (--compare-r on --compare-targets) unmerged and merged, and a bottleneck adapter (Houlsby) with "
+            + "about the same parameter count, in --repetitions alternating rounds.")
+    boolean compareAdapters;
+
+    @Option(names = "--compare-r", defaultValue = "8", description = "--compare-adapters: the LoRA rank (default ${DEFAULT-VALUE}).")
+    int compareR;
+
+    @Option(names = "--compare-targets", split = ",", defaultValue = "q_proj,k_proj,v_proj,o_proj",
+            description = "--compare-adapters: the LoRA target modules (default ${DEFAULT-VALUE}).")
+    List<String> compareTargets;
+
     @Option(names = {"-r", "--repetitions"}, defaultValue = "5", description = "Timed repetitions (default ${DEFAULT-VALUE}).")
     int reps;
 
@@ -74,7 +86,19 @@ final class BenchCommand implements Callable<Integer> {
             }
             return 0;
         }
+        if (compareAdapters && (adapter != null || merge || profile || nGen.size() != 1 || nGen.get(0) < 1)) {
+            throw new IllegalArgumentException("--compare-adapters makes its own adapters and measures one generation length: "
+                    + "drop --adapter, --merge and --profile, and give one --n-gen N >= 1");
+        }
         try (LoadedModel lm = modelOptions.open(quantize); Backend backend = modelOptions.backend()) {
+            if (compareAdapters) {
+                if (nGen.get(0) > lm.llama().config().contextLength()) {
+                    throw new IllegalArgumentException("--n-gen " + nGen.get(0) + " exceeds the model's context "
+                            + lm.llama().config().contextLength());
+                }
+                AdapterLatencyBench.run(lm.llama(), backend, nGen.get(0), reps, compareR, compareTargets, System.out);
+                return 0;
+            }
             if (profile && !(backend instanceof io.lora4j.tornado.TornadoBackend)) {
                 throw new IllegalArgumentException("--profile profiles the TornadoVM device plans: use it with --backend tornado");
             }
