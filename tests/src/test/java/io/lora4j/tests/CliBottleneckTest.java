@@ -1,7 +1,6 @@
 package io.lora4j.tests;
 
 import io.lora4j.model.LoadedModel;
-import io.lora4j.model.Sampler;
 import io.lora4j.model.arch.Sublayer;
 import io.lora4j.model.lora.BottleneckLayer;
 import io.lora4j.model.lora.LoraAdapter;
@@ -62,6 +61,11 @@ class CliBottleneckTest {
             assertTrue(bias > 0, "adapter_up.bias starts at zero and was trained");
         }
 
+        Shared.Run inspect = Shared.cli("adapters", "inspect", out.toString());
+        assertEquals(0, inspect.code(), inspect.err());
+        assertTrue(inspect.out().contains("type:     BOTTLENECK (AdapterHub, name default)")
+                && inspect.out().contains("modules:  10 (40 tensors)") && inspect.out().contains("params:   21,280"), inspect.out());
+
         // a checkpoint resumes (its AdapterHub weights are hashed and loaded)
         Path resumed = dir.resolve("resumed");
         Shared.Run c = Shared.cli("train", "--model", model, "--data", data.toString(), "--eval-split", "0.3",
@@ -70,16 +74,7 @@ class CliBottleneckTest {
         assertTrue(c.err().contains("resuming from") && c.err().contains("at step 5 of 10"), c.err());
         assertEquals(end, evals(metrics(resumed)).get(10), 1e-5, "resumed from step 5: the same adapter at step 10");
 
-        String prompt = "Once upon a time";
-        Shared.Run g = Shared.cli("generate", "--model", model, "--adapter", out.toString(), "--prompt", prompt,
-                "--temperature", "0", "--max-tokens", "16");
-        assertEquals(0, g.code(), g.err());
-        try (LoadedModel lm = LoadedModel.open(Shared.stories(), null)) {
-            String base = Shared.apiGenerate(lm, prompt, Sampler.Params.greedy(), 16);
-            String adapted = Shared.apiGenerate(Shared.withAdapters(lm, out), prompt, Sampler.Params.greedy(), 16);
-            assertEquals(adapted, g.out(), "generate --adapter = Generator with the adapter loaded");
-            assertNotEquals(base, adapted, "the trained adapter changes the greedy continuation");
-        }
+        CliTrainTest.generateWithAdapter(out);
 
         Shared.Run merge = Shared.cli("bench", "--model", model, "--adapter", out.toString(), "--merge", "-p", "0", "-n", "2",
                 "-r", "1");
