@@ -177,6 +177,25 @@ class TrainPlanTest {
         }
     }
 
+    /** A bottleneck adapter has no device kernels: training and inference plans refuse it, naming it and where to run it. */
+    @org.junit.jupiter.api.Test
+    void bottleneckAdaptersAreRefusedOnTheDevice(@TempDir Path dir) throws Exception {
+        Path f = dir.resolve("m.gguf");
+        RandomModel.write(f, InferencePlanTest.SMALL, GgmlType.F32, 11, null);
+        try (GgufFile src = GgufFile.open(f); TornadoBackend b = InferencePlanTest.emulated()) {
+            Llama m = new Llama(src);
+            LoraAdapter bn = new LoraAdapter("bn", io.lora4j.model.lora.BottleneckConfig.houlsby(16), m, 1);
+            var e = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,
+                    () -> new TrainPlan(m, bn, 8, "adamw", JvmRunner::new));
+            assertTrue(e.getMessage().contains("adapter bn is a bottleneck adapter") && e.getMessage().contains("--backend jvm"),
+                    e.getMessage());
+            m.adapters().set(bn);
+            e = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,
+                    () -> m.forward(b, m.newState(4, 16), new int[]{1, 2}, 0, 2, 0));
+            assertTrue(e.getMessage().contains("adapter bn is a bottleneck adapter"), e.getMessage());
+        }
+    }
+
     static float[] grads(ParamStore s, ParamStore.View v) {
         return java.util.Arrays.copyOfRange(s.grads, v.off(), v.off() + v.len());
     }
