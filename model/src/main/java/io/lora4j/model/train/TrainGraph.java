@@ -29,8 +29,8 @@ import java.lang.foreign.MemorySegment;
 import java.util.Arrays;
 
 /**
- * Forward with saved activations and the hand-written backward pass of a whole Llama with a LoRA
- * adapter, for one sequence of up to {@code maxT} tokens. Gradients flow through the frozen base
+ * Forward with saved activations and the hand-written backward pass of a whole Llama with an adapter (LoRA, AdaLoRA,
+ * DoRA or bottleneck), for one sequence of up to {@code maxT} tokens. Gradients flow through the frozen base
  * weights to the activations but accumulate only into the adapter ({@code +=}, so micro-batches
  * add up); activation gradients are assigned, except on the residual stream.
  * <p>
