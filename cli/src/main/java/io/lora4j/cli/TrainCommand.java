@@ -2,6 +2,7 @@ package io.lora4j.cli;
 
 import io.lora4j.model.LoadedModel;
 import io.lora4j.model.lora.AdaLoraConfig;
+import io.lora4j.model.lora.BottleneckAdapters;
 import io.lora4j.model.MemoryReport;
 import io.lora4j.model.lora.LoraAdapter;
 import io.lora4j.model.lora.LoraLayer;
@@ -224,7 +225,7 @@ final class TrainCommand implements Callable<Integer> {
                 System.out.print(prof.report("train (" + describeBase(lm) + ", " + steps + " steps and the evaluations)", steps, 15));
             }
             System.err.println("adapter saved to " + output + " (adapter_config.json, " + (adapter.bottleneckConfig() != null
-                    ? io.lora4j.model.lora.BottleneckAdapters.WEIGHTS + " in AdapterHub's format" : "adapter_model.safetensors")
+                    ? BottleneckAdapters.WEIGHTS + " in AdapterHub's format" : "adapter_model.safetensors")
                     + (adapter.initialValues() != null ? ", converted for the original base: r " + 2 * adapter.config().r()
                     + ", lora_A = [A; A0], lora_B = [B, -B0]" : "") + "); metrics in metrics.csv, metrics.jsonl, loss.png");
         }
@@ -233,7 +234,8 @@ final class TrainCommand implements Callable<Integer> {
 
     /** Temporary files and directories a killed run of this command can leave in {@code out}. */
     static void removeLeftovers(Path out) throws IOException {
-        List<String> ours = List.of(PeftAdapters.CONFIG, PeftAdapters.WEIGHTS, io.lora4j.model.lora.BottleneckAdapters.WEIGHTS, Metrics.CSV, Metrics.JSONL, "loss.png");
+        List<String> ours = List.of(PeftAdapters.CONFIG, PeftAdapters.WEIGHTS, BottleneckAdapters.WEIGHTS, Metrics.CSV, Metrics.JSONL,
+                "loss.png");
         int n = io.lora4j.model.format.DurableFiles.removeLeftovers(out, name -> name.startsWith("checkpoint-")
                 || ours.contains(name.substring(0, name.length() - io.lora4j.model.format.DurableFiles.TMP.length())));
         if (n > 0) {
@@ -260,7 +262,7 @@ final class TrainCommand implements Callable<Integer> {
                     + "LoRA layers); this run would ignore them");
         }
         if (init != null && given.hasMatchedOption("--method")) {
-            String type = io.lora4j.model.lora.BottleneckAdapters.isBottleneck(init) ? "bottleneck"
+            String type = BottleneckAdapters.isBottleneck(init) ? "bottleneck"
                     : PeftAdapters.readConfig(init).adaLora() != null ? "adalora" : "lora";
             if (!type.equals(method)) {
                 throw new IllegalArgumentException("--adapter " + init + " is a " + type.toUpperCase(Locale.ROOT)
