@@ -116,10 +116,10 @@ final class TrainCommand implements Callable<Integer> {
         if (saveTotalLimit != null && saveTotalLimit < 1) {
             throw new IllegalArgumentException("--save-total-limit must be >= 1 (leave it out to keep every checkpoint)");
         }
-        rejectIgnoredMethodOptions(checkpoint);
         if (!List.of("lora", "adalora", "bottleneck").contains(method)) {
             throw new IllegalArgumentException("--method must be lora, adalora or bottleneck, got '" + method + "'");
         }
+        rejectIgnoredMethodOptions(checkpoint);
         try (LoadedModel lm = modelOptions.open(quantize); io.lora4j.model.Backend backend = modelOptions.backend()) {
             io.lora4j.tornado.DeviceProfile prof = null;
             if (profile) {

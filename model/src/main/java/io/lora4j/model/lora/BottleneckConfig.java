@@ -70,11 +70,6 @@ public record BottleneckConfig(boolean mhAdapter, boolean outputAdapter, double 
         return new BottleneckConfig(true, true, reductionFactor, Map.of(), "swish", "bert", 1f, List.of(), 0f);
     }
 
-    /** This config with the adapters' positions, nonlinearity and initialisation replaced. */
-    public BottleneckConfig with(boolean mh, boolean output, String nonLinearity, String initWeights) {
-        return new BottleneckConfig(mh, output, reductionFactor, layerFactors, nonLinearity, initWeights, scaling, leaveOut, dropout);
-    }
-
     /** The kernel's code for {@link #nonLinearity}. */
     public int activation() {
         return ACTIVATIONS.get(nonLinearity);
