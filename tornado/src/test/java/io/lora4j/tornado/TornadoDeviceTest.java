@@ -233,10 +233,13 @@ class TornadoDeviceTest {
             try (TrainPlan dev = new TrainPlan(m, a, 12, "adamw", TornadoDeviceTest::device);
                  TrainPlan ref = new TrainPlan(m, b, 12, "adamw", JvmRunner::new)) {
                 for (int step = 1; step <= 2; step++) {
-                    TrainPlanTest.assertClose("loss", ref.forwardBackward(s, t, 9, 0.1f, step), dev.forwardBackward(s, t, 9, 0.1f, step), 1e-5);
-                    TrainPlanTest.assertClose("norm", ref.gradNormSquared(), dev.gradNormSquared(), 1e-4);
-                    ref.update(1e-2f, 0.9f, 0.999f, 1e-8f, 0f, step, 1f);
-                    dev.update(1e-2f, 0.9f, 0.999f, 1e-8f, 0f, step, 1f);
+                    TrainPlanTest.assertClose("loss at step " + step, ref.forwardBackward(s, t, 9, 0.1f, step), dev.forwardBackward(s, t, 9, 0.1f, step), 1e-5);
+                    TrainPlanTest.assertClose("norm at step " + step, ref.gradNormSquared(), dev.gradNormSquared(), 1e-4);
+                    // Adam's eps at 1e-3, not 1e-8: its first step moves a parameter by lr·g/(|g| + eps), which for a
+                    // gradient that cancels to ~1e-9 turns the last bits of the summation order (1e-12 here) into a
+                    // visible difference (2.8e-4 in one lora_A value of the AdaLoRA case with eps 1e-8)
+                    ref.update(1e-2f, 0.9f, 0.999f, 1e-3f, 0f, step, 1f);
+                    dev.update(1e-2f, 0.9f, 0.999f, 1e-3f, 0f, step, 1f);
                 }
                 ref.syncToHost();
                 dev.syncToHost();
