@@ -37,8 +37,10 @@ if [ -n "${TORNADO_SDK:-}" ] && [ -d "$TORNADO_SDK" ]; then
   # TornadoVM writes OpenCL build logs (on a failed kernel compilation) to $TORNADOVM_HOME + this + /device-P-D:
   # the ".."s climb from the SDK folder to /, so that they land in the writable folder instead.
   _lora4j_logs="/../../../../../../../../../../../../../../../..$_lora4j_work/opencl-logs"
-  # TornadoVM reads our project-owned @Parallel by name; bailouts are errors. Never run TornadoVM with -ea.
-  export LORA4J_JAVA_OPTS="@$_lora4j_argfile -Dtornado.load.annotation.parallel=io.lora4j.kernels.Parallel -Dtornado.recover.bailout=False -Dtornado.tvm.maxbytecodesize=262144 -Dtornado.opencl.log.dir=$_lora4j_logs"
+  # TornadoVM reads our project-owned @Parallel by name; bailouts are errors; no explicit fma() in the OpenCL it
+  # generates (an fma() chain cannot be reassociated, so PoCL's compiler leaves such reductions scalar; GPU compilers
+  # contract a*b+c themselves under the -cl-mad-enable TornadoVM passes). Never run TornadoVM with -ea.
+  export LORA4J_JAVA_OPTS="@$_lora4j_argfile -Dtornado.load.annotation.parallel=io.lora4j.kernels.Parallel -Dtornado.recover.bailout=False -Dtornado.tvm.maxbytecodesize=262144 -Dtornado.enable.fma=False -Dtornado.opencl.log.dir=$_lora4j_logs"
   echo "TornadoVM SDK: $TORNADO_SDK (argfile $_lora4j_argfile)" >&2
 elif [ -n "${TORNADO_SDK:-}" ]; then
   echo "TORNADO_SDK=$TORNADO_SDK is not a folder; JDK 25 selected, JVM backend only." >&2

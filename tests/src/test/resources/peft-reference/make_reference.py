@@ -6,7 +6,14 @@ Run from the repository root (torch 2.13 CPU, transformers 5.17, peft 0.21; see 
     /tmp/peftenv2/bin/pip install torch==2.13.0+cpu peft==0.21.0 transformers==5.17.0
     /tmp/peftenv2/bin/python tests/src/test/resources/peft-reference/make_reference.py ../shared/models/stories260K/stories260K.bin
 
-It rebuilds every file beside it. The base is stories260K (llama2.c's .bin, its Q and K rows permuted
+With a second argument `dora` it rebuilds dora/ only. It rebuilds every file beside it but dora/lora4j_saved/, the adapter lora4j writes, which it reads; lora4j
+writes it with (from the repository root, after `mvn -B -o test-compile`):
+
+    java -cp "tests/target/test-classes:$(cat /tmp/cp.txt)" io.lora4j.tests.PeftDoraReferenceTest \
+        tests/src/test/resources/peft-reference/dora/lora4j_saved
+    # /tmp/cp.txt from: mvn -B -o -q -pl tests dependency:build-classpath -Dmdep.outputFile=/tmp/cp.txt
+
+The base is stories260K (llama2.c's .bin, its Q and K rows permuted
 from llama2.c's adjacent RoPE pairs to Hugging Face's halves), loaded into transformers' LlamaForCausalLM;
 lora4j loads the same weights from stories260K.gguf. Nothing here is used at run time.
 
@@ -22,6 +29,13 @@ Files (tensor names are lora4j's: module path + ".lora_A" / ".lora_B" / ".lora_B
   init/<kind>/greedy.json      greedy tokens from BOS of the converted adapter on the original base
   combine/inputs/{x,y,z}/      the adapters combined
   combine/<name>/              what add_weighted_adapter wrote, for the cases in combine/cases.json
+  dora/peft_saved/             a DoRA adapter (r 4, alpha 8, all seven projections, A and B random, magnitudes
+                               away from the row norms) as PEFT saves it
+  dora/grads.safetensors       autograd's gradients of its lora_A, lora_B and lora_magnitude_vector for the mean
+                               loss of dora/reference.json's tokens (Hugging Face row order)
+  dora/logits.safetensors      the logits of those tokens, unmerged and after merge_and_unload
+  dora/reference.json          the tokens, the loss, greedy tokens from BOS of the base, of peft_saved and of
+                               lora4j_saved (loaded with PeftModel.from_pretrained, every tensor checked)
 """
 import json
 import os
@@ -247,12 +261,68 @@ def combine(bin_path):
         json.dump({"peft": peft.__version__, "torch": torch.__version__, "cases": cases}, f, indent=1)
 
 
+def dora(bin_path):
+    d = os.path.join(HERE, "dora")
+    lora4j_saved = os.path.join(d, "lora4j_saved")
+    if not os.path.exists(os.path.join(lora4j_saved, "adapter_model.safetensors")):
+        sys.exit(lora4j_saved + " is missing: write it with lora4j first (see the docstring)")
+    for f in ["peft_saved", "grads.safetensors", "logits.safetensors", "reference.json"]:
+        p = os.path.join(d, f)
+        if os.path.isdir(p):
+            shutil.rmtree(p)
+        elif os.path.exists(p):
+            os.remove(p)
+    out = {"greedy_base": greedy(stories260k(bin_path))}
+    torch.manual_seed(21)
+    cfg = LoraConfig(r=4, lora_alpha=8, target_modules=INIT_TARGETS, use_dora=True, init_lora_weights=False)
+    model = get_peft_model(stories260k(bin_path), cfg)
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            if "lora_B" in n:
+                p.mul_(0.05)  # nn.Linear's init of a rank-4 input is U(-1/2, 1/2): keep the update moderate
+            elif "lora_magnitude_vector" in n:
+                p.mul_(1 + 0.05 * torch.randn_like(p))  # m away from ||W + s*B*A||, so that m / norm != 1
+    model.save_pretrained(os.path.join(d, "peft_saved"))
+    tokens = [1] + torch.randint(3, 512, (31,)).tolist()
+    ids = torch.tensor([tokens])
+    model.train()  # lora_dropout 0: the forward is eval's; the norm is detached as in any training step
+    loss = model(ids, labels=ids).loss
+    loss.backward()
+    grads = {lora4j_name(n): p.grad.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+    assert len(grads) == 3 * 7 * 5, len(grads)
+    save_file({k: v.contiguous() for k, v in grads.items()}, os.path.join(d, "grads.safetensors"))
+    out.update(tokens=tokens, loss=loss.item())
+    model.eval()
+    with torch.no_grad():
+        unmerged = model(ids).logits[0]
+    out["greedy_peft_saved"] = greedy(model)
+    merged_model = model.merge_and_unload()
+    with torch.no_grad():
+        merged = merged_model(ids).logits[0]
+    save_file({"unmerged": unmerged.contiguous(), "merged": merged.contiguous()}, os.path.join(d, "logits.safetensors"))
+    # lora4j's adapter in PEFT: every tensor of the file is what the model holds
+    theirs = PeftModel.from_pretrained(stories260k(bin_path), lora4j_saved)
+    held = peft.get_peft_model_state_dict(theirs)
+    want = load_file(os.path.join(lora4j_saved, "adapter_model.safetensors"))
+    assert sorted(held) == sorted(want), (sorted(held)[:3], sorted(want)[:3])
+    for k, v in want.items():
+        assert torch.equal(held[k], v), k
+    assert any(k.endswith("lora_magnitude_vector") for k in held)
+    out["greedy_lora4j_saved"] = greedy(theirs)
+    with open(os.path.join(d, "reference.json"), "w") as f:
+        json.dump(out, f, indent=1)
+
+
 def main():
     bin_path = sys.argv[1]
-    rng()
-    loraplus(stories260k(bin_path))
-    inits(bin_path)
-    combine(bin_path)
+    if sys.argv[2:] == ["dora"]:
+        dora(bin_path)
+    else:
+        rng()
+        loraplus(stories260k(bin_path))
+        inits(bin_path)
+        combine(bin_path)
+        dora(bin_path)
     for dirpath, _, files in os.walk(HERE):
         for f in files:
             if f == "README.md":

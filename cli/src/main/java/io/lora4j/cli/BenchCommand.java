@@ -53,6 +53,23 @@ final class BenchCommand implements Callable<Integer> {
     @Option(names = "--prompt", defaultValue = "Once upon a time", description = "Prompt for --load-only's first token (default ${DEFAULT-VALUE}).")
     String prompt;
 
+    @Option(names = "--profile", description = "With --backend tornado: after the timed runs, run each test once more with "
+            + "TornadoVM's profiler and print where the time goes: per task graph (executions, time, kernel time, bytes "
+            + "copied in and out), per kernel, and the device memory.")
+    boolean profile;
+
+    @Option(names = "--compare-adapters", description = "Measure generation latency (ms/token over --n-gen tokens) of the base, "
+            + "a LoRA adapter (--compare-r on --compare-targets) unmerged and merged, and a bottleneck adapter (Houlsby) with "
+            + "about the same parameter count, in --repetitions alternating rounds.")
+    boolean compareAdapters;
+
+    @Option(names = "--compare-r", defaultValue = "8", description = "--compare-adapters: the LoRA rank (default ${DEFAULT-VALUE}).")
+    int compareR;
+
+    @Option(names = "--compare-targets", split = ",", defaultValue = "q_proj,k_proj,v_proj,o_proj",
+            description = "--compare-adapters: the LoRA target modules (default ${DEFAULT-VALUE}).")
+    List<String> compareTargets;
+
     @Option(names = {"-r", "--repetitions"}, defaultValue = "5", description = "Timed repetitions (default ${DEFAULT-VALUE}; "
             + "with --train: timed optimizer steps).")
     int reps;
@@ -104,7 +121,22 @@ final class BenchCommand implements Callable<Integer> {
             }
             return 0;
         }
+        if (compareAdapters && (adapter != null || merge || profile || nGen.size() != 1 || nGen.get(0) < 1)) {
+            throw new IllegalArgumentException("--compare-adapters makes its own adapters and measures one generation length: "
+                    + "drop --adapter, --merge and --profile, and give one --n-gen N >= 1");
+        }
         try (LoadedModel lm = modelOptions.open(quantize); Backend backend = modelOptions.backend()) {
+            if (compareAdapters) {
+                if (nGen.get(0) > lm.llama().config().contextLength()) {
+                    throw new IllegalArgumentException("--n-gen " + nGen.get(0) + " exceeds the model's context "
+                            + lm.llama().config().contextLength());
+                }
+                AdapterLatencyBench.run(lm.llama(), backend, nGen.get(0), reps, compareR, compareTargets, System.out);
+                return 0;
+            }
+            if (profile && !(backend instanceof io.lora4j.tornado.TornadoBackend)) {
+                throw new IllegalArgumentException("--profile profiles the TornadoVM device plans: use it with --backend tornado");
+            }
             Llama m = lm.llama();
             String mode = "";
             if (adapter != null) {
@@ -145,23 +177,41 @@ final class BenchCommand implements Callable<Integer> {
             }
             State s = new State(m.config(), inference.batchSize, maxCtx, 1);
             SplittableRandom rnd = new SplittableRandom(42);
+            java.util.Map<String, Runnable> tests = new java.util.LinkedHashMap<>();
             for (int p : nPrompt) {
                 if (p > 0) {
                     int[] toks = rnd.ints(p, 0, m.config().vocabSize()).toArray();
-                    double[] tps = measure(() -> m.forward(backend, s, toks, 0, p, 0), p);
+                    Runnable run = () -> m.forward(backend, s, toks, 0, p, 0);
+                    double[] tps = measure(run, p);
                     System.out.println(prefix + " pp" + p + " | " + stats(tps) + " |");
+                    tests.put("pp" + p, run);
                 }
             }
             for (int n : nGen) {
                 if (n > 0) {
                     int[] toks = rnd.ints(n, 0, m.config().vocabSize()).toArray();
-                    double[] tps = measure(() -> {
+                    Runnable run = () -> {
                         for (int i = 0; i < n; i++) {
                             m.forward(backend, s, toks, i, 1, i);
                         }
-                    }, n);
+                    };
+                    double[] tps = measure(run, n);
                     System.out.println(prefix + " tg" + n + " | " + stats(tps) + " |");
+                    tests.put("tg" + n, run);
                 }
+            }
+            if (profile) {
+                // after the timed runs, so that the profiler's waits on every kernel do not change the figures above
+                var tb = (io.lora4j.tornado.TornadoBackend) backend;
+                var p = new io.lora4j.tornado.DeviceProfile();
+                tb.profile(p);
+                for (var t : tests.entrySet()) {
+                    p.reset();
+                    t.getValue().run();
+                    System.out.println();
+                    System.out.print(p.report(t.getKey() + " (" + name + mode + ")", 1, 15));
+                }
+                tb.profile(null);
             }
             System.err.println("backend " + backend.name() + ": " + backend.device());
         }

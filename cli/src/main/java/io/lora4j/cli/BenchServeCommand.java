@@ -133,27 +133,11 @@ final class BenchServeCommand implements Callable<Integer> {
 
     private void run(String base, String key, List<String> names, String where) throws Exception {
         HttpClient http = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1).build();
-        String model = names.isEmpty() ? null : names.getFirst();
-        warmUp(http, base, key, model);
-        AtomicInteger next = new AtomicInteger();
-        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(timeout);
-        List<Sample> samples = Collections.synchronizedList(new ArrayList<>());
+        // warm-up, not timed: the same load once over every adapter (each loaded on first use) at the same
+        // concurrency, so the batched kernels are compiled and the adapters resident before the clock starts
+        load(http, base, key, names, Math.max(concurrency, names.size()), Long.MAX_VALUE);
         long t0 = System.nanoTime();
-        try (ExecutorService pool = Executors.newFixedThreadPool(concurrency)) {
-            List<Future<?>> workers = new ArrayList<>();
-            for (int w = 0; w < concurrency; w++) {
-                workers.add(pool.submit(() -> {
-                    int i;
-                    while ((i = next.getAndIncrement()) < requests && System.nanoTime() < deadline) {
-                        samples.add(one(http, base, key, names.isEmpty() ? null : names.get(i % names.size())));
-                    }
-                    return null;
-                }));
-            }
-            for (Future<?> f : workers) {
-                f.get();
-            }
-        }
+        List<Sample> samples = load(http, base, key, names, requests, t0 + TimeUnit.SECONDS.toNanos(timeout));
         double wall = (System.nanoTime() - t0) / 1e9;
         List<Sample> ok = samples.stream().filter(Sample::ok).toList();
         long tokens = ok.stream().mapToLong(Sample::tokens).sum();
@@ -167,10 +151,26 @@ final class BenchServeCommand implements Callable<Integer> {
                 pct(ttft, 50), pct(ttft, 99), pct(tpot, 50), pct(tpot, 99));
     }
 
-    private void warmUp(HttpClient http, String base, String key, String model) {
-        for (int i = 0; i < 3; i++) {
-            one(http, base, key, model);
+    /** {@code count} requests, {@code concurrency} in flight, request i to adapter i mod |names| (or the base), until the deadline. */
+    private List<Sample> load(HttpClient http, String base, String key, List<String> names, int count, long deadline) throws Exception {
+        AtomicInteger next = new AtomicInteger();
+        List<Sample> samples = Collections.synchronizedList(new ArrayList<>());
+        try (ExecutorService pool = Executors.newFixedThreadPool(concurrency)) {
+            List<Future<?>> workers = new ArrayList<>();
+            for (int w = 0; w < concurrency; w++) {
+                workers.add(pool.submit(() -> {
+                    int i;
+                    while ((i = next.getAndIncrement()) < count && System.nanoTime() < deadline) {
+                        samples.add(one(http, base, key, names.isEmpty() ? null : names.get(i % names.size())));
+                    }
+                    return null;
+                }));
+            }
+            for (Future<?> f : workers) {
+                f.get();
+            }
         }
+        return samples;
     }
 
     private Sample one(HttpClient http, String base, String key, String model) {

@@ -63,6 +63,13 @@ final class GenerateCommand implements Callable<Integer> {
             AdapterSpec.applyAll(adapterSpecs, lm.llama());
             int[] ids = encode(tok);
             State state = lm.llama().newState(inference.batchSize, inference.ctxSize);
+            if (ids.length > state.contextLength || ids.length == state.contextLength && maxTokens > 0) {
+                int model = lm.llama().config().contextLength();
+                throw new IllegalArgumentException("the prompt is " + ids.length + " tokens but the context holds "
+                        + state.contextLength + " (--ctx-size " + inference.ctxSize + (model < inference.ctxSize
+                        ? ", capped by the model's context length " + model : "") + ")" + (ids.length == state.contextLength
+                        ? ", which leaves no room to generate" : "") + "; raise --ctx-size or shorten the prompt");
+            }
             Sampler sampler = new Sampler(params, lm.llama().config().vocabSize());
             PrintStream out = new PrintStream(System.out, false, StandardCharsets.UTF_8);
             if (!chat) {

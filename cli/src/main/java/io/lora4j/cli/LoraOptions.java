@@ -40,8 +40,11 @@ public final class LoraOptions {
     List<String> alphaPattern;
     @Option(names = "--modules-to-save", split = ",", description = "Modules trained in full: lm_head, embed_tokens.")
     List<String> modulesToSave;
+    @Option(names = "--use-dora", description = "DoRA: each adapted projection also trains a magnitude per output row, "
+            + "y = m / ||W + s*B*A|| * (W x + s*B*A x) (PEFT's use_dora; JVM backend for training).")
+    boolean useDora;
 
-    LoraConfig config() {
+    public LoraConfig config() {
         Map<String, Integer> rp = new LinkedHashMap<>();
         for (String kv : rankPattern == null ? List.<String>of() : rankPattern) {
             String[] p = split(kv, "--rank-pattern");
@@ -61,7 +64,7 @@ public final class LoraOptions {
             }
         }
         return new LoraConfig(r, alpha, dropout, new ArrayList<>(targetModules), targetRegex, bias, useRslora, init,
-                layers == null ? List.of() : layers, rp, ap, modulesToSave == null ? List.of() : modulesToSave);
+                layers == null ? List.of() : layers, rp, ap, modulesToSave == null ? List.of() : modulesToSave, useDora);
     }
 
     private static String[] split(String kv, String option) {

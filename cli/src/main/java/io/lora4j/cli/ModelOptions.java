@@ -33,30 +33,43 @@ public final class ModelOptions {
             description = "Worker threads (default: all cores).")
     Integer threads;
 
+    /** The default model, relative to the checkout. */
+    static final String DEFAULT_MODEL = "../shared/models/stories260K/stories260K.gguf";
+
+    /** The --tokenizer override, or null. */
+    public Path tokenizerPath() {
+        return tokenizer;
+    }
+
     /** The model path, or the default model when none was given. */
-    Path modelPath() {
+    public Path modelPath() {
         if (model != null) {
             return model;
         }
         String home = System.getProperty("lora4j.home", ".");
-        Path p = Path.of(home).resolve("../shared/models/stories260K/stories260K.gguf").normalize();
+        Path p = Path.of(home).resolve(DEFAULT_MODEL).normalize();
         if (!Files.exists(p)) {
             throw new IllegalArgumentException("no --model given and the default model " + p + " does not exist");
         }
         return p;
     }
 
+    /** The model as the user named it: the --model path as typed, or the default model's documented name. */
+    String modelName() {
+        return model != null ? model.toString() : DEFAULT_MODEL;
+    }
+
     /** Applies --threads (must run before the first kernel call) and opens the model. */
-    LoadedModel open() {
+    public LoadedModel open() {
         applyThreads();
-        return LoadedModel.open(modelPath(), tokenizer);
+        return LoadedModel.open(modelPath(), modelName(), tokenizer, io.lora4j.model.Quantization.NONE);
     }
 
     /** As {@link #open()}, the block projections quantized on load as {@code q} says. */
     LoadedModel open(QuantizeOptions q) {
         io.lora4j.model.Quantization quant = q.quantization(); // usage errors before the file is read
         applyThreads();
-        return LoadedModel.open(modelPath(), tokenizer, quant);
+        return LoadedModel.open(modelPath(), modelName(), tokenizer, quant);
     }
 
     void applyThreads() {

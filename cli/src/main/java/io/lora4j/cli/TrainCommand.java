@@ -2,6 +2,7 @@ package io.lora4j.cli;
 
 import io.lora4j.model.LoadedModel;
 import io.lora4j.model.lora.AdaLoraConfig;
+import io.lora4j.model.lora.BottleneckAdapters;
 import io.lora4j.model.MemoryReport;
 import io.lora4j.model.lora.LoraAdapter;
 import io.lora4j.model.lora.LoraLayer;
@@ -20,7 +21,6 @@ import java.io.IOException;
 import java.io.InputStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
@@ -44,17 +44,26 @@ final class TrainCommand implements Callable<Integer> {
     TrainingOptions training;
     @Mixin
     AdaLoraOptions adaLora;
+    @Mixin
+    BottleneckOptions bottleneck;
     @Spec
     CommandLine.Model.CommandSpec spec;
 
-    @Option(names = "--method", defaultValue = "lora", description = "lora, or adalora (SVD-form adapters whose ranks are "
-            + "pruned from --init-r to --target-r during training; --r is then unused) (default ${DEFAULT-VALUE}).")
+    @Option(names = "--method", defaultValue = "lora", description = "lora, adalora (SVD-form adapters whose ranks are "
+            + "pruned from --init-r to --target-r during training; --r is then unused), or bottleneck (Houlsby's adapters after "
+            + "the attention and the feed-forward sublayers, AdapterHub's format; the LoRA options are then unused) "
+            + "(default ${DEFAULT-VALUE}).")
     String method;
 
     @Option(names = "--data", paramLabel = "FILE", description = "Training data: plain text (documents separated by blank "
             + "lines) or JSONL with {\"text\"}, {\"prompt\",\"completion\"} or {\"messages\"} records. "
             + "Default: the built-in demo stories.")
     Path data;
+
+    @Option(names = "--profile", description = "With --backend tornado: profile the training plan with TornadoVM's profiler "
+            + "and print, after training, per task graph and kernel the time and the bytes copied per step, and the device memory "
+            + "(weights as they are on the device, e.g. 4-bit, activations, adapter, gradients, moments).")
+    boolean profile;
 
     @Option(names = "--eval-data", paramLabel = "FILE", description = "Held-out data (same formats); default: a split of --data.")
     Path evalData;
@@ -74,12 +83,29 @@ final class TrainCommand implements Callable<Integer> {
             description = "Write a checkpoint (adapter, optimizer moments, step, data cursor) to DIR/checkpoint-<step> every N steps.")
     int saveEvery;
 
+    @Option(names = "--save-total-limit", paramLabel = "N", description = "Keep only the newest N checkpoints in DIR, "
+            + "removing older ones as new ones are written (Hugging Face Trainer's save_total_limit; default: keep all).")
+    Integer saveTotalLimit;
+
     @Option(names = "--resume", paramLabel = "DIR", description = "Resume from the newest valid checkpoint in DIR "
             + "(its trainer settings are used; pass the same data).")
     Path resume;
 
+    @Option(names = "--spark-master", paramLabel = "URL", description = "Train data-parallel on Apache Spark (e.g. local[2], "
+            + "spark://host:7077): --spark-tasks barrier tasks exchange gradients every step, and the adapter is the one "
+            + "--batch-size × tasks would give. Needs the spark module built, or SPARK_HOME.")
+    String sparkMaster;
+
+    @Option(names = "--spark-tasks", defaultValue = "2", paramLabel = "N", description = "Tasks with --spark-master (default ${DEFAULT-VALUE}).")
+    int sparkTasks;
+
     @Override
-    public Integer call() throws IOException {
+    public Integer call() throws IOException, InterruptedException {
+        if (sparkMaster != null) {
+            List<String> all = spec.commandLine().getParseResult().originalArgs();
+            int at = all.indexOf(spec.name()); // the original arguments start with the command's own name
+            return SparkFrontEnd.run(all.subList(at + 1, all.size()), sparkMaster, sparkTasks);
+        }
         Path checkpoint = resume == null ? null
                 : Files.isRegularFile(resume.resolve(io.lora4j.model.train.Checkpoints.STATE)) ? resume
                 : io.lora4j.model.train.Checkpoints.latestValid(resume, w -> System.err.println("warning: " + w));
@@ -87,11 +113,22 @@ final class TrainCommand implements Callable<Integer> {
         if (saveEvery < 0) {
             throw new IllegalArgumentException("--save-every must be >= 0");
         }
-        rejectIgnoredMethodOptions(checkpoint);
-        if (!method.equals("lora") && !method.equals("adalora")) {
-            throw new IllegalArgumentException("--method must be lora or adalora, got '" + method + "'");
+        if (saveTotalLimit != null && saveTotalLimit < 1) {
+            throw new IllegalArgumentException("--save-total-limit must be >= 1 (leave it out to keep every checkpoint)");
         }
+        if (!List.of("lora", "adalora", "bottleneck").contains(method)) {
+            throw new IllegalArgumentException("--method must be lora, adalora or bottleneck, got '" + method + "'");
+        }
+        rejectIgnoredMethodOptions(checkpoint);
         try (LoadedModel lm = modelOptions.open(quantize); io.lora4j.model.Backend backend = modelOptions.backend()) {
+            io.lora4j.tornado.DeviceProfile prof = null;
+            if (profile) {
+                if (!(backend instanceof io.lora4j.tornado.TornadoBackend tb)) {
+                    throw new IllegalArgumentException("--profile profiles the TornadoVM training plan: use it with --backend tornado");
+                }
+                prof = new io.lora4j.tornado.DeviceProfile();
+                tb.profile(prof);
+            }
             if (lm.llama().quantizedBase()) {
                 List<String> cast = lm.llama().prepareForKbitTraining();
                 System.err.println("quantized base (" + describeBase(lm) + "): prepared for k-bit training (base frozen, input "
@@ -123,6 +160,8 @@ final class TrainCommand implements Callable<Integer> {
                                 + (ac.totalStep() > tc.steps() ? ": the budget will not reach --target-r" : ""));
                     }
                     fresh = new LoraAdapter("default", ac, lm.llama(), tc.seed());
+                } else if (method.equals("bottleneck")) {
+                    fresh = new LoraAdapter("default", bottleneck.config(), lm.llama(), tc.seed());
                 } else {
                     fresh = new LoraAdapter("default", lora.config(), lm.llama(), tc.seed());
                 }
@@ -138,63 +177,104 @@ final class TrainCommand implements Callable<Integer> {
             System.err.println(adapter.trainableParametersLine(lm.llama().parameterCount()));
             memoryReport(lm, trainer);
             Files.createDirectories(output);
-            ProgressBar bar = new ProgressBar(System.err, tc.steps(), trainer.step());
+            removeLeftovers(output);
+            int firstStep = trainer.step();
+            ProgressBar bar = new ProgressBar(System.err, tc.steps(), firstStep);
             double before = eval.isEmpty() ? Double.NaN : trainer.evalLoss();
             if (!eval.isEmpty()) {
                 System.err.printf(Locale.ROOT, "eval before training: loss %.4f, perplexity %.3f%n", before, Math.exp(before));
             }
-            try (Metrics metrics = new Metrics(output, checkpoint != null)) {
-                if (!eval.isEmpty() && checkpoint == null) {
-                    metrics.eval(0, before);
+            Metrics metrics = new Metrics(output, checkpoint, trainer.step());
+            if (!eval.isEmpty() && checkpoint == null) {
+                metrics.eval(0, before);
+            }
+            trainer.run(new Trainer.Listener() {
+                @Override
+                public void step(Trainer.StepStats s) {
+                    bar.step(s);
+                    metrics.step(s);
                 }
-                trainer.run(new Trainer.Listener() {
-                    @Override
-                    public void step(Trainer.StepStats s) {
-                        bar.step(s);
-                        metrics.step(s);
-                        if (saveEvery > 0 && s.step() % saveEvery == 0) {
-                            io.lora4j.model.train.Checkpoints.save(trainer, output);
+
+                @Override
+                public void eval(int step, double loss) {
+                    bar.eval(step, loss);
+                    metrics.eval(step, loss);
+                }
+
+                @Override
+                public void stepDone(int step) {
+                    if (saveEvery > 0 && step % saveEvery == 0) {
+                        io.lora4j.model.train.Checkpoints.save(trainer, output, metrics.files());
+                        if (saveTotalLimit != null) {
+                            io.lora4j.model.train.Checkpoints.rotate(output, saveTotalLimit, step);
                         }
                     }
-
-                    @Override
-                    public void eval(int step, double loss) {
-                        bar.eval(step, loss);
-                        metrics.eval(step, loss);
-                    }
-                });
-                String problem = metrics.plot();
-                if (problem != null) {
-                    System.err.println("warning: loss.png not written: " + problem);
                 }
+            });
+            metrics.write();
+            String problem = metrics.plot();
+            if (problem != null) {
+                System.err.println("warning: loss.png not written: " + problem);
             }
             PeftAdapters.save(adapter, lm.llama(), output);
             if (trainer.allocator() != null) {
                 adaLoraReport(trainer);
             }
-            System.err.println("adapter saved to " + output + " (adapter_config.json, adapter_model.safetensors"
+            if (prof != null) {
+                int steps = Math.max(1, trainer.step() - firstStep);
+                System.out.print(prof.report("train (" + describeBase(lm) + ", " + steps + " steps and the evaluations)", steps, 15));
+            }
+            System.err.println("adapter saved to " + output + " (adapter_config.json, " + (adapter.bottleneckConfig() != null
+                    ? BottleneckAdapters.WEIGHTS + " in AdapterHub's format" : "adapter_model.safetensors")
                     + (adapter.initialValues() != null ? ", converted for the original base: r " + 2 * adapter.config().r()
                     + ", lora_A = [A; A0], lora_B = [B, -B0]" : "") + "); metrics in metrics.csv, metrics.jsonl, loss.png");
         }
         return 0;
     }
 
+    /** Temporary files and directories a killed run of this command can leave in {@code out}. */
+    static void removeLeftovers(Path out) throws IOException {
+        List<String> ours = List.of(PeftAdapters.CONFIG, PeftAdapters.WEIGHTS, BottleneckAdapters.WEIGHTS, Metrics.CSV, Metrics.JSONL,
+                "loss.png");
+        int n = io.lora4j.model.format.DurableFiles.removeLeftovers(out, name -> name.startsWith("checkpoint-")
+                || ours.contains(name.substring(0, name.length() - io.lora4j.model.format.DurableFiles.TMP.length())));
+        if (n > 0) {
+            System.err.println("removed " + n + " temporary file(s) left in " + out + " by an interrupted run");
+        }
+    }
+
     /** AdaLoRA options on a plain LoRA run, and a --method that the continued --adapter is not, would be ignored. */
     private void rejectIgnoredMethodOptions(Path checkpoint) {
         CommandLine.ParseResult given = spec.commandLine().getParseResult();
-        List<String> adaOptions = spec.mixins().get("adaLora").options().stream().filter(given::hasMatchedOption)
-                .map(CommandLine.Model.OptionSpec::longestName).toList();
-        if (method.equals("lora") && checkpoint == null && init == null && !adaOptions.isEmpty()) {
+        List<String> adaOptions = matched(given, "adaLora");
+        if (!method.equals("adalora") && checkpoint == null && init == null && !adaOptions.isEmpty()) {
             throw new IllegalArgumentException(String.join(", ", adaOptions) + " apply only to --method adalora; this run would "
-                    + "train plain LoRA and ignore them");
+                    + "train " + method + " and ignore them");
+        }
+        List<String> bnOptions = matched(given, "bottleneck");
+        if (!method.equals("bottleneck") && checkpoint == null && init == null && !bnOptions.isEmpty()) {
+            throw new IllegalArgumentException(String.join(", ", bnOptions) + " apply only to --method bottleneck; this run would "
+                    + "train " + method + " and ignore them");
+        }
+        List<String> loraOptions = matched(given, "lora");
+        if (method.equals("bottleneck") && checkpoint == null && init == null && !loraOptions.isEmpty()) {
+            throw new IllegalArgumentException(String.join(", ", loraOptions) + " do not apply to --method bottleneck (it has no "
+                    + "LoRA layers); this run would ignore them");
         }
         if (init != null && given.hasMatchedOption("--method")) {
-            boolean ada = PeftAdapters.readConfig(init).adaLora() != null;
-            if (ada != method.equals("adalora")) {
-                throw new IllegalArgumentException("--adapter " + init + " is a " + (ada ? "ADALORA" : "LORA")
+            String type = BottleneckAdapters.isBottleneck(init) ? "bottleneck"
+                    : PeftAdapters.readConfig(init).adaLora() != null ? "adalora" : "lora";
+            if (!type.equals(method)) {
+                throw new IllegalArgumentException("--adapter " + init + " is a " + type.toUpperCase(Locale.ROOT)
                         + " adapter: continuing it keeps its type, so --method " + method + " does not apply");
             }
         }
+    }
+
+    /** The options of mixin {@code mixin} given on the command line. */
+    private List<String> matched(CommandLine.ParseResult given, String mixin) {
+        return spec.mixins().get(mixin).options().stream().filter(given::hasMatchedOption)
+                .map(CommandLine.Model.OptionSpec::longestName).toList();
     }
 
     /** The ranks AdaLoRA allocated: total against the target, and per module type. */
@@ -237,7 +317,7 @@ final class TrainCommand implements Callable<Integer> {
             if (in == null) {
                 throw new IllegalStateException("built-in demo data missing from the jar");
             }
-            Files.copy(in, p, StandardCopyOption.REPLACE_EXISTING);
+            io.lora4j.model.format.DurableFiles.write(p, in.readAllBytes());
         }
         return p;
     }

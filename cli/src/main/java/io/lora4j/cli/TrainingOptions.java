@@ -50,7 +50,7 @@ public final class TrainingOptions {
             + "embedding modules; lora4j adapts none (refused with the reason).")
     Float loraplusLrEmbedding;
 
-    TrainConfig config() {
+    public TrainConfig config() {
         boolean sgd = optimizer.equals("sgd");
         if (loraplusLrEmbedding != null) {
             throw new IllegalArgumentException("--loraplus-lr-embedding is the learning rate PEFT gives LoRA layers on embedding "

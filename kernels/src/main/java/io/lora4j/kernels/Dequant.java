@@ -74,8 +74,9 @@ public final class Dequant {
      */
     public static float finiteHalfToFloat(int h) {
         int exp = (h >> 10) & 31;
-        int man = h & 1023;
-        float v = exp == 0 ? man * pow2(-24) : (1024 + man) * pow2(exp - 25);
+        int normal = (exp + 31) >> 5; // 1 for a normal half, 0 for zero and subnormals: no branch
+        // (1024 + man)·2^(exp−25), or man·2^−24: an 11-bit integer times a power of two, both exact in float
+        float v = (float) ((h & 1023) + (normal << 10)) * (float) (1 << (exp - normal)) * 0x1p-24f;
         return ((h >> 15) & 1) == 1 ? -v : v;
     }
 

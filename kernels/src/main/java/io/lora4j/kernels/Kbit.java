@@ -44,7 +44,7 @@ public final class Kbit {
     }
 
     /** Bytes of the quantized values (before the statistics). */
-    static long valueBytes(GgmlType t, long n) {
+    public static long valueBytes(GgmlType t, long n) {
         return fourBit(t) ? (n + 1) / 2 : n;
     }
 
@@ -205,6 +205,154 @@ public final class Kbit {
                 }
                 dx[t * cols + c] = acc;
             }
+        }
+    }
+
+    // ---- the device layout: k-bit matrices kept as they are in shared buffers (what a device plan uploads) ----
+
+    /** Device kinds (a kernel argument): the k-bit type of one matrix in the shared buffers. */
+    public static final int DEV_INT8 = 0, DEV_INT8_ZP = 1, DEV_NF4 = 2, DEV_FP4 = 3, DEV_NF4_DQ = 4, DEV_FP4_DQ = 5;
+    /** Where the device tables hold the NF4 code, the FP4 code and the dynamic map of the double quantization. */
+    static final int TABLE_NF4 = 0, TABLE_FP4 = 16, TABLE_DYNAMIC = 32;
+
+    /** The device kind of a k-bit type. */
+    public static int deviceKind(GgmlType t) {
+        return switch (t) {
+            case INT8 -> DEV_INT8;
+            case INT8_ZP -> DEV_INT8_ZP;
+            case NF4 -> DEV_NF4;
+            case FP4 -> DEV_FP4;
+            case NF4_DQ -> DEV_NF4_DQ;
+            case FP4_DQ -> DEV_FP4_DQ;
+            default -> throw new IllegalArgumentException(t + " is not a k-bit type");
+        };
+    }
+
+    /** The constant tables every device k-bit kernel takes: NF4 code (16), FP4 code (16), dynamic map (256). */
+    public static float[] deviceTables() {
+        float[] t = new float[TABLE_DYNAMIC + Blockwise8.DYNAMIC.length];
+        System.arraycopy(Blockwise4.NF4, 0, t, TABLE_NF4, 16);
+        System.arraycopy(Blockwise4.FP4, 0, t, TABLE_FP4, 16);
+        System.arraycopy(Blockwise8.DYNAMIC, 0, t, TABLE_DYNAMIC, Blockwise8.DYNAMIC.length);
+        return t;
+    }
+
+    /**
+     * Bytes of a matrix in the device's byte buffer: its quantized values (INT8 / INT8_ZP bytes or packed
+     * nibbles), then for *_DQ the 8-bit codes of its block scales (unsigned bytes stored as u − 128).
+     */
+    public static long deviceBytes(GgmlType t, long rows, long cols) {
+        long n = rows * cols;
+        return valueBytes(t, n) + (doubleQuant(t) ? blocks(n, Blockwise4.BLOCK) : 0);
+    }
+
+    /**
+     * Floats of a matrix in the device's float buffer: INT8 row absmax, INT8_ZP (d, z) pairs, 4-bit absmax
+     * per block, or for *_DQ the offset followed by the absmax of each 256 block scales.
+     */
+    public static long deviceFloats(GgmlType t, long rows, long cols) {
+        long n = rows * cols;
+        return switch (t) {
+            case INT8 -> rows;
+            case INT8_ZP -> 2 * blocks(n, Int8.ZP_BLOCK);
+            case NF4, FP4 -> blocks(n, Blockwise4.BLOCK);
+            case NF4_DQ, FP4_DQ -> 1 + blocks(blocks(n, Blockwise4.BLOCK), Blockwise8.DQ_BLOCK);
+            default -> throw new IllegalArgumentException(t + " is not a k-bit type");
+        };
+    }
+
+    /** Copies w's pieces, as they are (no decoding), into the device buffers at {@code q[qOff..]} and {@code stats[sOff..]}. */
+    public static void toDevice(Weight w, byte[] q, int qOff, float[] stats, int sOff) {
+        requireKbit(w);
+        GgmlType t = w.type();
+        long n = (long) w.rows() * w.cols();
+        int v = (int) valueBytes(t, n);
+        MemorySegment.copy(w.data(), ValueLayout.JAVA_BYTE, 0, q, qOff, v);
+        if (t == GgmlType.INT8_ZP) {
+            flipTopBits(q, qOff, v);
+        }
+        if (doubleQuant(t)) {
+            int nb = (int) blocks(n, Blockwise4.BLOCK);
+            MemorySegment.copy(w.data(), ValueLayout.JAVA_BYTE, statsOffset(t, n), q, qOff + v, nb);
+            flipTopBits(q, qOff + v, nb);
+            float[] a2 = absmax2(w);
+            stats[sOff] = offset(w);
+            System.arraycopy(a2, 0, stats, sOff + 1, a2.length);
+        } else {
+            int count = (int) deviceFloats(t, w.rows(), w.cols());
+            MemorySegment.copy(w.data(), FLOAT, statsOffset(t, n), stats, sOff, count);
+        }
+    }
+
+    /** Unsigned bytes u stored as u − 128 (their top bit flipped): the kernels read u as b + 128 (see {@link #deviceWeight}). */
+    private static void flipTopBits(byte[] a, int from, int n) {
+        for (int i = from; i < from + n; i++) {
+            a[i] ^= (byte) 0x80;
+        }
+    }
+
+    /**
+     * Element i of a matrix in the device buffers (values at byte {@code qOff}, *_DQ scale codes at byte
+     * {@code qabsOff}, statistics at {@code sOff}): the same arithmetic as {@link #weight} (for *_DQ the
+     * block scale is decoded here, {@code dynamic[code]·absmax2 + offset}, as {@link #stats} does on the
+     * host). The unsigned bytes (INT8_ZP values, *_DQ scale codes) are stored as u − 128 and read as
+     * b + 128, added in float: TornadoVM's OpenCL code generator keeps arithmetic on a byte in an 8-bit
+     * {@code char} (so {@code b + 128} wraps) and turns {@code if (b < 0) b += 256} into a zero-extension
+     * it emits wrongly (an index beyond the array).
+     */
+    public static float deviceWeight(int kind, byte[] q, float[] stats, float[] tables, int qOff, int qabsOff, int sOff, int cols, int i) {
+        if (kind == DEV_INT8) {
+            return q[qOff + i] * stats[sOff + i / cols] * Int8.INV127;
+        }
+        if (kind == DEV_INT8_ZP) {
+            float v = q[qOff + i] + 128f;
+            int b = i / Int8.ZP_BLOCK;
+            return (v + stats[sOff + 2 * b + 1]) * stats[sOff + 2 * b];
+        }
+        int packed = q[qOff + (i >> 1)];
+        int nibble = (i & 1) == 0 ? (packed >> 4) & 15 : packed & 15;
+        int b = i / Blockwise4.BLOCK;
+        float absmax;
+        if (kind == DEV_NF4 || kind == DEV_FP4) {
+            absmax = stats[sOff + b];
+        } else {
+            int k = (int) (q[qabsOff + b] + 128f);
+            absmax = tables[TABLE_DYNAMIC + k] * stats[sOff + 1 + b / Blockwise8.DQ_BLOCK] + stats[sOff];
+        }
+        int code = kind == DEV_FP4 || kind == DEV_FP4_DQ ? TABLE_FP4 : TABLE_NF4;
+        return tables[code + nibble] * absmax;
+    }
+
+    /**
+     * Naive device kernel over a matrix in the device buffers: {@code out[t][r] = Σ_c w[r·cols + c]·x[t][c]}
+     * for the first {@code n[0]} of T rows (the rest left as they were), one work-item per output element.
+     */
+    public static void forwardNaive(float[] out, float[] x, byte[] q, float[] stats, float[] tables, int kind, int qOff, int qabsOff,
+                                    int sOff, int[] n, int T, int rows, int cols) {
+        for (@Parallel int tr = 0; tr < T * rows; tr++) {
+            int t = tr / rows;
+            int r = tr % rows;
+            if (t < n[0]) {
+                float acc = 0f;
+                for (int c = 0; c < cols; c++) {
+                    acc += deviceWeight(kind, q, stats, tables, qOff, qabsOff, sOff, cols, r * cols + c) * x[t * cols + c];
+                }
+                out[tr] = acc;
+            }
+        }
+    }
+
+    /** Naive device kernel of the input gradient {@code dx[t][c] (= or +=, accumulate 1) Σ_r dy[t][r]·w[r·cols + c]}. */
+    public static void backwardNaive(float[] dx, float[] dy, byte[] q, float[] stats, float[] tables, int kind, int qOff, int qabsOff,
+                                     int sOff, int T, int rows, int cols, int accumulate) {
+        for (@Parallel int tc = 0; tc < T * cols; tc++) {
+            int t = tc / cols;
+            int c = tc % cols;
+            float acc = accumulate == 1 ? dx[tc] : 0f;
+            for (int r = 0; r < rows; r++) {
+                acc += dy[t * rows + r] * deviceWeight(kind, q, stats, tables, qOff, qabsOff, sOff, cols, r * cols + c);
+            }
+            dx[tc] = acc;
         }
     }
 

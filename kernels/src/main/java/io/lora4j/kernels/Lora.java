@@ -225,6 +225,20 @@ public final class Lora {
     }
 
     /**
+     * AdaLoRA's singular-value gradient (device kernel): {@code g[eOff + j] += Σ_t gax[t][j] · ax[t][j]}, where
+     * {@code gax = s · dy · B} (the gradient reaching E ⊙ A x) and {@code ax = A x}, over T rows of r.
+     */
+    public static void backwardSingularValuesNaive(float[] g, int eOff, float[] gax, float[] ax, int T, int r) {
+        for (@Parallel int j = 0; j < r; j++) {
+            float acc = 0f;
+            for (int t = 0; t < T; t++) {
+                acc += gax[t * r + j] * ax[t * r + j];
+            }
+            g[eOff + j] += acc;
+        }
+    }
+
+    /**
      * Fast twin of {@link #backwardNaive} over the flat parameters {@code p} and their gradients {@code g}
      * (the same offsets): the same passes, each parallel; dx, dA, dE (when eOff ≥ 0) and dB accumulate.
      */

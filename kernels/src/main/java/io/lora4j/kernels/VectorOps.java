@@ -56,12 +56,50 @@ public final class VectorOps {
     }
 
     /**
-     * {@code y[t][j] = x[t][j] · v[j]}: each row of an (N / M, M) matrix times a vector (device kernel;
-     * AdaLoRA's singular values scaling {@code A x}).
+     * {@code y[t][j] = x[t][j] · v[vOff + j]}: each row of an (N / M, M) matrix times a vector (device kernel;
+     * AdaLoRA's singular values E, from the flat parameter buffer, scaling {@code A x} and its gradient).
      */
-    public static void mulRowsNaive(float[] y, float[] x, float[] v, int N, int M) {
+    public static void mulRowsNaive(float[] y, float[] x, float[] v, int vOff, int N, int M) {
         for (@Parallel int i = 0; i < N; i++) {
-            y[i] = x[i] * v[i % M];
+            y[i] = x[i] * v[vOff + i % M];
+        }
+    }
+
+    /** {@code y[i] *= m[i]} (device kernel: AdaLoRA's rank allocator's mask over the flat parameters). */
+    public static void mulNaive(float[] y, float[] m, int N) {
+        for (@Parallel int i = 0; i < N; i++) {
+            y[i] *= m[i];
+        }
+    }
+
+    /**
+     * {@code y[t] = table[off + idx[t]·C ..]}, zeros where {@code idx[t] < 0}: rows of a (·, C) table, e.g. token
+     * embeddings from a trainable copy in the flat parameter buffer (device kernel).
+     *
+     * @param y   (T, C)
+     * @param idx (T)
+     */
+    public static void gatherRowsNaive(float[] y, float[] table, int off, int[] idx, int T, int C) {
+        for (@Parallel int i = 0; i < T * C; i++) {
+            int t = i / C;
+            y[i] = idx[t] >= 0 ? table[off + idx[t] * C + i % C] : 0f;
+        }
+    }
+
+    /**
+     * {@code table[off + idx[t]·C ..] += x[t]} for every t with {@code idx[t] ≥ 0}, in order of t: the gradient of
+     * {@link #gatherRowsNaive}. Parallel over columns, so that repeated indices do not race (device kernel).
+     *
+     * @param x   (T, C)
+     * @param idx (T)
+     */
+    public static void scatterAddRowsNaive(float[] table, int off, float[] x, int[] idx, int T, int C) {
+        for (@Parallel int c = 0; c < C; c++) {
+            for (int t = 0; t < T; t++) {
+                if (idx[t] >= 0) {
+                    table[off + idx[t] * C + c] += x[t * C + c];
+                }
+            }
         }
     }
 

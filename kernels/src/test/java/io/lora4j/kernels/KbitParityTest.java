@@ -106,6 +106,45 @@ class KbitParityTest {
         }
     }
 
+    /**
+     * The device layout (every type's pieces as they are, several matrices in shared buffers at offsets,
+     * *_DQ scales decoded in the kernel) gives the naive kernels' products bit for bit, forward over the
+     * live rows only and input gradient, for a matrix placed after another one.
+     */
+    @Test
+    void theDeviceLayoutGivesTheOraclesProductsExactly() {
+        GgmlType[] types = {GgmlType.INT8, GgmlType.INT8_ZP, GgmlType.NF4, GgmlType.NF4_DQ, GgmlType.FP4, GgmlType.FP4_DQ};
+        float[] tables = Kbit.deviceTables();
+        for (GgmlType type : types) {
+            for (int[] s : SHAPES) {
+                int rows = s[0], cols = s[1], T = 3;
+                Weight first = Kbit.quantize(type, "a", weights(new SplittableRandom(3), 5 * cols), 5, cols);
+                Weight w = Kbit.quantize(type, "w", weights(new SplittableRandom(rows * 31L + cols), rows * cols), rows, cols);
+                int qOff = (int) Kbit.deviceBytes(type, 5, cols), sOff = (int) Kbit.deviceFloats(type, 5, cols);
+                byte[] q = new byte[qOff + (int) Kbit.deviceBytes(type, rows, cols)];
+                float[] stats = new float[sOff + (int) Kbit.deviceFloats(type, rows, cols)];
+                Kbit.toDevice(first, q, 0, stats, 0);
+                Kbit.toDevice(w, q, qOff, stats, sOff);
+                int qabsOff = qOff + (int) Kbit.valueBytes(type, (long) rows * cols);
+                float[] x = random(new SplittableRandom(T), T * cols);
+                float[] want = new float[T * rows], got = new float[T * rows];
+                forwardNaive(want, x, w, T);
+                java.util.Arrays.fill(want, rows, T * rows, -1f); // only the first live row is computed
+                java.util.Arrays.fill(got, -1f);
+                float[] one = new float[T * rows];
+                forwardNaive(one, x, w, 1);
+                System.arraycopy(one, 0, want, 0, rows);
+                Kbit.forwardNaive(got, x, q, stats, tables, Kbit.deviceKind(type), qOff, qabsOff, sOff, new int[]{1}, T, rows, cols);
+                assertArrayEquals(want, got, type + " " + rows + "x" + cols + " forward, one live row");
+                float[] dy = random(new SplittableRandom(8), T * rows);
+                float[] dxWant = random(new SplittableRandom(7), T * cols), dxGot = dxWant.clone();
+                backwardNaive(dxWant, dy, w, T, true);
+                Kbit.backwardNaive(dxGot, dy, q, stats, tables, Kbit.deviceKind(type), qOff, qabsOff, sOff, T, rows, cols, 1);
+                assertArrayEquals(dxWant, dxGot, type + " " + rows + "x" + cols + " input gradient");
+            }
+        }
+    }
+
     @Test
     void theManyMatrixFormMixesTypesAndTakesTheFusedPath() {
         int cols = 128;

@@ -41,17 +41,26 @@ public final class Llama implements BaseModel {
     private Weight baseOutputWeight;
     private final float[] ropeFreqs;
     private final AdapterSet adapters;
+    private final String name;
 
     public Llama(WeightSource source) {
         this(source, Quantization.NONE);
     }
 
+    /** The model over {@code source}, quantized on load as {@code quant} says; named by its path. */
+    public Llama(WeightSource source, Quantization quant) {
+        this(source, quant, source.path().toString());
+    }
+
     /**
      * The model over {@code source}, its seven linear projections per block quantized on load with
      * {@code quant} (see {@link Quantization}: embeddings, output layer and norms stay as stored).
+     * {@code name} is the model as the user named it (a path as typed, not resolved), which saved
+     * adapters record as {@code base_model_name_or_path}.
      */
-    public Llama(WeightSource source, Quantization quant) {
+    public Llama(WeightSource source, Quantization quant, String name) {
         this.source = source;
+        this.name = name;
         this.config = source.config();
         this.quant = quant;
         this.adapters = new AdapterSet(source.config());
@@ -211,10 +220,10 @@ public final class Llama implements BaseModel {
         return source;
     }
 
-    /** The path of the file or directory the weights came from. */
+    /** The model as the user named it: the path as given (not made absolute), or the name given at construction. */
     @Override
     public String baseModelName() {
-        return source.path().toString();
+        return name;
     }
 
     public Layer layer(int l) {
@@ -280,6 +289,7 @@ public final class Llama implements BaseModel {
      * changes when a branch is refused. After merging, generation runs at the base model's speed.
      */
     public void merge(LoraAdapter a, Merge.Mode mode) {
+        a.requireLora("merging");
         LlamaConfig c = config;
         Layer[] next = layers.clone();
         for (LoraLayer ll : a.layers()) {
@@ -287,7 +297,8 @@ public final class Llama implements BaseModel {
         }
         for (LoraLayer ll : a.layers()) {
             Layer w = next[ll.layer];
-            next[ll.layer] = w.with(ll.module, Merge.merged(a.name(), ll, ll.module.weight(w), mode));
+            Weight merged = Merge.merged(a.name(), ll, ll.module.weight(w), projection(ll.layer, ll.module), mode);
+            next[ll.layer] = w.with(ll.module, merged);
         }
         System.arraycopy(next, 0, layers, 0, layers.length);
         if (a.lmHead != null) {

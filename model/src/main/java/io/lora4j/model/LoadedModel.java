@@ -24,9 +24,17 @@ public record LoadedModel(WeightSource source, Llama llama, Tokenizer tokenizer)
 
     /** As {@link #open(Path, Path)}, the block projections quantized on load with {@code quant}. */
     public static LoadedModel open(Path model, Path tokenizer, Quantization quant) {
+        return open(model, model.toString(), tokenizer, quant);
+    }
+
+    /**
+     * As {@link #open(Path, Path, Quantization)}; {@code name} is how the user named the model (what
+     * adapters record as {@code base_model_name_or_path}), e.g. the path as typed.
+     */
+    public static LoadedModel open(Path model, String name, Path tokenizer, Quantization quant) {
         WeightSource src = ModelFiles.open(model);
         try {
-            Llama llama = new Llama(src, quant);
+            Llama llama = new Llama(src, quant, name);
             Tokenizer tok = tokenizer != null ? Tokenizers.load(tokenizer) : findTokenizer(src);
             if (tok.vocabSize() > llama.config().vocabSize()) {
                 throw new ModelFormatException(model, "tokenizer has " + tok.vocabSize()
@@ -36,6 +44,17 @@ public record LoadedModel(WeightSource source, Llama llama, Tokenizer tokenizer)
         } catch (RuntimeException e) {
             src.close();
             throw e;
+        }
+    }
+
+    /**
+     * The tokenizer of {@code model} alone, without building the model: a GGUF's {@code tokenizer.*}
+     * metadata (a vocabulary-only GGUF such as llama.cpp's {@code ggml-vocab-*.gguf} included), an
+     * Arrow model's, or the tokenizer file beside an HF directory or llama2.c checkpoint.
+     */
+    public static Tokenizer tokenizerOf(Path model) {
+        try (WeightSource src = ModelFiles.open(model)) {
+            return findTokenizer(src);
         }
     }
 

@@ -7,6 +7,7 @@ import io.lora4j.kernels.GgmlType;
 import io.lora4j.kernels.Weight;
 import io.lora4j.model.format.ArrowModel;
 import io.lora4j.model.format.ArrowModelWriter;
+import io.lora4j.model.format.DurableFiles;
 import io.lora4j.model.format.GgufFile;
 import io.lora4j.model.format.ModelFormatException;
 import io.lora4j.model.format.GgufWriter;
@@ -19,7 +20,6 @@ import java.io.IOException;
 import java.lang.foreign.MemorySegment;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.util.Locale;
 import java.util.function.Consumer;
 
@@ -28,7 +28,7 @@ import java.util.function.Consumer;
  * GGUF base: metadata and untouched tensors copied byte for byte, merged matrices in F32 or F16,
  * or in their ggml type when requantized to one; matrices quantized on load are written decoded)
  * or a Hugging Face directory (config.json + model.safetensors in F32/F16, Q and K rows in HF's
- * rotate-half order). Both are written to temporary files and renamed.
+ * rotate-half order). Every file is written durably ({@link DurableFiles}).
  */
 public final class MergedExport {
     private MergedExport() {
@@ -61,11 +61,17 @@ public final class MergedExport {
         }
     }
 
-    /** GGUF with the merged weights ({@code type} F32 or F16 for the merged matrices). */
+    /**
+     * GGUF with the merged weights ({@code type} F32 or F16 for the merged matrices), from a GGUF base
+     * or an Arrow model converted from one (it holds all of the GGUF's metadata, with their types).
+     */
     public static void writeGguf(Llama m, Path out, GgmlType type) throws IOException {
-        if (!(m.source() instanceof GgufFile src)) {
-            throw new IllegalArgumentException("GGUF export needs a GGUF base (its metadata and tokenizer are copied); "
-                    + "export " + m.source().path() + " as a Hugging Face directory instead");
+        WeightSource src = m.source();
+        boolean ggufMetadata = src instanceof GgufFile || src instanceof ArrowModel a && a.metadata().containsKey("tokenizer.ggml.tokens");
+        if (!ggufMetadata) {
+            throw new IllegalArgumentException("GGUF export needs the GGUF metadata and tokenizer of the base, which "
+                    + src.path() + " (" + (src instanceof ArrowModel a ? "Arrow, converted from " + a.sourceFormat() : src.format())
+                    + ") does not have; export it as a Hugging Face directory instead");
         }
         if (type != GgmlType.F32 && type != GgmlType.F16) {
             throw new IllegalArgumentException("merged matrices are written as F32 or F16, not " + type);
@@ -196,9 +202,7 @@ public final class MergedExport {
                 """, c.dim(), c.hiddenDim(), c.nLayers(), c.nHeads(), c.nKvHeads(), c.headSize(), c.vocabSize(),
                 c.contextLength(), Float.toString(c.rmsEps()), Float.toString(c.ropeTheta()), tied,
                 type == GgmlType.F32 ? "float32" : "float16");
-        Path tmp = dir.resolve("config.json.tmp");
-        Files.writeString(tmp, cfg);
-        Files.move(tmp, dir.resolve("config.json"), StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+        DurableFiles.writeString(dir.resolve("config.json"), cfg);
     }
 
     /** Rows of w as {@code type}, Q/K rows moved from adjacent-pair to rotate-half order when {@code heads > 0}. */

@@ -106,6 +106,7 @@ class CliAdaLoraTest {
         assertEquals(0, Shared.cli(train(full).toArray(String[]::new)).code());
         Shared.Run first = Shared.cli(train(cut, "--save-every", "3").toArray(String[]::new));
         assertEquals(0, first.code(), first.err());
+        List<String> interrupted = Files.readAllLines(cut.resolve("metrics.csv"));
         // lose everything after the checkpoint at step 6, then resume from it
         for (String f : new String[]{"adapter_model.safetensors", "adapter_config.json"}) {
             Files.delete(cut.resolve(f));
@@ -118,7 +119,7 @@ class CliAdaLoraTest {
             byte[] a = Files.readAllBytes(full.resolve(f)), b = Files.readAllBytes(cut.resolve(f));
             assertArrayEquals(a, b, f);
         }
-        CliResumeTest.assertResumedRows(full, cut, 6);
+        CliResumeTest.assertResumedRows(interrupted, full, cut, 6);
     }
 
     @Test
@@ -133,7 +134,7 @@ class CliAdaLoraTest {
         CliErrorsTest.assertCleanError(Shared.cli(train(o, "--rank-pattern", "v_proj=2").toArray(String[]::new)), 1,
                 "do not apply to AdaLoRA");
         CliErrorsTest.assertCleanError(Shared.cli(train(o, "--method", "dora").toArray(String[]::new)), 1,
-                "--method must be lora or adalora");
+                "--method must be lora, adalora or bottleneck");
     }
 
     /** AdaLoRA options without --method adalora, or a --method that the continued --adapter is not, would be ignored. */

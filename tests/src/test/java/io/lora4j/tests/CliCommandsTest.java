@@ -59,6 +59,20 @@ class CliCommandsTest {
                 "drop --load-only");
     }
 
+    /**
+     * bench-serve against its in-process server: every request over the two adapters completes (after the untimed
+     * warm-up, which loads both), each with the tokens asked for, and the figures are printed.
+     */
+    @Test
+    void benchServeRunsStreamingRequestsOverAdapters() {
+        Shared.Run r = Shared.cli("bench-serve", "--model", Shared.stories().toString(), "--requests", "6", "--concurrency", "3",
+                "--adapters", "2", "--max-tokens", "5", "--prompt", "Lily");
+        assertEquals(0, r.code(), r.err());
+        assertTrue(r.out().contains("| 6 requests (0 failed), concurrency 3, 2 adapters, 5 tokens each"), r.out());
+        assertTrue(r.out().matches("(?s).*requests/s [0-9.]+ \\| output tokens/s [0-9.]+ \\| wall [0-9.]+ s.*"), r.out());
+        assertTrue(r.out().matches("(?s).*time to first token ms: p50 [0-9.]+ +p99 [0-9.]+ \\| time per output token ms: p50 [0-9.]+.*"), r.out());
+    }
+
     /** Greedy generate prints the prompt and llama.cpp's continuation of it. */
     @Test
     void greedyGenerateContinuesAsLlamaCpp() {

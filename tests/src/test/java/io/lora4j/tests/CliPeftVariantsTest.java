@@ -49,6 +49,43 @@ class CliPeftVariantsTest {
         assertTrue(zero.err().contains("--loraplus-lr-ratio must be > 0"), zero.err());
     }
 
+    /**
+     * {@code train --use-dora}: the adapter has PEFT's magnitude vectors and use_dora; generate with it equals the
+     * library's generation with it loaded; the merged model generates the same text; a checkpoint resumes it;
+     * what DoRA does not take is refused cleanly.
+     */
+    @Test
+    void doraTrainsGeneratesMergesAndResumes(@TempDir Path dir) throws Exception {
+        Shared.Run r = train(dir, "dora", "--use-dora", "--lr", "2e-2", "--save-every", "2");
+        assertEquals(0, r.code(), r.err());
+        Path out = dir.resolve("dora");
+        assertTrue(PeftAdapters.readConfig(out).lora().useDora());
+        assertTrue(PeftReference.tensors(out.resolve(PeftAdapters.WEIGHTS)).keySet().stream()
+                .anyMatch(k -> k.endsWith("q_proj.lora_magnitude_vector")));
+        Shared.Run i = Shared.cli("adapters", "inspect", out.toString());
+        assertEquals(0, i.code(), i.err());
+        assertTrue(i.out().contains("use_dora=true"), i.out());
+        Shared.Run g = Shared.cli("generate", "--model", Shared.stories().toString(), "--adapter", out.toString(), "--prompt",
+                "Once upon a time", "--temperature", "0", "--max-tokens", "24");
+        assertEquals(0, g.code(), g.err());
+        try (LoadedModel lm = LoadedModel.open(Shared.stories(), null)) {
+            String adapted = Shared.apiGenerate(Shared.withAdapters(lm, out), "Once upon a time",
+                    io.lora4j.model.Sampler.Params.greedy(), 24);
+            assertEquals(adapted, g.out(), "generate --adapter = Generator with the DoRA adapter loaded");
+        }
+        Shared.Run mg = Shared.cli("merge", "--model", Shared.stories().toString(), "--adapter", out.toString(), "-o",
+                dir.resolve("merged.gguf").toString());
+        assertEquals(0, mg.code(), mg.err());
+        Shared.Run gm = Shared.cli("generate", "--model", dir.resolve("merged.gguf").toString(), "--prompt", "Once upon a time",
+                "--temperature", "0", "--max-tokens", "24");
+        assertEquals(g.out(), gm.out(), "the merged model generates as the DoRA adapter unmerged");
+        Shared.Run resumed = train(dir, "dora", "--use-dora", "--lr", "2e-2", "--resume", out.toString());
+        assertEquals(0, resumed.code(), resumed.err());
+        CliErrorsTest.assertCleanError(train(dir, "x", "--use-dora", "--bias", "lora_only"), 1, "DoRA");
+        CliErrorsTest.assertCleanError(train(dir, "y", "--use-dora", "--init-lora-weights", "olora"), 1, "magnitude vector");
+        CliErrorsTest.assertCleanError(train(dir, "z", "--use-dora", "--method", "adalora"), 1, "ADALORA does not support DoRA");
+    }
+
     @Test
     void pissaAndOloraTrainAndSaveAnAdapterForTheOriginalBase(@TempDir Path dir) throws Exception {
         for (String init : new String[]{"pissa_niter_2", "olora"}) {

@@ -25,6 +25,7 @@ class CliResumeTest {
         Path full = dir.resolve("full"), cut = dir.resolve("cut");
         assertEquals(0, Shared.cli(concat(new String[]{"train", "-o", full.toString()}, common)).code());
         assertEquals(0, Shared.cli(concat(new String[]{"train", "-o", cut.toString()}, common)).code());
+        List<String> interrupted = Files.readAllLines(cut.resolve("metrics.csv"));
         // the "crash": everything after checkpoint-4 is lost
         for (String gone : new String[]{"checkpoint-8", "checkpoint-12", "adapter_model.safetensors"}) {
             try (Stream<Path> s = Files.walk(cut.resolve(gone))) {
@@ -37,23 +38,23 @@ class CliResumeTest {
         assertArrayEquals(Files.readAllBytes(full.resolve("adapter_model.safetensors")),
                 Files.readAllBytes(cut.resolve("adapter_model.safetensors")));
         // equal bytes alone would also come from a silent restart at step 0 (same seed): the resumed run ran steps 5..12 only
-        assertResumedRows(full, cut, 4);
+        assertResumedRows(interrupted, full, cut, 4);
     }
 
     /**
-     * The rows the resumed run appended to {@code cut}'s metrics.csv are those of the uninterrupted
-     * run after step {@code from}, the same losses, learning rates and gradient norms (timing aside).
+     * After resuming from the checkpoint of step {@code from}, {@code cut}'s metrics.csv reads as the
+     * uninterrupted run's (timing aside): the rows up to the checkpoint are the interrupted run's
+     * own, copied from the checkpoint with their timings (so they were not recomputed), and the
+     * steps the interrupted run logged after it are not repeated.
      */
-    static void assertResumedRows(Path full, Path cut, int from) throws Exception {
+    static void assertResumedRows(List<String> interrupted, Path full, Path cut, int from) throws Exception {
         List<String> f = Files.readAllLines(full.resolve("metrics.csv")), c = Files.readAllLines(cut.resolve("metrics.csv"));
-        assertTrue(c.size() > f.size(), "the resumed run appended rows: " + c);
-        assertEquals(f.stream().map(CliResumeTest::untimed).toList(), c.subList(0, f.size()).stream().map(CliResumeTest::untimed).toList(),
-                "the interrupted run's own rows stay");
-        List<String> expected = f.stream().skip(1).filter(l -> Integer.parseInt(l.split(",")[0]) > from)
-                .map(CliResumeTest::untimed).toList();
-        List<String> appended = c.subList(f.size(), c.size()).stream().map(CliResumeTest::untimed).toList();
-        assertTrue(expected.size() > 1, "rows after step " + from + ": " + f);
-        assertEquals(expected, appended, "metrics.csv rows appended by the resumed run");
+        assertEquals(f.stream().map(CliResumeTest::untimed).toList(), c.stream().map(CliResumeTest::untimed).toList(),
+                "the resumed run's metrics.csv is the uninterrupted run's");
+        List<String> kept = interrupted.stream().skip(1).filter(l -> Integer.parseInt(l.split(",")[0]) <= from).toList();
+        assertTrue(kept.size() >= from, "rows up to step " + from + ": " + interrupted);
+        assertEquals(kept, c.subList(1, 1 + kept.size()), "the rows up to the checkpoint, timings included, are the interrupted run's");
+        assertTrue(c.size() > 1 + kept.size() + 1, "the resumed run logged steps after " + from + ": " + c);
     }
 
     /** A metrics.csv row without its tokens_per_s column. */

@@ -2,6 +2,7 @@ package io.lora4j.tornado;
 
 import io.lora4j.kernels.Attention;
 import io.lora4j.kernels.CrossEntropy;
+import io.lora4j.kernels.Dora;
 import io.lora4j.kernels.Dropout;
 import io.lora4j.kernels.Lora;
 import io.lora4j.kernels.Matmul;
@@ -13,7 +14,10 @@ import io.lora4j.model.arch.LlamaConfig;
 import io.lora4j.model.block.BlockOps;
 import io.lora4j.model.block.Buf;
 import io.lora4j.model.arch.LinearModule;
+import io.lora4j.model.arch.Sublayer;
+import io.lora4j.model.lora.LoraAdapter;
 import io.lora4j.tornado.DevicePlan.Graph;
+import io.lora4j.tornado.DevicePlan.Grid;
 import io.lora4j.tornado.DevicePlan.Mode;
 
 import java.util.ArrayList;
@@ -24,8 +28,10 @@ import java.util.function.Function;
 
 /**
  * The device executor of the block program: each op of {@link io.lora4j.model.block.LlamaBlock}
- * becomes a task (a naive kernel of {@code kernels/}, the TornadoVM kernel subset) of one
- * {@link Graph}, over the arrays the plan binds to the block's buffer names. {@link InferencePlan}
+ * becomes a task of one {@link Graph} — a work-group kernel shaped for GPUs for the products
+ * ({@link GpuMatmul} through {@link DeviceMatrix}), attention ({@link GpuAttention}) and RMSNorm
+ * ({@link GpuRmsNorm}), whose grids follow the chunk's live rows, else a naive kernel of {@code kernels/}
+ * (the TornadoVM kernel subset) — over the arrays the plan binds to the block's buffer names. {@link InferencePlan}
  * and {@link TrainPlan} differ only in what they bind: a KV cache or none, the adapters' parameters,
  * and which arrays stay on the device.
  * <p>
@@ -39,14 +45,16 @@ final class DeviceOps implements BlockOps.Backward {
     /**
      * One adapter branch on one projection: where A, e (or −1: e = 1), B and the bias (or −1) sit in the
      * parameter buffer {@code p} (gradients at the same offsets of {@code g}, when training), its scaling,
-     * and its scratch rows in this graph.
+     * and its scratch rows in this graph. A DoRA branch also has its magnitude's offset and the row norms
+     * of its adapted weight (computed on the host when the plan is built: inference only).
      */
     static final class Branch {
         final float[] p, g;
         final int aOff, eOff, bOff, biasOff, r, in, out;
         final float scale;
         final float[] ax;
-        float[] dropped, dys, dax, dIn, ones;
+        float[] dropped, dys, dax, dIn, ones, eax, gax, norm;
+        int mOff = -1;
         long[] seed;
 
         Branch(float[] p, float[] g, int aOff, int eOff, int bOff, int biasOff, float scale, int r, int in, int out, int T) {
@@ -61,6 +69,13 @@ final class DeviceOps implements BlockOps.Backward {
             this.in = in;
             this.out = out;
             this.ax = new float[T * r];
+        }
+
+        /** Makes this a DoRA branch: magnitude at {@code p[mOff]}, row norms {@code norm} (OUT). */
+        Branch dora(int mOff, float[] norm) {
+            this.mOff = mOff;
+            this.norm = norm;
+            return this;
         }
     }
 
@@ -81,6 +96,8 @@ final class DeviceOps implements BlockOps.Backward {
     private DeviceMatrix output;
     private int[] targets;
     private float[] dlosses, dAtt, tmp, drop;
+    private float[] headGrad; // a trainable output projection's gradients (null: frozen)
+    private int headGradOff;
 
     /**
      * @param w     the block's projections by {@link LinearModule} ordinal (null for the head)
@@ -120,6 +137,13 @@ final class DeviceOps implements BlockOps.Backward {
         return this;
     }
 
+    /** The output projection is trained (modules_to_save lm_head): its weight gradient accumulates into {@code g[off..]}. */
+    DeviceOps headGradient(float[] g, int off) {
+        headGrad = g;
+        headGradOff = off;
+        return this;
+    }
+
     /** The loss's targets and per-token weights (training heads). */
     DeviceOps loss(int[] targets, float[] dlosses) {
         this.targets = targets;
@@ -145,8 +169,15 @@ final class DeviceOps implements BlockOps.Backward {
             b.dys = new float[T * b.out];
             b.dax = new float[T * b.r];
             b.dIn = b.dropped != null ? new float[T * b.in] : null;
+            if (b.eOff >= 0) { // AdaLoRA: E ⊙ A x, and the gradient reaching it
+                b.eax = new float[T * b.r];
+                b.gax = new float[T * b.r];
+            }
         }
-        g.copyIn(Mode.FIRST_EXECUTION, Arrays.stream(new Object[]{b.ax, b.dropped, b.dys, b.dax, b.dIn, b.ones})
+        if (b.norm != null && backward) {
+            throw new IllegalArgumentException("DoRA branches run on the device for inference only; train DoRA with --backend jvm");
+        }
+        g.copyIn(Mode.FIRST_EXECUTION, Arrays.stream(new Object[]{b.ax, b.dropped, b.dys, b.dax, b.dIn, b.ones, b.eax, b.gax, b.norm})
                 .filter(Objects::nonNull).toArray());
         if (b.seed != null) {
             g.copyIn(Mode.EVERY_EXECUTION, b.seed);
@@ -189,8 +220,8 @@ final class DeviceOps implements BlockOps.Backward {
 
     @Override
     public void rmsNorm(Buf out, Buf rstd, Buf x, Norm which) {
-        g.task(id("norm_" + which.name().toLowerCase()), RmsNorm::forwardNaive, buf(out), buf(rstd), buf(x), norm(which), T,
-                c.dim(), c.rmsEps());
+        g.kernel(id("norm_" + which.name().toLowerCase()), Grid.byLiveRows(1, T, GpuRmsNorm::grid), GpuRmsNorm::forward,
+                GpuRmsNorm::forward, buf(out), buf(rstd), buf(x), norm(which), T, c.dim(), c.rmsEps());
     }
 
     @Override
@@ -230,6 +261,36 @@ final class DeviceOps implements BlockOps.Backward {
     }
 
     @Override
+    public boolean decomposed(LinearModule m, int i) {
+        return branches.get(m.ordinal()).get(i).norm != null;
+    }
+
+    @Override
+    public void magnitude(LinearModule m, int i, Buf y) {
+        Branch b = branches.get(m.ordinal()).get(i);
+        g.task(branchId(m, i) + "_magnitude", Dora::forwardNaive, buf(y), b.p, b.mOff, b.norm, n, T, b.out);
+    }
+
+    /** None: the device plans refuse adapters with bottleneck modules when they are built ({@link #refuseBottlenecks}). */
+    @Override
+    public int bottlenecks(Sublayer s) {
+        return 0;
+    }
+
+    @Override
+    public void bottleneck(Sublayer s, int i, Buf y) {
+        throw new UnsupportedOperationException("bottleneck adapters on the device"); // refused when the plan is built
+    }
+
+    /** A bottleneck adapter has no device kernels yet: the plans refuse it with this message. */
+    static void refuseBottlenecks(LoraAdapter a) {
+        if (!a.bottlenecks().isEmpty()) {
+            throw new IllegalArgumentException("adapter " + a.name() + " is a bottleneck adapter, which the tornado backend "
+                    + "does not run (no device kernels for it); use --backend jvm");
+        }
+    }
+
+    @Override
     public void rope(Buf x, Heads h) {
         g.task(id("rope_" + h.name().toLowerCase()), Rope::forwardNaive, buf(x), freqs, pos, T, heads(h), c.headSize(), halves);
     }
@@ -245,8 +306,9 @@ final class DeviceOps implements BlockOps.Backward {
             values = vCache;
             stride = attStride;
         }
-        g.task(id("attention"), Attention::forwardNaive, buf(out), buf(att), buf(q), keys, values, pos, T, c.nHeads(),
-                c.nKvHeads(), c.headSize(), stride);
+        int NH = c.nHeads();
+        g.kernel(id("attention"), Grid.byLiveRows(1, T, (gr, live) -> GpuAttention.grid(gr, live, NH)), GpuAttention::forward,
+                GpuAttention::forward, buf(out), buf(att), buf(q), keys, values, pos, T, NH, c.nKvHeads(), c.headSize(), stride);
     }
 
     @Override
@@ -273,7 +335,7 @@ final class DeviceOps implements BlockOps.Backward {
         g.task(id("cross_entropy"), CrossEntropy::forwardNaive, buf(losses), buf(probs), buf(logits), targets, T, c.vocabSize());
     }
 
-    // ---- backward (training plans; LoRA branches without E) ----
+    // ---- backward (training plans; LoRA branches, and AdaLoRA's with E) ----
 
     @Override
     public void matmulBackward(LinearModule m, Buf dx, boolean accumulate, Buf dy) {
@@ -285,8 +347,17 @@ final class DeviceOps implements BlockOps.Backward {
         Branch b = branches.get(m.ordinal()).get(i);
         String id = branchId(m, i) + "_bwd";
         g.task(id + "_dy", VectorOps::scaleNaive, b.dys, buf(dy), b.scale, T * b.out);
-        g.task(id + "_db", Matmul::backwardWeightNaive, b.g, b.bOff, b.dys, b.ax, T, b.out, b.r);
-        g.task(id + "_dax", Matmul::backwardNaive, b.dax, b.dys, b.p, b.bOff, T, b.out, b.r, 0);
+        if (b.eOff >= 0) {
+            // y = s·B (E ⊙ A x): dB += dysᵀ (E ⊙ ax), gax = dys·B, dE += Σ_t gax ⊙ ax, dax = E ⊙ gax
+            g.task(id + "_eax", VectorOps::mulRowsNaive, b.eax, b.ax, b.p, b.eOff, T * b.r, b.r);
+            g.task(id + "_db", Matmul::backwardWeightNaive, b.g, b.bOff, b.dys, b.eax, T, b.out, b.r);
+            g.task(id + "_gax", Matmul::backwardNaive, b.gax, b.dys, b.p, b.bOff, T, b.out, b.r, 0);
+            g.task(id + "_de", Lora::backwardSingularValuesNaive, b.g, b.eOff, b.gax, b.ax, T, b.r);
+            g.task(id + "_dax", VectorOps::mulRowsNaive, b.dax, b.gax, b.p, b.eOff, T * b.r, b.r);
+        } else {
+            g.task(id + "_db", Matmul::backwardWeightNaive, b.g, b.bOff, b.dys, b.ax, T, b.out, b.r);
+            g.task(id + "_dax", Matmul::backwardNaive, b.dax, b.dys, b.p, b.bOff, T, b.out, b.r, 0);
+        }
         g.task(id + "_da", Matmul::backwardWeightNaive, b.g, b.aOff, b.dax, b.dropped != null ? b.dropped : buf(x), T, b.r, b.in);
         if (b.dropped != null) {
             g.task(id + "_dx", Matmul::backwardNaive, b.dIn, b.dax, b.p, b.aOff, T, b.r, b.in, 0);
@@ -294,6 +365,16 @@ final class DeviceOps implements BlockOps.Backward {
         } else {
             g.task(id + "_dx", Matmul::backwardNaive, buf(dx), b.dax, b.p, b.aOff, T, b.r, b.in, 1);
         }
+    }
+
+    @Override
+    public void magnitudeBackward(LinearModule m, int i, Buf dyOut, Buf dy) {
+        throw new UnsupportedOperationException("DoRA training on the device"); // refused when the branch is added
+    }
+
+    @Override
+    public void bottleneckBackward(Sublayer s, int i, Buf dx, Buf dy) {
+        throw new UnsupportedOperationException("bottleneck adapters on the device"); // refused when the plan is built
     }
 
     @Override
@@ -338,6 +419,10 @@ final class DeviceOps implements BlockOps.Backward {
 
     @Override
     public void logitsBackward(Buf dx, Buf dLogits, Buf x) {
+        if (headGrad != null) {
+            g.task("output_bwd_weight", Matmul::backwardWeightNaive, headGrad, headGradOff, buf(dLogits), buf(x), T, output.rows,
+                    output.cols);
+        }
         output.backward(g, "output_bwd", buf(dx), buf(dLogits), T, false);
     }
 

@@ -1,5 +1,6 @@
 package io.lora4j.tornado;
 
+import uk.ac.manchester.tornado.api.KernelContext;
 import uk.ac.manchester.tornado.api.common.TornadoFunctions.Task1;
 import uk.ac.manchester.tornado.api.common.TornadoFunctions.Task10;
 import uk.ac.manchester.tornado.api.common.TornadoFunctions.Task11;
@@ -21,6 +22,7 @@ import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.function.ObjIntConsumer;
 
 /**
  * A device plan: task graphs described as data, in the shape TornadoVM takes them. Each
@@ -46,8 +48,97 @@ public final class DevicePlan {
         UNDER_DEMAND
     }
 
-    /** One kernel launch: a method reference and its arguments (arrays and boxed scalars). */
-    public record Task(String name, Object code, Object[] args) {
+    /**
+     * One kernel launch: a method reference and its arguments (arrays and boxed scalars). A work-group
+     * kernel (written against TornadoVM's {@code KernelContext}: thread indices, barriers, local memory)
+     * has a {@link Grid}, its first argument is {@link #CONTEXT}, and an {@code oracle}: a method taking
+     * the other arguments that computes the same outputs as plain Java (such kernels cannot run as Java:
+     * every thread index is 0 there), which is what {@link JvmRunner} runs.
+     */
+    public record Task(String name, Object code, Object[] args, Grid grid, Object oracle) {
+        /** Whether this is a work-group kernel (with a grid, a context and an oracle). */
+        public boolean workGroups() {
+            return grid != null;
+        }
+    }
+
+    /** Stands for the {@code KernelContext} argument of a work-group kernel; the TornadoVM runner passes a real one. */
+    public static final Object CONTEXT = new Object() {
+        @Override
+        public String toString() {
+            return "KernelContext";
+        }
+    };
+
+    /**
+     * The thread grid of a work-group kernel: global and local thread counts in one or two dimensions
+     * (the global counts are multiples of the local ones). A grid may follow a rule of the live rows
+     * (a plan built for chunks of T rows launches only the work-groups a shorter chunk needs, or another
+     * shape for one row): {@link Graph#liveRows} applies it before the chunk's executions, and
+     * TornadoVM reads a task's grid at every launch.
+     */
+    public static final class Grid {
+        private final int dims;
+        private final ObjIntConsumer<Grid> byLiveRows;
+        private final long[] global = {1, 1}, local = {1, 1};
+
+        private Grid(int dims, ObjIntConsumer<Grid> byLiveRows) {
+            this.dims = dims;
+            this.byLiveRows = byLiveRows;
+        }
+
+        /** {@code groups} work-groups of {@code local} threads. */
+        public static Grid of(long groups, long local) {
+            return new Grid(1, null).set(groups, local);
+        }
+
+        /** {@code groupsX × groupsY} work-groups of {@code localX × localY} threads. */
+        public static Grid of(long groupsX, long groupsY, long localX, long localY) {
+            return new Grid(2, null).set(groupsX, groupsY, localX, localY);
+        }
+
+        /** A {@code dims}-D grid that {@code byLiveRows} sizes for a number of live rows; sized now for {@code rows}. */
+        public static Grid byLiveRows(int dims, int rows, ObjIntConsumer<Grid> byLiveRows) {
+            Grid g = new Grid(dims, byLiveRows);
+            byLiveRows.accept(g, rows);
+            return g;
+        }
+
+        public Grid set(long groups, long local) {
+            return set(groups, 1, local, 1);
+        }
+
+        public Grid set(long groupsX, long groupsY, long localX, long localY) {
+            if (groupsX < 1 || groupsY < 1 || localX < 1 || localY < 1 || (dims == 1 && (groupsY != 1 || localY != 1))) {
+                throw new IllegalArgumentException("a " + dims + "-D grid of " + groupsX + "×" + groupsY + " groups of "
+                        + localX + "×" + localY + " threads");
+            }
+            global[0] = groupsX * localX;
+            global[1] = groupsY * localY;
+            local[0] = localX;
+            local[1] = localY;
+            return this;
+        }
+
+        void liveRows(int n) {
+            if (byLiveRows != null) {
+                byLiveRows.accept(this, n);
+            }
+        }
+
+        public int dims() {
+            return dims;
+        }
+
+        /** Global thread counts (x, y). */
+        public long[] global() {
+            return global.clone();
+        }
+
+        /** Local (work-group) thread counts (x, y). */
+        public long[] local() {
+            return local.clone();
+        }
     }
 
     /** A named list of tasks and the data movement around them. */
@@ -91,6 +182,15 @@ public final class DevicePlan {
             return Collections.unmodifiableList(tasks);
         }
 
+        /** Sizes this graph's grids that follow the live rows for {@code n} live rows (before a chunk's execution). */
+        public void liveRows(int n) {
+            for (Task t : tasks) {
+                if (t.grid() != null) {
+                    t.grid().liveRows(n);
+                }
+            }
+        }
+
         public Graph copyIn(Mode mode, Object... arrays) {
             for (Object a : arrays) {
                 requireArray(a);
@@ -131,6 +231,10 @@ public final class DevicePlan {
         }
 
         private Graph add(String id, Object code, Object... args) {
+            return add(id, null, null, code, args);
+        }
+
+        private Graph add(String id, Grid grid, Object oracle, Object code, Object... args) {
             for (int i = 0; i < args.length; i++) {
                 for (int j = i + 1; j < args.length; j++) {
                     if (isArray(args[i]) && args[i] == args[j]) {
@@ -145,7 +249,7 @@ public final class DevicePlan {
                     throw new IllegalStateException(name + ": two tasks named " + id);
                 }
             }
-            tasks.add(new Task(id, code, args));
+            tasks.add(new Task(id, code, args, grid, oracle));
             return this;
         }
 
@@ -223,6 +327,68 @@ public final class DevicePlan {
                 H h, I i, J j, K l, L m, M n, N o, O p) {
             return add(id, k, a, b, c, d, e, f, g, h, i, j, l, m, n, o, p);
         }
+
+        // ---- work-group kernels: the kernel (KernelContext first), its JVM oracle over the other arguments, the grid ----
+
+        public <A, B, C> Graph kernel(String id, Grid grid, Task4<KernelContext, A, B, C> k, Task3<A, B, C> oracle,
+                A a, B b, C c) {
+            return add(id, grid, oracle, k, CONTEXT, a, b, c);
+        }
+
+        public <A, B, C, D> Graph kernel(String id, Grid grid, Task5<KernelContext, A, B, C, D> k, Task4<A, B, C, D> oracle,
+                A a, B b, C c, D d) {
+            return add(id, grid, oracle, k, CONTEXT, a, b, c, d);
+        }
+
+        public <A, B, C, D, E> Graph kernel(String id, Grid grid, Task6<KernelContext, A, B, C, D, E> k, Task5<A, B, C, D, E> oracle,
+                A a, B b, C c, D d, E e) {
+            return add(id, grid, oracle, k, CONTEXT, a, b, c, d, e);
+        }
+
+        public <A, B, C, D, E, F> Graph kernel(String id, Grid grid, Task7<KernelContext, A, B, C, D, E, F> k, Task6<A, B, C, D, E, F> oracle,
+                A a, B b, C c, D d, E e, F f) {
+            return add(id, grid, oracle, k, CONTEXT, a, b, c, d, e, f);
+        }
+
+        public <A, B, C, D, E, F, G> Graph kernel(String id, Grid grid, Task8<KernelContext, A, B, C, D, E, F, G> k, Task7<A, B, C, D, E, F, G> oracle,
+                A a, B b, C c, D d, E e, F f, G g) {
+            return add(id, grid, oracle, k, CONTEXT, a, b, c, d, e, f, g);
+        }
+
+        public <A, B, C, D, E, F, G, H> Graph kernel(String id, Grid grid, Task9<KernelContext, A, B, C, D, E, F, G, H> k, Task8<A, B, C, D, E, F, G, H> oracle,
+                A a, B b, C c, D d, E e, F f, G g, H h) {
+            return add(id, grid, oracle, k, CONTEXT, a, b, c, d, e, f, g, h);
+        }
+
+        public <A, B, C, D, E, F, G, H, I> Graph kernel(String id, Grid grid, Task10<KernelContext, A, B, C, D, E, F, G, H, I> k, Task9<A, B, C, D, E, F, G, H, I> oracle,
+                A a, B b, C c, D d, E e, F f, G g, H h, I i) {
+            return add(id, grid, oracle, k, CONTEXT, a, b, c, d, e, f, g, h, i);
+        }
+
+        public <A, B, C, D, E, F, G, H, I, J> Graph kernel(String id, Grid grid, Task11<KernelContext, A, B, C, D, E, F, G, H, I, J> k, Task10<A, B, C, D, E, F, G, H, I, J> oracle,
+                A a, B b, C c, D d, E e, F f, G g, H h, I i, J j) {
+            return add(id, grid, oracle, k, CONTEXT, a, b, c, d, e, f, g, h, i, j);
+        }
+
+        public <A, B, C, D, E, F, G, H, I, J, K> Graph kernel(String id, Grid grid, Task12<KernelContext, A, B, C, D, E, F, G, H, I, J, K> k, Task11<A, B, C, D, E, F, G, H, I, J, K> oracle,
+                A a, B b, C c, D d, E e, F f, G g, H h, I i, J j, K l) {
+            return add(id, grid, oracle, k, CONTEXT, a, b, c, d, e, f, g, h, i, j, l);
+        }
+
+        public <A, B, C, D, E, F, G, H, I, J, K, L> Graph kernel(String id, Grid grid, Task13<KernelContext, A, B, C, D, E, F, G, H, I, J, K, L> k, Task12<A, B, C, D, E, F, G, H, I, J, K, L> oracle,
+                A a, B b, C c, D d, E e, F f, G g, H h, I i, J j, K l, L m) {
+            return add(id, grid, oracle, k, CONTEXT, a, b, c, d, e, f, g, h, i, j, l, m);
+        }
+
+        public <A, B, C, D, E, F, G, H, I, J, K, L, M> Graph kernel(String id, Grid grid, Task14<KernelContext, A, B, C, D, E, F, G, H, I, J, K, L, M> k, Task13<A, B, C, D, E, F, G, H, I, J, K, L, M> oracle,
+                A a, B b, C c, D d, E e, F f, G g, H h, I i, J j, K l, L m, M n) {
+            return add(id, grid, oracle, k, CONTEXT, a, b, c, d, e, f, g, h, i, j, l, m, n);
+        }
+
+        public <A, B, C, D, E, F, G, H, I, J, K, L, M, N> Graph kernel(String id, Grid grid, Task15<KernelContext, A, B, C, D, E, F, G, H, I, J, K, L, M, N> k, Task14<A, B, C, D, E, F, G, H, I, J, K, L, M, N> oracle,
+                A a, B b, C c, D d, E e, F f, G g, H h, I i, J j, K l, L m, M n, N o) {
+            return add(id, grid, oracle, k, CONTEXT, a, b, c, d, e, f, g, h, i, j, l, m, n, o);
+        }
     }
 
     private final List<Graph> graphs = new ArrayList<>();
@@ -259,8 +425,9 @@ public final class DevicePlan {
      * that a task or a copy out of graph i uses, and that graph i does not copy in, is consumed by
      * graph i from graph i−1 — which persists it — and so on back to the graph that copies it in. A
      * plan linked this way must run its graphs in creation order (any prefix, restarting from any
-     * graph that consumes nothing it has not already bound). Returns the largest number of arrays one
-     * graph holds (TornadoVM bounds the size of a graph).
+     * graph that consumes nothing it has not already bound). Refuses an array that a graph copies in for
+     * later graphs without using it (TornadoVM allocates no buffer for it). Returns the largest number of
+     * arrays one graph holds (TornadoVM bounds the size of a graph).
      */
     public int linkChain() {
         int most = 0;
@@ -299,8 +466,60 @@ public final class DevicePlan {
         }
         for (Graph g : graphs) {
             most = Math.max(most, g.copyIn.size() + g.consumed.size());
+            for (Object a : g.persisted) {
+                if (g.copyIn.containsKey(a) && g.tasks.stream().noneMatch(t -> java.util.Arrays.stream(t.args()).anyMatch(x -> x == a))) {
+                    // TornadoVM 5.2 allocates no device buffer for it: the consuming graph fails (a null buffer)
+                    throw new IllegalStateException(g.name + " copies in an array for later graphs that none of its tasks uses; "
+                            + "copy it in where it is first used (copyInAtFirstUse)");
+                }
+            }
         }
         return most;
+    }
+
+    /**
+     * Declares {@code array} copied in (with {@code mode}) by the first graph, in creation order, whose tasks use
+     * it: TornadoVM allocates no device buffer for an array that a graph copies in but none of its tasks uses, so
+     * a graph consuming it later would find none.
+     */
+    public void copyInAtFirstUse(Mode mode, Object array) {
+        for (Graph g : graphs) {
+            for (Task t : g.tasks) {
+                for (Object a : t.args()) {
+                    if (a == array) {
+                        g.copyIn(mode, array);
+                        return;
+                    }
+                }
+            }
+        }
+        throw new IllegalStateException("no task uses the array");
+    }
+
+    /** Bytes of the distinct arrays the graphs copy in: the device buffers the plan holds. */
+    public long deviceBytes() {
+        java.util.Set<Object> seen = java.util.Collections.newSetFromMap(new java.util.IdentityHashMap<>());
+        long n = 0;
+        for (Graph g : graphs) {
+            for (Object a : g.copyIn.keySet()) {
+                if (seen.add(a)) {
+                    n += bytes(a);
+                }
+            }
+        }
+        return n;
+    }
+
+    /** Bytes of a primitive array. */
+    static long bytes(Object a) {
+        long n = java.lang.reflect.Array.getLength(a);
+        return switch (a) {
+            case byte[] b -> n;
+            case short[] s -> 2 * n;
+            case long[] l -> 8 * n;
+            case double[] d -> 8 * n;
+            default -> 4 * n;
+        };
     }
 
     static boolean isArray(Object o) {

@@ -47,7 +47,6 @@ final class InferencePlan implements AutoCloseable {
     private final int nLayers;
     private final PlanRunner runner;
     private final List<float[]> uploaded = new ArrayList<>(); // adapter stores already on the device
-    private long deviceBytes;
 
     InferencePlan(Llama m, int contextLength, int T, Function<DevicePlan, PlanRunner> runners) {
         LlamaConfig c = m.config();
@@ -105,6 +104,7 @@ final class InferencePlan implements AutoCloseable {
         DeviceOps o = new DeviceOps(g, c, T, pos, n, freqs, attnNorm, ffnNorm, w, bind).kvCache(kCache, vCache, contextLength);
         // each active adapter's parameter store goes to the device once, with the first block that uses it
         for (AdapterSet.Active a : m.adapters().active()) {
+            DeviceOps.refuseBottlenecks(a.adapter());
             float[] p = a.adapter().store().values;
             for (LinearModule mod : mods) {
                 LoraLayer ll = a.adapter().get(l, mod);
@@ -115,8 +115,13 @@ final class InferencePlan implements AutoCloseable {
                     in(g, p);
                     uploaded.add(p);
                 }
-                o.branch(mod, new DeviceOps.Branch(p, null, ll.a.off(), ll.eOff(), ll.b.off(), ll.bias == null ? -1 : ll.bias.off(),
-                        a.scale() * ll.scaling, ll.r, ll.in, ll.out, T), null, false);
+                DeviceOps.Branch b = new DeviceOps.Branch(p, null, ll.a.off(), ll.eOff(), ll.b.off(),
+                        ll.bias == null ? -1 : ll.bias.off(), a.scale() * ll.scaling, ll.r, ll.in, ll.out, T);
+                if (ll.dora()) { // the row norms of the weight in use, as the JVM takes them
+                    float[] norm = ll.weightNorm(ws[mod.ordinal()], a.scale() * ll.scaling).clone();
+                    b.dora(ll.magnitude.off(), norm);
+                }
+                o.branch(mod, b, null, false);
             }
         }
         LlamaBlock.forward(o);
@@ -146,22 +151,12 @@ final class InferencePlan implements AutoCloseable {
     private DeviceMatrix[] upload(Graph g, io.lora4j.kernels.Weight... w) {
         DeviceMatrix[] d = DeviceMatrix.pack(w);
         g.copyIn(Mode.FIRST_EXECUTION, DeviceMatrix.buffers(d));
-        for (DeviceMatrix x : d) {
-            deviceBytes += x.bytes();
-        }
         return d;
     }
 
     /** Declares arrays (small weights, scratch, caches) as allocated on the device at the first execution. */
     private void in(Graph g, Object... arrays) {
         g.copyIn(Mode.FIRST_EXECUTION, arrays);
-        for (Object a : arrays) {
-            deviceBytes += switch (a) {
-                case float[] f -> 4L * f.length;
-                case int[] i -> 4L * i.length;
-                default -> throw new IllegalArgumentException();
-            };
-        }
     }
 
     /**
@@ -183,6 +178,9 @@ final class InferencePlan implements AutoCloseable {
         }
         n[0] = count;
         for (int l = 0; l < nLayers; l++) {
+            plan.graphs().get(l).liveRows(count);
+        }
+        for (int l = 0; l < nLayers; l++) {
             runner.execute(l);
         }
     }
@@ -193,8 +191,13 @@ final class InferencePlan implements AutoCloseable {
         System.arraycopy(logits, 0, out, 0, logits.length);
     }
 
+    void profile(DeviceProfile p) {
+        runner.profile(p);
+    }
+
+    /** Bytes of the plan's device buffers: weights, KV caches, adapters, scratch. */
     long deviceBytes() {
-        return deviceBytes;
+        return plan.deviceBytes();
     }
 
     String device() {

@@ -35,7 +35,10 @@ import java.util.Map;
  * graph that runs with a consumed array still unbound is an error (on TornadoVM it dereferences a
  * null buffer). A task that touches an array its graph did not declare is an error. So a plan that
  * forgets a transfer fails here as it would on a device. Kernels run sequentially (their
- * {@code @Parallel} loops are plain loops on the JVM). One difference: TornadoVM does not copy in
+ * {@code @Parallel} loops are plain loops on the JVM); a work-group kernel runs as its oracle (its
+ * thread indices would all be 0 here). With a {@link DeviceProfile} attached, graph and kernel times
+ * are wall times, bytes are what this runner copies, and the device memory is the emulated copies'
+ * size. One difference: TornadoVM does not copy in
  * an array that its tasks only write, so elements such a task leaves alone hold whatever the
  * device buffer held; plans never read those (a KV cache row is read only after it was stored).
  */
@@ -44,6 +47,7 @@ public final class JvmRunner implements PlanRunner {
     private final List<Map<Object, Object>> memory = new ArrayList<>(); // per graph: host array → device copy
     private final boolean[] executed;
     private int last = -1;
+    private DeviceProfile profile;
 
     public JvmRunner(DevicePlan plan) {
         this.plan = plan;
@@ -57,6 +61,7 @@ public final class JvmRunner implements PlanRunner {
     public void execute(int index) {
         Graph g = plan.graphs().get(index);
         Map<Object, Object> mem = memory.get(index);
+        long t0 = System.nanoTime(), in = 0, out = 0;
         for (var e : g.consumed().entrySet()) {
             int from = plan.index(e.getValue());
             if (from == last) {
@@ -73,14 +78,17 @@ public final class JvmRunner implements PlanRunner {
         if (!executed[index]) {
             for (Object a : g.copyIn().keySet()) {
                 mem.put(a, copyOf(a));
+                in += DevicePlan.bytes(a);
             }
         } else {
             for (var e : g.copyIn().entrySet()) {
                 if (e.getValue() == Mode.EVERY_EXECUTION) {
                     copy(e.getKey(), mem.get(e.getKey()));
+                    in += DevicePlan.bytes(e.getKey());
                 }
             }
         }
+        long tasks = System.nanoTime();
         for (Task t : g.tasks()) {
             Object[] args = t.args().clone();
             for (int i = 0; i < args.length; i++) {
@@ -93,16 +101,48 @@ public final class JvmRunner implements PlanRunner {
                     args[i] = dev;
                 }
             }
-            invoke(t.code(), args);
+            long k0 = System.nanoTime();
+            if (t.workGroups()) {
+                invoke(t.oracle(), java.util.Arrays.copyOfRange(args, 1, args.length));
+            } else {
+                invoke(t.code(), args);
+            }
+            if (profile != null) {
+                profile.kernel(t.name(), System.nanoTime() - k0);
+            }
         }
+        long copies = System.nanoTime();
         for (var e : g.copyOut().entrySet()) {
             if (e.getValue() == Mode.EVERY_EXECUTION) {
                 copy(deviceCopy(g, mem, e.getKey()), e.getKey());
+                out += DevicePlan.bytes(e.getKey());
             }
         }
         executed[index] = true;
         last = index;
+        if (profile != null) {
+            long end = System.nanoTime();
+            DeviceProfile.GraphStats s = profile.graph(g.name());
+            s.executions++;
+            s.wallNanos += end - t0;
+            s.deviceNanos = -1;
+            s.kernelNanos += copies - tasks;
+            s.copyInBytes += in;
+            s.copyInNanos += tasks - t0;
+            s.copyOutBytes += out;
+            s.copyOutNanos += end - copies;
+            s.compileNanos = -1;
+        }
     }
+
+    @Override
+    public void profile(DeviceProfile p) {
+        profile = p;
+        if (p != null) {
+            p.device(device(), plan.deviceBytes());
+        }
+    }
+
 
     @Override
     public void copyToHost(int index, Object... arrays) {
@@ -115,6 +155,9 @@ public final class JvmRunner implements PlanRunner {
                 throw new IllegalStateException(g.name() + " does not declare that array as an UNDER_DEMAND output");
             }
             copy(deviceCopy(g, memory.get(index), a), a);
+            if (profile != null) {
+                profile.graph(g.name()).copyOutBytes += DevicePlan.bytes(a);
+            }
         }
     }
 

@@ -9,6 +9,9 @@ public interface PlanRunner extends AutoCloseable {
     /** Brings {@code UNDER_DEMAND} outputs of graph {@code index} (executed at least once) back to the host arrays. */
     void copyToHost(int index, Object... arrays);
 
+    /** Records into {@code p} from now on (every execution's times, copies, kernels and the device memory); null stops. */
+    void profile(DeviceProfile p);
+
     /** What runs the plan, for messages (device name). */
     String device();
 

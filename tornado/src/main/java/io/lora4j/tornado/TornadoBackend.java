@@ -28,6 +28,7 @@ public final class TornadoBackend implements Backend, TrainingBackend {
     private List<Object> builtFor;
     private int builtHash;
     private final List<TrainPlan> trainPlans = new ArrayList<>();
+    private DeviceProfile profile;
 
     TornadoBackend(Function<DevicePlan, PlanRunner> runners) {
         this.runners = runners;
@@ -67,6 +68,18 @@ public final class TornadoBackend implements Backend, TrainingBackend {
         }
     }
 
+    /**
+     * Records the device plans' executions into {@code p} from now on (the inference and training plans, and those
+     * built later; null stops): per graph and kernel times, bytes copied, executions and device memory.
+     */
+    public void profile(DeviceProfile p) {
+        profile = p;
+        if (plan != null) {
+            plan.profile(p);
+        }
+        trainPlans.forEach(t -> t.profile(p));
+    }
+
     /** Rows per batched execution of the current plan (0 before the first forward). */
     int chunkRows() {
         return plan == null ? 0 : plan.T;
@@ -78,6 +91,9 @@ public final class TornadoBackend implements Backend, TrainingBackend {
             plan = null;
         }
         plan = new InferencePlan(m, s.contextLength, Math.min(s.maxT, MAX_CHUNK), runners);
+        if (profile != null) {
+            plan.profile(profile);
+        }
         builtFor = key;
         builtHash = hash;
     }
@@ -129,6 +145,9 @@ public final class TornadoBackend implements Backend, TrainingBackend {
                     + "backend's optimizer kernels take one learning rate for the whole adapter; train it with --backend jvm");
         }
         TrainPlan tp = new TrainPlan(m, adapter, maxT, cfg.optimizer(), runners);
+        if (profile != null) {
+            tp.profile(profile);
+        }
         trainPlans.add(tp);
         return tp;
     }

@@ -23,7 +23,7 @@ import java.util.List;
 import java.util.function.Function;
 
 /**
- * LoRA training on a device: {@link LlamaBlock}'s forward and backward recorded by {@link DeviceOps}
+ * LoRA and AdaLoRA training on a device: {@link LlamaBlock}'s forward and backward recorded by {@link DeviceOps}
  * as task graphs, and the optimizer step; the same math as {@link TrainGraph} with gradient
  * checkpointing (which gives TrainGraph's gradients exactly) and the JVM optimizers.
  * <p>
@@ -37,17 +37,22 @@ import java.util.function.Function;
  * <p>
  * Sequences are padded to {@code maxT} tokens: padded positions have no target and a zero
  * embedding, causal attention keeps them out of the real positions, and their gradients are exact
- * zeros. Per sequence only embeddings, targets and dropout seeds go in and the per-position losses
+ * zeros. AdaLoRA branches carry their singular values E (gradients dA, dE, dB on the device); the
+ * orthogonal regulariser's gradient and the rank allocator's cut come from the host ({@link #addToGradients},
+ * {@link #maskValues}), which keeps the allocator. {@code modules_to_save}: a trainable lm_head is the output
+ * projection from the parameter buffer (with its weight gradient), a trainable embed_tokens is gathered
+ * there by token id on the device (its gradient scattered back from the first block's input gradient). Per sequence only embeddings, targets and dropout seeds go in and the per-position losses
  * come back; per step the partial sums of squares of the gradient come back (for clipping) and the
  * step's hyper-parameters go in. The adapter and the moments come back on demand ({@link #syncToHost}).
  *
  * <pre>
  * graphs, in execution order (evaluation runs the first L+1):
- *   fwd_0 .. fwd_{L-1}   one block each: xs[l] → xs[l+1]
+ *   fwd_0 .. fwd_{L-1}   one block each: xs[l] → xs[l+1] (fwd_0 first: the rank mask, the embed_tokens rows)
  *   loss                 output norm, logits, cross-entropy → losses (copied out), probabilities
  *   head_bwd             dlogits (over the logits) → dResid, through the output projection and norm
- *   bwd_{L-1} .. bwd_0   recompute block l from xs[l], then its backward; dResid in place, grads +=
- *   norm                 partial Σg² of grads (copied out)            } once per optimizer step
+ *   bwd_{L-1} .. bwd_0   recompute block l from xs[l], then its backward; dResid in place, grads += (bwd_0 last:
+ *                        the embed_tokens gradient)
+ *   norm                 (+ the host's gradient) partial Σg² of grads (copied out)   } once per optimizer step
  *   update               AdamW or SGD on params, then grads := 0      }
  * </pre>
  * Glossary: T = maxT tokens, C dim, H hidden, V vocab, L layers, r rank, P adapter parameters.
@@ -63,7 +68,8 @@ final class TrainPlan implements DeviceTraining, AutoCloseable {
     private final float dropoutP;
     private final PlanRunner runner;
     // host ends of the per-sequence inputs and outputs
-    private final float[] x0;       // (T, C) embeddings, zero beyond the sequence
+    private final float[] x0;       // (T, C) embeddings, zero beyond the sequence (gathered on the device with embed_tokens)
+    private final int[] tokens;     // (T) -1 beyond the sequence (embed_tokens: the device gathers the rows)
     private final int[] targets;    // (T) -1 beyond the sequence
     private final float[] dlosses;  // (T)
     private final float[] losses;   // (T)
@@ -72,6 +78,10 @@ final class TrainPlan implements DeviceTraining, AutoCloseable {
     // the adapter's store, flat: uploaded as it is, brought back on demand
     private final ParamStore store;
     private final float[] p, g, mom1, mom2, partial, hyper;
+    /** AdaLoRA: the host's gradient to add before the norm (orthogonal regulariser) and the allocator's mask; else null. */
+    private final float[] extraGrad, keep;
+    private final ParamStore.View embed;
+    private boolean maskPending;
     private final int idxLoss, idxHead, idxNorm, idxUpdate;
     private final int[] idxFwd, idxBwd;
     private boolean updated;
@@ -142,13 +152,11 @@ final class TrainPlan implements DeviceTraining, AutoCloseable {
      * @param optimizer "adamw" or "sgd"
      */
     TrainPlan(Llama m, LoraAdapter ad, int maxT, String optimizer, Function<DevicePlan, PlanRunner> runners) {
-        if (ad.adaLora() != null) {
-            throw new IllegalArgumentException("AdaLoRA training allocates ranks from gradients on the host; the tornado "
-                    + "backend trains LoRA adapters only (use --backend jvm for --method adalora)");
-        }
-        if (ad.lmHead != null || ad.embedTokens != null) {
-            throw new IllegalArgumentException("modules_to_save (lm_head, embed_tokens) is not supported by the tornado "
-                    + "backend's training plan yet; train it with --backend jvm");
+        DeviceOps.refuseBottlenecks(ad);
+        if (ad.config().useDora()) {
+            throw new IllegalArgumentException("DoRA (use_dora) needs the row norms of W + s·B·A again after every step; the "
+                    + "tornado backend's training plan does not compute them (it runs DoRA adapters for inference); train "
+                    + "it with --backend jvm");
         }
         this.m = m;
         this.c = m.config();
@@ -163,8 +171,12 @@ final class TrainPlan implements DeviceTraining, AutoCloseable {
         mom1 = store.firstMoments();
         mom2 = adam ? store.secondMoments() : new float[1];
         partial = new float[(n + CHUNK - 1) / CHUNK];
+        extraGrad = ad.adaLora() != null ? new float[n] : null;
+        keep = ad.adaLora() != null ? filled(n, 1f) : null;
+        embed = ad.embedTokens;
         hyper = new float[adam ? AdamW.HYPER : Sgd.HYPER];
         x0 = new float[T * C];
+        tokens = new int[T];
         targets = new int[T];
         dlosses = new float[T];
         losses = new float[T];
@@ -182,7 +194,16 @@ final class TrainPlan implements DeviceTraining, AutoCloseable {
             w[l] = DeviceMatrix.pack(ws);
             Graph fg = plan.graph("fwd_" + l);
             if (l == 0) {
-                fg.copyIn(Mode.FIRST_EXECUTION, p).copyIn(Mode.EVERY_EXECUTION, x0);
+                if (keep != null) {
+                    fg.copyIn(Mode.EVERY_EXECUTION, keep);
+                    fg.task("rank_mask", VectorOps::mulNaive, p, keep, n); // the allocator's cut after the last step (else ones)
+                }
+                if (embed != null) { // modules_to_save embed_tokens: the rows of the trainable copy, on the device
+                    fg.copyIn(Mode.FIRST_EXECUTION, x0).copyIn(Mode.EVERY_EXECUTION, tokens);
+                    fg.task("embed_tokens", VectorOps::gatherRowsNaive, x0, p, embed.off(), tokens, T, C);
+                } else {
+                    fg.copyIn(Mode.EVERY_EXECUTION, x0);
+                }
             }
             fg.copyIn(Mode.FIRST_EXECUTION, DeviceMatrix.buffers(w[l])); // uploaded once, used again by bwd_l
             fg.copyIn(Mode.FIRST_EXECUTION, xs[l + 1]);
@@ -191,7 +212,9 @@ final class TrainPlan implements DeviceTraining, AutoCloseable {
         }
         float[] xbF = new float[T * C], rstdF = new float[T], logits = new float[Math.multiplyExact(T, c.vocabSize())];
         float[] probs = new float[logits.length];
-        DeviceMatrix out = DeviceMatrix.of(m.baseOutput());
+        // modules_to_save lm_head: the trainable copy in the parameter buffer (F32), else the frozen base output
+        DeviceMatrix out = ad.lmHead != null ? DeviceMatrix.inParams("lm_head", p, ad.lmHead.off(), c.vocabSize(), C)
+                : DeviceMatrix.of(m.baseOutput());
         float[] dResid = new float[T * C], dxbF = new float[T * C];
         Function<Buf, float[]> head = b -> switch (b) {
             case X -> xs[L];
@@ -207,14 +230,22 @@ final class TrainPlan implements DeviceTraining, AutoCloseable {
         Graph lg = plan.graph("loss");
         float[] norm = m.outputNorm().clone();
         int[] all = {T};
-        lg.copyIn(Mode.FIRST_EXECUTION, DeviceMatrix.buffers(out)).copyIn(Mode.FIRST_EXECUTION, norm, xbF, rstdF, logits, probs,
-                losses, all).copyIn(Mode.EVERY_EXECUTION, targets);
+        for (Object a : DeviceMatrix.buffers(out)) {
+            if (a != p) { // a trainable lm_head lives in the parameter buffer, which another graph copies in
+                lg.copyIn(Mode.FIRST_EXECUTION, a);
+            }
+        }
+        lg.copyIn(Mode.FIRST_EXECUTION, norm, xbF, rstdF, logits, probs, losses, all).copyIn(Mode.EVERY_EXECUTION, targets);
         LlamaBlock.head(new DeviceOps(lg, c, T, null, all, null, null, null, null, head).head(norm, out).loss(targets, dlosses), true);
         lg.copyOut(Mode.EVERY_EXECUTION, losses);
         idxLoss = L;
         Graph hg = plan.graph("head_bwd");
         hg.copyIn(Mode.EVERY_EXECUTION, dlosses).copyIn(Mode.FIRST_EXECUTION, dxbF, dResid);
-        LlamaBlock.headBackward(new DeviceOps(hg, c, T, null, all, null, null, null, null, head).head(norm, out).loss(targets, dlosses));
+        DeviceOps headOps = new DeviceOps(hg, c, T, null, all, null, null, null, null, head).head(norm, out).loss(targets, dlosses);
+        if (ad.lmHead != null) {
+            headOps.headGradient(g, ad.lmHead.off());
+        }
+        LlamaBlock.headBackward(headOps);
         idxHead = L + 1;
         idxBwd = new int[L];
         float[] dxb = new float[T * C], dq = new float[T * c.qDim()], dk = new float[T * c.kvDim()], dv = new float[T * c.kvDim()],
@@ -234,17 +265,21 @@ final class TrainPlan implements DeviceTraining, AutoCloseable {
         };
         for (int l = L - 1; l >= 0; l--) {
             Graph bg = plan.graph("bwd_" + l);
-            if (l == L - 1) {
-                bg.copyIn(Mode.FIRST_EXECUTION, g);
-            }
             Block b = block(bg, l, ad, xs[l], new float[T * C], w[l], grads);
             bg.copyIn(Mode.FIRST_EXECUTION, b.out).copyIn(Mode.FIRST_EXECUTION, dxb, dq, dk, dv, dAttOut, dh, dgate, dup);
             LlamaBlock.forward(b.ops.prefix("recompute_")); // same dropout masks, from the same seeds
             LlamaBlock.backward(b.ops.prefix(""));
+            if (l == 0 && embed != null) { // dResid is now the gradient of the embedded rows
+                bg.task("embed_tokens_bwd", VectorOps::scatterAddRowsNaive, g, embed.off(), dResid, tokens, T, C);
+            }
             idxBwd[l] = plan.graphs().size() - 1;
         }
         Graph ng = plan.graph("norm");
         ng.copyIn(Mode.FIRST_EXECUTION, partial);
+        if (extraGrad != null) {
+            ng.copyIn(Mode.EVERY_EXECUTION, extraGrad);
+            ng.task("add_host_gradient", VectorOps::axpyNaive, g, extraGrad, 1f, n);
+        }
         ng.task("grad_sumsq", VectorOps::sumSquaresNaive, partial, g, n, CHUNK);
         ng.copyOut(Mode.EVERY_EXECUTION, partial).copyOut(Mode.UNDER_DEMAND, g);
         idxNorm = plan.graphs().size() - 1;
@@ -262,6 +297,10 @@ final class TrainPlan implements DeviceTraining, AutoCloseable {
             ug.copyOut(Mode.UNDER_DEMAND, mom2);
         }
         idxUpdate = plan.graphs().size() - 1;
+        // the parameters and their gradients go to the device with the first graph whose tasks use them (TornadoVM
+        // allocates no buffer for an array a graph only copies in, and a later graph consuming it would find none)
+        plan.copyInAtFirstUse(Mode.FIRST_EXECUTION, p);
+        plan.copyInAtFirstUse(Mode.FIRST_EXECUTION, g);
         plan.linkChain();
         runner = runners.apply(plan);
     }
@@ -302,7 +341,7 @@ final class TrainPlan implements DeviceTraining, AutoCloseable {
             if (ll == null) {
                 continue;
             }
-            DeviceOps.Branch br = b.ops.branch(mod, new DeviceOps.Branch(p, g, ll.a.off(), -1, ll.b.off(),
+            DeviceOps.Branch br = b.ops.branch(mod, new DeviceOps.Branch(p, g, ll.a.off(), ll.eOff(), ll.b.off(),
                     ll.bias == null ? -1 : ll.bias.off(), ll.scaling, ll.r, ll.in, ll.out, T), dropoutP > 0 ? b.drop : null, backward);
             if (br.seed != null) {
                 seeds.add(new Seed(br.seed, l, mod));
@@ -319,6 +358,7 @@ final class TrainPlan implements DeviceTraining, AutoCloseable {
         }
         int C = c.dim();
         Arrays.fill(x0, 0f);
+        Arrays.fill(this.tokens, -1);
         Arrays.fill(targets, -1);
         Arrays.fill(dlosses, 0f);
         for (int t = 0; t < n; t++) {
@@ -326,7 +366,10 @@ final class TrainPlan implements DeviceTraining, AutoCloseable {
             if (tok < 0 || tok >= c.vocabSize()) {
                 throw new IllegalArgumentException("token id " + tok + " outside the vocabulary");
             }
-            Dequant.row(m.tokenEmbedding(), tok, x0, t * C);
+            this.tokens[t] = tok;
+            if (embed == null) {
+                Dequant.row(m.tokenEmbedding(), tok, x0, t * C);
+            }
             targets[t] = tgt[t];
             dlosses[t] = lossScale;
         }
@@ -343,6 +386,10 @@ final class TrainPlan implements DeviceTraining, AutoCloseable {
         load(tokens, tgt, n, training, lossScale, seed);
         for (int l = 0; l < c.nLayers(); l++) {
             runner.execute(idxFwd[l]);
+            if (l == 0 && maskPending) {
+                Arrays.fill(keep, 1f); // applied once: later steps may grow a cut singular value again
+                maskPending = false;
+            }
         }
         runner.execute(idxLoss);
         double sum = 0;
@@ -373,6 +420,9 @@ final class TrainPlan implements DeviceTraining, AutoCloseable {
     @Override
     public double gradNormSquared() {
         runner.execute(idxNorm);
+        if (extraGrad != null) {
+            Arrays.fill(extraGrad, 0f); // added once
+        }
         double s = 0;
         for (float x : partial) {
             s += x;
@@ -411,24 +461,38 @@ final class TrainPlan implements DeviceTraining, AutoCloseable {
     }
 
     @Override
-    public long deviceBytes() {
-        long n = 0;
-        for (Graph gr : plan.graphs()) {
-            for (Object a : gr.copyIn().keySet()) {
-                n += java.lang.reflect.Array.getLength(a) * (long) switch (a) {
-                    case byte[] b -> 1;
-                    case short[] h -> 2;
-                    case long[] l -> 8;
-                    default -> 4;
-                };
-            }
+    public void addToGradients(float[] extra) {
+        requireAdaLora();
+        for (int i = 0; i < extra.length; i++) {
+            extraGrad[i] += extra[i];
         }
-        return n;
+    }
+
+    @Override
+    public void maskValues(float[] mask) {
+        requireAdaLora();
+        System.arraycopy(mask, 0, keep, 0, keep.length);
+        maskPending = true;
+    }
+
+    private void requireAdaLora() {
+        if (extraGrad == null) {
+            throw new IllegalStateException("only an AdaLoRA plan takes host gradients and masks");
+        }
+    }
+
+    @Override
+    public long deviceBytes() {
+        return plan.deviceBytes();
     }
 
     /** The trainable tensors in the order the plan holds them, by name. */
     List<String> paramNames() {
         return store.views().stream().map(ParamStore.View::name).toList();
+    }
+
+    void profile(DeviceProfile p) {
+        runner.profile(p);
     }
 
     @Override

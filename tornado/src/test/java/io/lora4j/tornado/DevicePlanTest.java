@@ -94,6 +94,30 @@ class DevicePlanTest {
         assertThrows(IllegalArgumentException.class, () -> p3.graph("h").copyIn(Mode.FIRST_EXECUTION, "not an array"));
     }
 
+    /** TornadoVM allocates no buffer for an array a graph copies in but does not use: handing it on is refused, copying it in at first use works. */
+    @Test
+    void anArrayIsCopiedInWhereItIsFirstUsed() {
+        float[] x = {1, 2}, y = {3, 4}, one = {1, 1};
+        DevicePlan bad = new DevicePlan();
+        bad.graph("a").copyIn(DevicePlan.Mode.FIRST_EXECUTION, x, y).task("t", io.lora4j.kernels.VectorOps::axpyNaive, x, one, 1f, 2);
+        bad.graph("b").task("u", io.lora4j.kernels.VectorOps::axpyNaive, y, x, 1f, 2);
+        bad.graphs().getFirst().copyIn(DevicePlan.Mode.FIRST_EXECUTION, one);
+        var e = assertThrows(IllegalStateException.class, bad::linkChain);
+        assertTrue(e.getMessage().contains("none of its tasks uses"), e.getMessage());
+        DevicePlan good = new DevicePlan();
+        good.graph("a").copyIn(DevicePlan.Mode.FIRST_EXECUTION, x, one).task("t", io.lora4j.kernels.VectorOps::axpyNaive, x, one, 1f, 2);
+        good.graph("b").task("u", io.lora4j.kernels.VectorOps::axpyNaive, y, x, 1f, 2);
+        good.copyInAtFirstUse(DevicePlan.Mode.FIRST_EXECUTION, y);
+        assertTrue(good.graphs().get(1).copyIn().containsKey(y));
+        good.linkChain();
+        good.graphs().get(1).copyOut(DevicePlan.Mode.EVERY_EXECUTION, y);
+        try (JvmRunner r = new JvmRunner(good)) {
+            r.execute(0);
+            r.execute(1);
+        }
+        assertArrayEquals(new float[]{5, 7}, y);
+    }
+
     @Test
     void underDemandOutputsComeBackOnlyWhenAsked() {
         float[] x = {1, 2};

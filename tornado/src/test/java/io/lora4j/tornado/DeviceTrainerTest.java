@@ -116,22 +116,64 @@ class DeviceTrainerTest {
         }
     }
 
+    /**
+     * AdaLoRA (E on the device, the orthogonal regulariser and the rank allocator on the host, the cut applied
+     * on the device) with trainable lm_head and embed_tokens copies (modules_to_save) follows the JVM trainer:
+     * losses, regulariser, budgets, the rank pattern and every trained tensor.
+     */
     @Test
-    void adaLoraAndModulesToSaveAreRefusedWithAReason(@TempDir Path dir) throws Exception {
+    void adaLoraWithModulesToSaveTrainsOnTheDeviceAsOnTheJvm(@TempDir Path dir) throws Exception {
+        Llama m = model(dir);
+        int V = m.config().vocabSize();
+        List<Example> train = data(V, 6, 5), eval = data(V, 2, 6);
+        io.lora4j.model.lora.LoraConfig plain = new io.lora4j.model.lora.LoraConfig(4, 8f, 0f, List.of("q_proj", "v_proj", "down_proj"),
+                null, "none", false, "true", List.of(), java.util.Map.of(), java.util.Map.of(), List.of("lm_head", "embed_tokens"));
+        var ada = io.lora4j.model.lora.AdaLoraConfig.of(plain, 4, 2, 1, 1, 1, 0.85f, 0.85f, 0.5f, 6);
+        LoraAdapter a = new LoraAdapter("a", ada, m, 9), b = new LoraAdapter("a", ada, m, 9);
+        for (LoraAdapter x : List.of(a, b)) { // non-zero singular values, so that every gradient flows from the start
+            for (LoraLayer l : x.layers()) {
+                for (int j = 0; j < l.r; j++) {
+                    l.e.set(j, 0.05f * (j + 1));
+                }
+            }
+        }
+        Trainer jvm = new Trainer(m, a, cfg("adamw", 6), train, eval);
+        try (TornadoBackend backend = new TornadoBackend(JvmRunner::new)) {
+            Trainer dev = new Trainer(m, b, cfg("adamw", 6), train, eval, backend);
+            int cuts = 0;
+            for (int s = 0; s < 6; s++) {
+                Trainer.StepStats x = jvm.trainStep(), y = dev.trainStep();
+                assertEquals(x.loss(), y.loss(), 1e-4 * Math.max(1, x.loss()), "loss at step " + (s + 1));
+                assertEquals(x.orthLoss(), y.orthLoss(), 1e-3 * Math.max(1e-3, x.orthLoss()), "regulariser at step " + (s + 1));
+                assertEquals(x.budget(), y.budget(), "budget at step " + (s + 1));
+                cuts += x.budget() < 3 * 2 * 4 ? 1 : 0;
+            }
+            assertTrue(cuts > 0, "the allocator cut ranks during the run");
+            assertEquals(jvm.evalLoss(), dev.evalLoss(), 2e-3);
+            dev.sync();
+            assertEquals(a.rankPattern().keySet(), b.rankPattern().keySet());
+            for (var e : a.rankPattern().entrySet()) {
+                assertArrayEquals(e.getValue(), b.rankPattern().get(e.getKey()), e.getKey() + " kept triplets");
+            }
+            for (int k = 0; k < a.layers().size(); k++) {
+                LoraLayer h = a.layers().get(k), d = b.layers().get(k);
+                TrainPlanTest.assertArraysClose(h.path() + " A", h.a.toArray(), d.a.toArray(), 2e-3);
+                TrainPlanTest.assertArraysClose(h.path() + " E", h.e.toArray(), d.e.toArray(), 2e-3);
+                TrainPlanTest.assertArraysClose(h.path() + " B", h.b.toArray(), d.b.toArray(), 2e-3);
+            }
+            TrainPlanTest.assertArraysClose("lm_head", a.lmHead.toArray(), b.lmHead.toArray(), 2e-3);
+            TrainPlanTest.assertArraysClose("embed_tokens", a.embedTokens.toArray(), b.embedTokens.toArray(), 2e-3);
+        }
+    }
+
+    /** LoRA+ (lora_B's own learning rate) is refused on the device with the reason. */
+    @Test
+    void loraPlusIsRefusedWithAReason(@TempDir Path dir) throws Exception {
         Llama m = model(dir);
         List<Example> train = data(m.config().vocabSize(), 2, 5);
-        io.lora4j.model.lora.LoraConfig head = new io.lora4j.model.lora.LoraConfig(2, 4f, 0f, List.of("q_proj"), null, "none",
-                false, "true", List.of(), java.util.Map.of(), java.util.Map.of(), List.of("lm_head"));
+        io.lora4j.model.lora.LoraConfig plain = new io.lora4j.model.lora.LoraConfig(4, 4f, 0f, List.of("q_proj"), null,
+                "none", false, "true", List.of(), java.util.Map.of(), java.util.Map.of(), List.of());
         try (TornadoBackend backend = new TornadoBackend(JvmRunner::new)) {
-            var e = assertThrows(IllegalArgumentException.class,
-                    () -> new Trainer(m, new LoraAdapter("h", head, m, 1), cfg("adamw", 1), train, List.of(), backend));
-            assertTrue(e.getMessage().contains("modules_to_save"), e.getMessage());
-            io.lora4j.model.lora.LoraConfig plain = new io.lora4j.model.lora.LoraConfig(4, 4f, 0f, List.of("q_proj"), null,
-                    "none", false, "true", List.of(), java.util.Map.of(), java.util.Map.of(), List.of());
-            var ada = io.lora4j.model.lora.AdaLoraConfig.of(plain, 4, 2, 0, 0, 1, 0.85f, 0.85f, 0.5f, 10);
-            var e2 = assertThrows(IllegalArgumentException.class,
-                    () -> new Trainer(m, new LoraAdapter("a", ada, m, 1), cfg("adamw", 1), train, List.of(), backend));
-            assertTrue(e2.getMessage().contains("AdaLoRA"), e2.getMessage());
             var e3 = assertThrows(IllegalArgumentException.class, () -> new Trainer(m, new LoraAdapter("p", plain, m, 1),
                     cfg("adamw", 1).withLoraplusLrRatio(16f), train, List.of(), backend));
             assertTrue(e3.getMessage().contains("LoRA+") && e3.getMessage().contains("--backend jvm"), e3.getMessage());

@@ -130,6 +130,90 @@ class InferencePlanTest {
         }
     }
 
+    /**
+     * A 128-token prompt with a batch of 128 runs as two batched executions (chunks of 64, the largest)
+     * of every block's graph and one of the logits graph, as the profile counts them; its kernels are
+     * launched once per execution, the bytes copied in per chunk are the embeddings, positions and live
+     * rows only, and the device memory is the plan's buffers (the weights among them).
+     */
+    @Test
+    void aPromptOf128TokensRunsAsTwoBatchedExecutionsInTheProfile(@TempDir Path dir) throws Exception {
+        LlamaConfig c = new LlamaConfig(64, 96, 2, 4, 2, 16, 96, 160, 1e-5f, 10000f, null, LlamaConfig.RopeStyle.ADJACENT, false);
+        Path f = dir.resolve("m.gguf");
+        RandomModel.write(f, c, GgmlType.F16, 13, null);
+        try (GgufFile src = GgufFile.open(f); TornadoBackend dev = emulated()) {
+            Llama m = new Llama(src);
+            int[] ids = new int[128];
+            for (int i = 0; i < ids.length; i++) {
+                ids[i] = (i * 31 + 7) % c.vocabSize();
+            }
+            State s = m.newState(128, c.contextLength());
+            m.forward(dev, s, ids, 0, 8, 0); // builds and uploads the plan
+            DeviceProfile p = new DeviceProfile();
+            dev.profile(p);
+            m.forward(dev, s, ids, 0, 128, 0);
+            assertEquals(64, dev.chunkRows());
+            assertEquals(List.of("layer_0", "layer_1", "logits"), List.copyOf(p.graphs().keySet()));
+            assertEquals(2, p.graphs().get("layer_0").executions());
+            assertEquals(2, p.graphs().get("layer_1").executions());
+            assertEquals(1, p.graphs().get("logits").executions());
+            assertEquals(5, p.executions());
+            assertEquals(4, p.kernels().get("q_proj").launches(), "two chunks through two blocks");
+            assertEquals(1, p.kernels().get("output").launches());
+            // per chunk: layer_0 copies in the embeddings (64, C), positions (64) and the live rows (1); layer_1 the last two
+            assertEquals(2 * (4L * 64 * 64 + 4 * 64 + 4), p.graphs().get("layer_0").copyInBytes());
+            assertEquals(2 * (4L * 64 + 4), p.graphs().get("layer_1").copyInBytes());
+            assertEquals(4L * c.vocabSize(), p.graphs().get("logits").copyOutBytes());
+            long weights = 2L * 2 * (2 * 64 * 64 + 2 * 64 * 32 + 3 * 64 * 96) + 2L * 96 * 64;
+            assertTrue(p.deviceMemory() > weights, p.deviceMemory() + " bytes on the device, " + weights + " of weights");
+            String report = p.report("pp128", 1, 5);
+            assertTrue(report.contains("| layer_0 | 2.0 |"), report);
+            assertTrue(report.contains("(") && report.contains("others)"), report);
+        }
+    }
+
+    /**
+     * A DoRA adapter at weight 0.7 (its row norms of W + 0.7·s·B·A taken on the host when the plan is built)
+     * then a LoRA adapter: batched prefill and decode give the JVM backend's logits; a changed magnitude
+     * rebuilds the plan at the next sequence.
+     */
+    @Test
+    void aDoraAdapterGivesTheJvmBackendsLogits(@TempDir Path dir) throws Exception {
+        Path f = dir.resolve("m.gguf");
+        RandomModel.write(f, SMALL, GgmlType.Q8_0, 13, null);
+        try (GgufFile src = GgufFile.open(f); Backend jvm = Backend.named("jvm"); TornadoBackend dev = emulated()) {
+            Llama m = new Llama(src);
+            LoraAdapter d = dora(m, "d", 3);
+            m.adapters().add(d);
+            m.adapters().add(adapter(m, "b", 2, "none", List.of("q_proj", "down_proj"), 2));
+            Map<String, Float> scales = new LinkedHashMap<>();
+            scales.put("d", 0.7f);
+            scales.put("b", 1.3f);
+            m.adapters().activate(scales);
+            int[] ids = {1, 17, 33, 2, 60, 5, 9, 40, 41, 42, 8};
+            State a = m.newState(4, SMALL.contextLength()), b = m.newState(4, SMALL.contextLength());
+            assertClose(m.forward(jvm, a, ids, 0, 9, 0), m.forward(dev, b, ids, 0, 9, 0), 1e-4f, "prefill");
+            for (int i = 9; i < ids.length; i++) {
+                assertClose(m.forward(jvm, a, ids, i, 1, i), m.forward(dev, b, ids, i, 1, i), 1e-4f, "decode at " + i);
+            }
+            d.layers().getFirst().magnitude.set(0, 2f);
+            assertClose(m.forward(jvm, a, ids, 0, 5, 0), m.forward(dev, b, ids, 0, 5, 0), 1e-4f, "after a magnitude changed");
+        }
+    }
+
+    /** A DoRA adapter on every projection: A and B drawn, magnitudes 0.8 … 1.2 of the row norms. */
+    static LoraAdapter dora(Llama m, String name, long seed) {
+        LoraConfig c = new LoraConfig(3, 6f, 0f, List.of("all-linear"), null, "none", false, "false", List.of(), Map.of(), Map.of(),
+                List.of(), true);
+        LoraAdapter a = new LoraAdapter(name, c, m, seed);
+        a.layers().forEach(ll -> {
+            for (int i = 0; i < ll.out; i++) {
+                ll.magnitude.set(i, ll.magnitude.get(i) * (0.8f + 0.1f * (i % 5)));
+            }
+        });
+        return a;
+    }
+
     @Test
     void changingAdaptersMidSequenceIsRefusedAndANewSequenceRebuilds(@TempDir Path dir) throws Exception {
         Path f = dir.resolve("m.gguf");

@@ -1,6 +1,7 @@
 package io.lora4j.model.block;
 
 import io.lora4j.model.arch.LinearModule;
+import io.lora4j.model.arch.Sublayer;
 
 /**
  * The operations a {@link LlamaBlock} program is written in: each is one kernel op of
@@ -33,6 +34,26 @@ public interface BlockOps {
 
     /** Branch i's {@code lora_B} bias, when it has one: {@code y += s·bias}. */
     void bias(LinearModule m, int i, Buf y);
+
+    /** Whether branch i of projection m is weight-decomposed (DoRA): its hook ends with {@link #magnitude}. */
+    boolean decomposed(LinearModule m, int i);
+
+    /**
+     * DoRA branch i of m, after its low-rank product: {@code y = (m / ‖W + s·B A‖) ⊙ y}, each output row
+     * rescaled by the magnitude over the row norm of the adapted weight (PEFT's {@code lora_magnitude_vector};
+     * y holds the result so far, as PEFT's {@code base_result} is). While training with lora_dropout, PEFT's
+     * form instead: {@code y += (g − 1) ⊙ (W·dropout(x) + s·B A dropout(x))}.
+     */
+    void magnitude(LinearModule m, int i, Buf y);
+
+    /** How many bottleneck adapters follow sublayer s in this block (0 when no active adapter has one there). */
+    int bottlenecks(Sublayer s);
+
+    /**
+     * Bottleneck adapter i after sublayer s, in place on the sublayer's output y (AdapterHub's {@code Adapter}):
+     * {@code y = y + scaling·(W_up f(W_down y + b_down) + b_up)}; several apply one after another (AdapterHub's Stack).
+     */
+    void bottleneck(Sublayer s, int i, Buf y);
 
     /** Rotates the heads of x in place at the executor's positions. */
     void rope(Buf x, Heads h);
@@ -70,6 +91,19 @@ public interface BlockOps {
 
         /** Branch i's bias gradient {@code += s·Σ_t dy}. */
         void biasBackward(LinearModule m, int i, Buf dy);
+
+        /**
+         * DoRA branch i's magnitude step backward, the norm a constant: its magnitude gradient {@code +=}, and
+         * {@code dyOut = g ⊙ dy}, the gradient of what it rescaled (the base projection and the low-rank branch;
+         * with lora_dropout the executor also keeps the base's share through the mask for {@link #lowRankBackward}).
+         */
+        void magnitudeBackward(LinearModule m, int i, Buf dyOut, Buf dy);
+
+        /**
+         * Bottleneck adapter i after sublayer s backward: its parameter gradients {@code +=}, and
+         * {@code dx = dy + W_downᵀ(f'(z) ⊙ scaling·W_upᵀ dy)}, the gradient of the sublayer's output before it.
+         */
+        void bottleneckBackward(Sublayer s, int i, Buf dx, Buf dy);
 
         void rmsNormBackward(Buf dx, boolean accumulate, Buf dOut, Buf x, Norm w, Buf rstd);
 

@@ -6,6 +6,7 @@ import io.lora4j.kernels.GgmlType;
 import io.lora4j.model.arch.LlamaConfig;
 import org.apache.arrow.flatbuf.Block;
 import org.apache.arrow.flatbuf.Buffer;
+import org.apache.arrow.flatbuf.Endianness;
 import org.apache.arrow.flatbuf.Field;
 import org.apache.arrow.flatbuf.FieldNode;
 import org.apache.arrow.flatbuf.Footer;
@@ -120,7 +121,8 @@ public final class ArrowModel implements WeightSource {
         return true;
     }
 
-    private static ArrowModel parse(Path path, Arena arena, MemorySegment seg) {
+    /** Parses {@code seg} (the bytes of {@code path}, which errors name); the result keeps {@code arena} and closes it. */
+    static ArrowModel parse(Path path, Arena arena, MemorySegment seg) {
         long size = seg.byteSize();
         if (size < MAGIC.length || !magicAt(seg, 0)) {
             byte[] head = seg.asSlice(0, Math.min(size, 8)).toArray(Mapped.U8);
@@ -141,6 +143,11 @@ public final class ArrowModel implements WeightSource {
             Schema schema = footer.schema();
             if (schema == null) {
                 throw new ModelFormatException(path, "the Arrow footer has no schema");
+            }
+            if (schema.endianness() != Endianness.Little) {
+                throw new ModelFormatException(path, "the schema says its buffers are " + (schema.endianness() == Endianness.Big
+                        ? "big-endian" : "of unknown endianness " + schema.endianness()) + "; lora4j reads little-endian Arrow "
+                        + "files only (what `lora4j convert` and pyarrow on x86 and ARM write), and uses the bytes in place");
             }
             checkColumns(path, schema);
             Map<String, String> md = new LinkedHashMap<>();
@@ -197,13 +204,21 @@ public final class ArrowModel implements WeightSource {
 
     /** A short Arrow type name for messages: utf8, large_binary, list<int64>, int32, … */
     private static String typeName(Field f) {
+        return typeName(f, 0);
+    }
+
+    /** {@code depth}: lists around this field; a flatbuffer can make a field its own child, so the recursion stops at 8. */
+    private static String typeName(Field f, int depth) {
+        if (depth > 8) {
+            return "…";
+        }
         byte t = f.typeType();
         if (t == Type.Int) {
             Int i = (Int) f.type(new Int());
             return i == null ? "int (no type table)" : (i.isSigned() ? "int" : "uint") + i.bitWidth();
         }
         if (t == Type.List || t == Type.LargeList) {
-            String inner = f.childrenLength() == 1 ? typeName(f.children(0)) : "?";
+            String inner = f.childrenLength() == 1 ? typeName(f.children(0), depth + 1) : "?";
             return (t == Type.List ? "list<" : "large_list<") + inner + ">";
         }
         return switch (t) {

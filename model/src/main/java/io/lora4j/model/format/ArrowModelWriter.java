@@ -22,10 +22,7 @@ import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
-import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.Base64;
 import java.util.LinkedHashMap;
@@ -37,8 +34,8 @@ import java.util.Map;
  * message's metadata and every body padded to a multiple of {@link ArrowModel#ALIGNMENT} bytes and
  * the data buffer placed at a multiple of it inside its body, so each tensor's bytes start at a
  * 64-byte aligned file offset. Tensor bytes are filled straight into a mapping of the output file
- * (a multi-GB model never sits on the heap); {@link #write(Path)} writes {@code <target>.tmp} and
- * renames it atomically.
+ * (a multi-GB model never sits on the heap); {@link #write(Path)} writes it durably
+ * ({@link DurableFiles}).
  */
 public final class ArrowModelWriter {
     private static final int A = ArrowModel.ALIGNMENT;
@@ -140,13 +137,10 @@ public final class ArrowModelWriter {
                 new Field("data", FieldType.notNullable(ArrowType.LargeBinary.INSTANCE), null)), md);
     }
 
-    /** Writes {@code target} (via {@code target.tmp} and an atomic rename). */
+    /** Writes {@code target} durably (temp file, force, atomic rename: {@link DurableFiles}). */
     public void write(Path target) throws IOException {
         Schema schema = schema();
-        Path tmp = target.resolveSibling(target.getFileName() + ".tmp");
-        boolean ok = false;
-        try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.CREATE, StandardOpenOption.TRUNCATE_EXISTING,
-                StandardOpenOption.READ, StandardOpenOption.WRITE)) {
+        DurableFiles.write(target, ch -> {
             long pos = put(ch, 0, ByteBuffer.wrap(new byte[]{'A', 'R', 'R', 'O', 'W', '1', 0, 0}));
             pos = put(ch, pos, message(schemaMessage(schema), pos));
             List<ArrowBlock> blocks = new ArrayList<>();
@@ -159,9 +153,7 @@ public final class ArrowModelWriter {
                 put(ch, bodyStart, b.smallBuffers());
                 if (p.bytes > 0) {
                     try (Arena arena = Arena.ofShared()) { // shared: a fill may write from several threads
-                        MemorySegment m = ch.map(FileChannel.MapMode.READ_WRITE, bodyStart + b.dataOffset, p.bytes, arena);
-                        p.fill.fill(m);
-                        m.force();
+                        p.fill.fill(ch.map(FileChannel.MapMode.READ_WRITE, bodyStart + b.dataOffset, p.bytes, arena));
                     }
                 }
                 pos = bodyStart + b.bodyLength;
@@ -175,13 +167,7 @@ public final class ArrowModelWriter {
             pos = put(ch, pos, le(4).putInt(footer.length).flip());
             pos = put(ch, pos, ByteBuffer.wrap(ArrowModel.MAGIC));
             ch.truncate(pos);
-            ok = true;
-        } finally {
-            if (!ok) {
-                Files.deleteIfExists(tmp);
-            }
-        }
-        Files.move(tmp, target, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+        });
     }
 
     /**

@@ -61,7 +61,8 @@ public final class GgufFile implements WeightSource {
         }
     }
 
-    private static GgufFile parse(Path path, Arena arena, MemorySegment seg) {
+    /** Parses {@code seg} (the bytes of {@code path}, which errors name); the result keeps {@code arena} and closes it. */
+    static GgufFile parse(Path path, Arena arena, MemorySegment seg) {
         Reader r = new Reader(path, seg);
         r.context = "the header";
         int magic = r.i32();
@@ -156,7 +157,11 @@ public final class GgufFile implements WeightSource {
             GgmlType t = ttypes[i];
             long n = 1;
             for (long d : shapes[i]) {
-                n = Math.multiplyExact(n, d);
+                if (n > 8 * dataSize / d) { // more elements than the data section has bits: no ggml type packs that tight
+                    throw new ModelFormatException(path, "tensor " + name + " (" + t + " " + Mapped.shape(shapes[i])
+                            + ") has more elements than the file's " + dataSize + "-byte data section can hold");
+                }
+                n *= d;
             }
             long bytes = n / t.blockSize * t.typeSize;
             long off = offsets[i];

@@ -9,10 +9,7 @@ import java.lang.foreign.MemorySegment;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
-import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -23,7 +20,7 @@ import java.util.Map;
  * (Java types as {@link WeightSource#metadata()}); tensors are added as (name, type, ggml shape,
  * source) where the source fills the tensor's bytes in a memory-mapped window of the output, so a
  * multi-GB model is streamed through the page cache, never held on the heap. {@link #write(Path)}
- * writes {@code <target>.tmp} and renames it atomically.
+ * writes it durably ({@link DurableFiles}).
  */
 public final class GgufWriter {
 
@@ -125,16 +122,22 @@ public final class GgufWriter {
         return raw(key, GgufFile.ARRAY, new TypedArray(elemType, value));
     }
 
-    /** Copies every metadata key of {@code src} whose name starts with {@code prefix}, with its exact type. */
-    public GgufWriter copyMetadata(GgufFile src, String prefix) {
+    /**
+     * Copies every metadata key of {@code src} whose name starts with {@code prefix}, with its exact
+     * GGUF type: a GGUF's own, the one an Arrow model recorded for its source's keys, else the type
+     * the Java value implies. {@code general.alignment} is not copied: this writer aligns to 32.
+     */
+    public GgufWriter copyMetadata(WeightSource src, String prefix) {
         for (Map.Entry<String, Object> e : src.metadata().entrySet()) {
             String k = e.getKey();
-            if (k.startsWith(prefix)) {
-                if (src.valueType(k) == GgufFile.ARRAY) {
-                    putArray(k, src.arrayElementType(k), e.getValue());
-                } else {
-                    put(k, src.valueType(k), e.getValue());
-                }
+            if (!k.startsWith(prefix) || k.equals("general.alignment")) {
+                continue;
+            }
+            String type = MetadataJson.typeOf(src, k, e.getValue());
+            if (type.startsWith("array<")) {
+                putArray(k, MetadataJson.ggufType(type.substring(6, type.length() - 1)), e.getValue());
+            } else {
+                put(k, MetadataJson.ggufType(type), e.getValue());
             }
         }
         return this;
@@ -239,7 +242,7 @@ public final class GgufWriter {
         return addTensor(t.name(), t.type(), t.shape(), t.data());
     }
 
-    /** Writes {@code target} (via {@code target.tmp} and an atomic rename). */
+    /** Writes {@code target} durably (temp file, force, atomic rename: {@link DurableFiles}). */
     public void write(Path target) throws IOException {
         Out h = new Out();
         h.i32(GgufFile.MAGIC);
@@ -270,10 +273,7 @@ public final class GgufWriter {
         }
         long dataStart = h.size();
         long total = dataStart + (tensors.isEmpty() ? 0 : offsets[tensors.size() - 1] + tensors.getLast().bytes);
-        Path tmp = target.resolveSibling(target.getFileName() + ".tmp");
-        boolean ok = false;
-        try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.CREATE, StandardOpenOption.TRUNCATE_EXISTING,
-                StandardOpenOption.READ, StandardOpenOption.WRITE)) {
+        DurableFiles.write(target, ch -> {
             ByteBuffer hb = ByteBuffer.wrap(h.bytes(), 0, h.size());
             while (hb.hasRemaining()) {
                 ch.write(hb);
@@ -295,20 +295,13 @@ public final class GgufWriter {
                         Pending p = tensors.get(k);
                         p.fill.fill(m.asSlice(offsets[k] - start, p.bytes));
                     }
-                    m.force();
                 }
                 i = j + 1;
             }
             if (ch.size() != total) {
                 ch.truncate(total);
             }
-            ok = true;
-        } finally {
-            if (!ok) {
-                Files.deleteIfExists(tmp);
-            }
-        }
-        Files.move(tmp, target, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+        });
     }
 
     private static void writeValue(Out h, String key, int type, Object v) {

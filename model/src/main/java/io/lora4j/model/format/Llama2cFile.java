@@ -45,7 +45,8 @@ public final class Llama2cFile implements WeightSource {
         }
     }
 
-    private static Llama2cFile parse(Path file, Arena arena, MemorySegment seg) {
+    /** Parses {@code seg} (the bytes of {@code file}, which errors name); the result keeps {@code arena} and closes it. */
+    static Llama2cFile parse(Path file, Arena arena, MemorySegment seg) {
         if (seg.byteSize() < HEADER_BYTES) {
             throw new ModelFormatException(file, "llama2.c checkpoint too short: " + seg.byteSize() + " bytes, the header alone is 28");
         }

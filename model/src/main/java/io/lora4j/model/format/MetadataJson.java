@@ -42,6 +42,16 @@ final class MetadataJson {
         return GGUF_NAMES[t];
     }
 
+    /** The GGUF value type id (GgufFile.UINT8 … FLOAT64) of type name {@code name} (u8 … f64, array). */
+    static int ggufType(String name) {
+        for (int t = 0; t < GGUF_NAMES.length; t++) {
+            if (GGUF_NAMES[t].equals(name)) {
+                return t;
+            }
+        }
+        throw new IllegalArgumentException("unknown GGUF type name " + name);
+    }
+
     /** The type of metadata {@code key} of {@code src}: exact for GGUF and Arrow sources, else implied by the Java type. */
     static String typeOf(WeightSource src, String key, Object v) {
         if (src instanceof GgufFile g && g.valueType(key) >= 0) {

@@ -53,7 +53,11 @@ public final class SafetensorsFile implements AutoCloseable {
 
     /** Maps {@code file} into {@code arena} (owned by the caller when {@code ownsArena} is false). */
     static SafetensorsFile open(Path file, Arena arena, boolean ownsArena) {
-        MemorySegment seg = Mapped.map(file, arena);
+        return parse(file, arena, ownsArena, Mapped.map(file, arena));
+    }
+
+    /** Parses {@code seg} (the bytes of {@code file}, which errors name). */
+    static SafetensorsFile parse(Path file, Arena arena, boolean ownsArena, MemorySegment seg) {
         long size = seg.byteSize();
         if (size < 8) {
             throw new ModelFormatException(file, "not a safetensors file: " + size + " bytes, too short for the 8-byte header length");
@@ -109,7 +113,11 @@ public final class SafetensorsFile implements AutoCloseable {
                     throw new ModelFormatException(file, "tensor " + name + " has invalid shape " + sh);
                 }
                 fileShape[i] = sh.get(i).asLong();
-                count = Math.multiplyExact(count, fileShape[i]);
+                if (fileShape[i] > 0 && count > dataSize / fileShape[i]) {
+                    throw new ModelFormatException(file, "tensor " + name + " has shape " + sh + ": more elements than the "
+                            + dataSize + "-byte data section can hold");
+                }
+                count *= fileShape[i];
             }
             JsonNode off = t.get("data_offsets");
             if (!off.get(0).canConvertToLong() || !off.get(1).canConvertToLong()) {

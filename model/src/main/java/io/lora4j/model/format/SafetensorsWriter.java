@@ -11,10 +11,7 @@ import java.lang.foreign.MemorySegment;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.channels.FileChannel;
-import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
-import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.LinkedHashMap;
@@ -25,7 +22,7 @@ import java.util.Map;
  * Writes a {@code .safetensors} file: header JSON with {@code "__metadata__": {"format": "pt", …}},
  * space-padded so the data starts at a multiple of 8, tensors packed back to back in the order
  * added (the layout the reference library produces). Shapes are given in the file's order
- * (row-major, outermost first, e.g. HF's [out, in]). Writes {@code <target>.tmp}, then renames.
+ * (row-major, outermost first, e.g. HF's [out, in]). Written durably ({@link DurableFiles}).
  */
 public final class SafetensorsWriter {
     private record Pending(String name, GgmlType type, long[] shape, long bytes, GgufWriter.TensorFill fill) {
@@ -98,10 +95,7 @@ public final class SafetensorsWriter {
             head.put((byte) ' ');
         }
         head.flip();
-        Path tmp = target.resolveSibling(target.getFileName() + ".tmp");
-        boolean ok = false;
-        try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.CREATE, StandardOpenOption.TRUNCATE_EXISTING,
-                StandardOpenOption.READ, StandardOpenOption.WRITE)) {
+        DurableFiles.write(target, ch -> {
             while (head.hasRemaining()) {
                 ch.write(head);
             }
@@ -110,19 +104,11 @@ public final class SafetensorsWriter {
             for (Pending p : tensors) {
                 if (p.bytes > 0) {
                     try (Arena arena = Arena.ofShared()) { // shared: a fill may write from several threads
-                        MemorySegment m = ch.map(FileChannel.MapMode.READ_WRITE, dataStart + pos, p.bytes, arena);
-                        p.fill.fill(m);
-                        m.force();
+                        p.fill.fill(ch.map(FileChannel.MapMode.READ_WRITE, dataStart + pos, p.bytes, arena));
                     }
                 }
                 pos += p.bytes;
             }
-            ok = true;
-        } finally {
-            if (!ok) {
-                Files.deleteIfExists(tmp);
-            }
-        }
-        Files.move(tmp, target, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+        });
     }
 }

@@ -32,6 +32,9 @@ public record AdaLoraConfig(LoraConfig lora, int initR, int targetR, int tinit, 
                             float beta2, float orthRegWeight, Integer totalStep) {
 
     public AdaLoraConfig {
+        if (lora.useDora()) {
+            throw new IllegalArgumentException("ADALORA does not support DoRA."); // PEFT's AdaLoraConfig
+        }
         if (initR < 1) {
             throw new IllegalArgumentException("init_r must be >= 1, got " + initR);
         }
@@ -85,7 +88,8 @@ public record AdaLoraConfig(LoraConfig lora, int initR, int targetR, int tinit, 
             throw new IllegalArgumentException("init_r must be >= 1, got " + initR);
         }
         LoraConfig lora = new LoraConfig(initR, base.loraAlpha(), base.loraDropout(), base.targetModules(), base.targetRegex(),
-                base.bias(), false, base.initLoraWeights(), base.layersToTransform(), Map.of(), Map.of(), base.modulesToSave());
+                base.bias(), false, base.initLoraWeights(), base.layersToTransform(), Map.of(), Map.of(), base.modulesToSave(),
+                base.useDora());
         return new AdaLoraConfig(lora, initR, targetR, tinit, tfinal, deltaT, beta1, beta2, orthRegWeight, totalStep);
     }
 

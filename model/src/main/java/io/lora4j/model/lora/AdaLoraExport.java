@@ -1,5 +1,6 @@
 package io.lora4j.model.lora;
 
+import io.lora4j.model.format.DurableFiles;
 import io.lora4j.model.format.ModelFormatException;
 import io.lora4j.model.format.SafetensorsFile;
 import io.lora4j.model.format.SafetensorsWriter;
@@ -102,7 +103,7 @@ public final class AdaLoraExport {
         try {
             Files.createDirectories(out);
             w.write(out.resolve(PeftAdapters.WEIGHTS));
-            PeftAdapters.writeAtomically(out.resolve(PeftAdapters.CONFIG), PeftAdapters.configJson(cfg, null, null, h.baseModel()));
+            DurableFiles.write(out.resolve(PeftAdapters.CONFIG), PeftAdapters.configJson(cfg, layers(ranks.keySet()), null, null, h.baseModel()));
         } catch (IOException ex) {
             throw new UncheckedIOException("cannot write adapter to " + out + ": " + ex.getMessage(), ex);
         }
@@ -125,6 +126,18 @@ public final class AdaLoraExport {
      * The LoRA config: r the most common kept rank (the larger on a tie), lora_alpha = r, and for every
      * module of another rank k a rank_pattern and alpha_pattern entry k ({@link #patternKey}), so every scaling is 1.
      */
+    /** Blocks of the model the adapter was made for, as far as its module paths tell: the highest layer index + 1. */
+    private static int layers(java.util.Set<String> paths) {
+        int n = 0;
+        for (String p : paths) {
+            java.util.regex.Matcher m = java.util.regex.Pattern.compile("\\.layers\\.(\\d{1,6})\\.").matcher(p);
+            if (m.find()) {
+                n = Math.max(n, Integer.parseInt(m.group(1)) + 1);
+            }
+        }
+        return n;
+    }
+
     static LoraConfig loraConfig(LoraConfig ada, Map<String, Integer> ranks, Path file) {
         Map<Integer, Integer> count = new TreeMap<>();
         ranks.values().stream().filter(k -> k > 0).forEach(k -> count.merge(k, 1, Integer::sum));

@@ -1,12 +1,14 @@
 package io.lora4j.model.lora;
 
+import io.lora4j.model.arch.LinearModule;
+import io.lora4j.model.format.Regexes;
+
 import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
-import java.util.regex.PatternSyntaxException;
 
 /**
  * PEFT's {@code LoraConfig}, with its vocabulary and matching rules (peft/tuners/lora/config.py,
@@ -29,11 +31,13 @@ import java.util.regex.PatternSyntaxException;
  * @param rankPattern       module-path regex → rank
  * @param alphaPattern      module-path regex → alpha
  * @param modulesToSave     modules trained in full and saved whole: {@code lm_head}, {@code embed_tokens}
+ * @param useDora           DoRA: each adapted projection also gets a trainable magnitude vector
+ *                          ({@code lora_magnitude_vector}) that rescales its rows (see {@link LoraLayer#magnitude})
  */
 public record LoraConfig(int r, float loraAlpha, float loraDropout, List<String> targetModules, String targetRegex,
                          String bias, boolean useRslora, String initLoraWeights, List<Integer> layersToTransform,
                          Map<String, Integer> rankPattern, Map<String, Float> alphaPattern,
-                         List<String> modulesToSave) {
+                         List<String> modulesToSave, boolean useDora) {
 
     public static final List<String> ALL_LINEAR = List.of("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj");
     private static final Pattern LAYER_INDEX = Pattern.compile(".*\\.layers\\.(\\d+)\\..*");
@@ -56,6 +60,15 @@ public record LoraConfig(int r, float loraAlpha, float loraDropout, List<String>
         if (initLoraWeights.startsWith("pissa")) {
             ResidualInit.niter(initLoraWeights); // PEFT's message for a malformed name
         }
+        if (useDora && bias.equals("lora_only")) {
+            throw new IllegalArgumentException("bias lora_only gives lora_B a bias, which DoRA does not take (PEFT: \"The "
+                    + "argument lora_bias=True is not supported for DoRA, please pass use_dora=False\")");
+        }
+        if (useDora && ResidualInit.mutatesBase(initLoraWeights)) {
+            throw new IllegalArgumentException("init_lora_weights " + initLoraWeights + " with use_dora: such an adapter is saved "
+                    + "converted for the original base, and PEFT's conversion (path_initial_model_for_weight_conversion) "
+                    + "keeps lora_A and lora_B only, dropping the magnitude vector");
+        }
         if (ResidualInit.mutatesBase(initLoraWeights)) {
             if (bias.equals("lora_only")) {
                 throw new IllegalArgumentException("The argument lora_bias=True is only supported with init_lora_weights=True or "
@@ -74,11 +87,7 @@ public record LoraConfig(int r, float loraAlpha, float loraDropout, List<String>
         alphaPattern = Collections.unmodifiableMap(new LinkedHashMap<>(alphaPattern));
         modulesToSave = List.copyOf(modulesToSave);
         if (targetRegex != null) {
-            try {
-                Pattern.compile(targetRegex);
-            } catch (PatternSyntaxException e) {
-                throw new IllegalArgumentException("target_modules regex is invalid: " + e.getDescription());
-            }
+            Regexes.compile("the target_modules regex", targetRegex, 0);
         } else {
             if (targetModules.isEmpty()) {
                 throw new IllegalArgumentException("target_modules is empty");
@@ -95,6 +104,12 @@ public record LoraConfig(int r, float loraAlpha, float loraDropout, List<String>
                 throw new IllegalArgumentException("modules_to_save supports lm_head and embed_tokens, got '" + m + "'");
             }
         }
+        for (String k : rankPattern.keySet()) {
+            checkPatternKey("rank_pattern", k);
+        }
+        for (String k : alphaPattern.keySet()) {
+            checkPatternKey("alpha_pattern", k);
+        }
         for (var e : rankPattern.entrySet()) {
             if (e.getValue() < 1) {
                 throw new IllegalArgumentException("rank_pattern " + e.getKey() + " must be >= 1");
@@ -102,16 +117,54 @@ public record LoraConfig(int r, float loraAlpha, float loraDropout, List<String>
         }
     }
 
+    /** A plain LoRA config (use_dora false). */
+    public LoraConfig(int r, float loraAlpha, float loraDropout, List<String> targetModules, String targetRegex, String bias,
+                      boolean useRslora, String initLoraWeights, List<Integer> layersToTransform, Map<String, Integer> rankPattern,
+                      Map<String, Float> alphaPattern, List<String> modulesToSave) {
+        this(r, loraAlpha, loraDropout, targetModules, targetRegex, bias, useRslora, initLoraWeights, layersToTransform,
+                rankPattern, alphaPattern, modulesToSave, false);
+    }
+
     /** A config with PEFT's defaults for everything but rank, alpha and targets. */
     public static LoraConfig of(int r, float alpha, List<String> targets) {
         return new LoraConfig(r, alpha, 0f, targets, null, "none", false, "true", List.of(), Map.of(), Map.of(), List.of());
+    }
+
+    /** This config with use_dora set to {@code dora}. */
+    public LoraConfig withDora(boolean dora) {
+        return new LoraConfig(r, loraAlpha, loraDropout, targetModules, targetRegex, bias, useRslora, initLoraWeights,
+                layersToTransform, rankPattern, alphaPattern, modulesToSave, dora);
+    }
+
+    /**
+     * {@code target_modules} as PEFT writes it to adapter_config.json for a model of {@code nLayers}
+     * blocks. PEFT never writes {@code "all-linear"}: {@code _maybe_include_all_linear_layers} replaces
+     * it by the full paths of every linear module but the output layer (7 per Llama block), and from
+     * 20 names on ({@code MIN_TARGET_MODULES_FOR_OPTIMIZATION}) {@code _find_minimal_target_modules}
+     * shortens them to the suffixes that tell them apart from the other modules: the 7 projection
+     * names. Other lists are written as given.
+     */
+    public List<String> savedTargetModules(int nLayers) {
+        if (!targetModules.contains("all-linear")) {
+            return targetModules;
+        }
+        if (LinearModule.values().length * nLayers >= 20) {
+            return ALL_LINEAR;
+        }
+        List<String> paths = new java.util.ArrayList<>();
+        for (int l = 0; l < nLayers; l++) {
+            for (LinearModule m : LinearModule.values()) {
+                paths.add(m.path(l));
+            }
+        }
+        return paths;
     }
 
     /** Whether the module at {@code path} (e.g. {@code model.layers.3.self_attn.q_proj}) gets an adapter. */
     public boolean targets(String path) {
         boolean hit;
         if (targetRegex != null) {
-            hit = Pattern.matches(targetRegex, path);
+            hit = Pattern.compile(targetRegex).matcher(Regexes.budgeted("the target_modules regex", path)).matches();
         } else if (targetModules.contains("all-linear")) {
             hit = true;
         } else {
@@ -146,10 +199,14 @@ public record LoraConfig(int r, float loraAlpha, float loraDropout, List<String>
         return useRslora ? (float) (alpha / Math.sqrt(rank)) : alpha / rank;
     }
 
+    private static void checkPatternKey(String what, String k) {
+        Regexes.compile(what + " key " + k, "(.*\\.)?(" + k + ")$", 0);
+    }
+
     /** PEFT's get_pattern_key: the first key k with {@code re.match(rf"(.*\.)?({k})$", path)}. */
     private static String patternKey(Iterable<String> keys, String path) {
         for (String k : keys) {
-            if (Pattern.compile("(.*\\.)?(" + k + ")$").matcher(path).lookingAt()) {
+            if (Pattern.compile("(.*\\.)?(" + k + ")$").matcher(Regexes.budgeted("the pattern key " + k, path)).lookingAt()) {
                 return k;
             }
         }

@@ -1,8 +1,11 @@
 package io.lora4j.model.lora;
 
+import io.lora4j.kernels.Dora;
+import io.lora4j.kernels.Weight;
 import io.lora4j.model.arch.LinearModule;
 
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.SplittableRandom;
 
@@ -11,6 +14,8 @@ import java.util.SplittableRandom;
  * B (OUT, r) as PEFT stores them ({@code lora_A.weight}, {@code lora_B.weight}) and their gradients.
  * For LoRA the per-rank scale e is 1 and frozen ({@code de} is null); for AdaLoRA (SVD form) e holds
  * the trainable singular values {@code lora_E}, A the right and B the left singular vectors.
+ * With DoRA, {@code y = (m / ‖W + s·B A‖) ⊙ (W x + s·B A x)}: a trainable magnitude m per output row
+ * over the row norms of the adapted weight ({@link io.lora4j.kernels.Dora}).
  * Glossary: IN, OUT the projection's widths, r rank, s scaling, e (r) per-rank scale.
  */
 public final class LoraLayer {
@@ -28,6 +33,14 @@ public final class LoraLayer {
     public final ParamStore.View e;
     /** (OUT) lora_B.bias with bias="lora_only", else null. */
     public final ParamStore.View bias;
+    /** (OUT) DoRA's magnitude m ({@code lora_magnitude_vector}), or null for LoRA and AdaLoRA. */
+    public final ParamStore.View magnitude;
+
+    /** The last row norms computed, and what they were computed from. */
+    private record Norms(Weight w, float s, float[] ab, float[] norm) {
+    }
+
+    private Norms norms;
 
     /** A layer over its tensors in the adapter's store ({@link #specs} names and sizes them). */
     LoraLayer(LinearModule module, int layer, int r, int in, int out, float scaling, ParamStore store) {
@@ -42,6 +55,7 @@ public final class LoraLayer {
         b = store.view(p + ".lora_B");
         e = has(store, p + ".lora_E") ? store.view(p + ".lora_E") : null;
         bias = has(store, p + ".lora_B.bias") ? store.view(p + ".lora_B.bias") : null;
+        magnitude = has(store, p + ".lora_magnitude_vector") ? store.view(p + ".lora_magnitude_vector") : null;
     }
 
     private static boolean has(ParamStore s, String name) {
@@ -50,19 +64,58 @@ public final class LoraLayer {
 
     /**
      * The tensors of one adapted projection in the trainer's order: lora_A, lora_E (AdaLoRA's SVD form),
-     * lora_B, lora_B.bias (with {@code withBias}).
+     * lora_B, lora_magnitude_vector (DoRA), lora_B.bias (with {@code withBias}).
      */
-    static List<ParamStore.Spec> specs(String path, int r, int in, int out, boolean withBias, boolean svd) {
+    static List<ParamStore.Spec> specs(String path, int r, int in, int out, boolean withBias, boolean svd, boolean dora) {
         List<ParamStore.Spec> s = new ArrayList<>();
         s.add(new ParamStore.Spec(path + ".lora_A", Math.multiplyExact(r, in)));
         if (svd) {
             s.add(new ParamStore.Spec(path + ".lora_E", r));
         }
         s.add(new ParamStore.Spec(path + ".lora_B", Math.multiplyExact(out, r)));
+        if (dora) {
+            s.add(new ParamStore.Spec(path + ".lora_magnitude_vector", out));
+        }
         if (withBias) {
             s.add(new ParamStore.Spec(path + ".lora_B.bias", out));
         }
         return s;
+    }
+
+    /** Whether this is a DoRA branch (it has a magnitude vector). */
+    public boolean dora() {
+        return magnitude != null;
+    }
+
+    /**
+     * The row norms {@code ‖W[o] + s·B[o]·A‖} of the adapted weight (OUT; W dequantized: QDoRA), as PEFT's
+     * {@code get_weight_norm} computes them. Cached: computed again only when W (another matrix), s, A or B
+     * differs from the last call's, so inference pays for them once per adapter change and training once per
+     * optimizer step. The array returned is not to be modified.
+     */
+    public synchronized float[] weightNorm(Weight w, float s) {
+        Norms n = norms;
+        float[] p = values();
+        if (n != null && n.w == w && n.s == s && Arrays.equals(p, a.off(), a.off() + a.len(), n.ab, 0, a.len())
+                && Arrays.equals(p, b.off(), b.off() + b.len(), n.ab, a.len(), a.len() + b.len())) {
+            return n.norm;
+        }
+        if (w.rows() != out || w.cols() != in) {
+            throw new IllegalArgumentException(path() + ": a " + w.rows() + "×" + w.cols() + " weight for a " + out + "×" + in
+                    + " adapter");
+        }
+        float[] ab = new float[a.len() + b.len()];
+        System.arraycopy(p, a.off(), ab, 0, a.len());
+        System.arraycopy(p, b.off(), ab, a.len(), b.len());
+        float[] norm = new float[out];
+        Dora.norms(norm, w, p, a.off(), b.off(), s, in, out, r);
+        norms = new Norms(w, s, ab, norm);
+        return norm;
+    }
+
+    /** PEFT's DoRA initialisation: m = ‖W + s·B A‖ per row, so that the adapted projection starts as LoRA's would. */
+    void initialiseMagnitude(Weight w) {
+        magnitude.load(weightNorm(w, scaling).clone());
     }
 
     /** Whether this is AdaLoRA's SVD form with a trainable lora_E. */
@@ -141,7 +194,8 @@ public final class LoraLayer {
     }
 
     public long parameterCount() {
-        return (long) a.len() + b.len() + (bias == null ? 0 : bias.len()) + (e == null ? 0 : e.len());
+        return (long) a.len() + b.len() + (bias == null ? 0 : bias.len()) + (e == null ? 0 : e.len())
+                + (magnitude == null ? 0 : magnitude.len());
     }
 
     static double gaussian(SplittableRandom rnd) {

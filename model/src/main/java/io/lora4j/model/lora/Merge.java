@@ -1,6 +1,7 @@
 package io.lora4j.model.lora;
 
 import io.lora4j.kernels.Dequant;
+import io.lora4j.kernels.Dora;
 import io.lora4j.kernels.GgmlType;
 import io.lora4j.kernels.Lora;
 import io.lora4j.kernels.Weight;
@@ -9,7 +10,8 @@ import java.lang.foreign.MemorySegment;
 
 /**
  * Merging one adapter branch into its base projection: {@code W + s·B·A} (AdaLoRA:
- * {@code W + s·B·(A ⊙ E)}) as a new matrix, an F32 one or, with {@link Mode#REQUANTIZE}, one of the
+ * {@code W + s·B·(A ⊙ E)}; DoRA: {@code (m / ‖W₀ + s·B·A‖) ⊙ (W + s·B·A)}, the norm on the unmerged base
+ * W₀ as PEFT takes it) as a new matrix, an F32 one or, with {@link Mode#REQUANTIZE}, one of the
  * base's quantized type (PEFT's {@code merge} with {@code safe_merge}: a non-finite result is refused).
  */
 public final class Merge {
@@ -46,10 +48,16 @@ public final class Merge {
         }
     }
 
-    /** {@code base} with branch {@code ll} of {@code adapter} merged in, after {@link #check}. */
-    public static Weight merged(String adapter, LoraLayer ll, Weight base, Mode mode) {
+    /**
+     * {@code base} with branch {@code ll} of {@code adapter} merged in, after {@link #check}; {@code unmerged}
+     * is the projection without any merged adapter (DoRA's norm is taken on it; base itself when nothing is merged).
+     */
+    public static Weight merged(String adapter, LoraLayer ll, Weight base, Weight unmerged, Mode mode) {
         float[] m = Dequant.matrix(base);
         Lora.mergeNaive(m, ll.values(), ll.a.off(), ll.eOff(), ll.b.off(), ll.scaling, ll.in, ll.out, ll.r);
+        if (ll.dora()) {
+            Dora.mergeNaive(m, ll.values(), ll.magnitude.off(), ll.weightNorm(unmerged, ll.scaling), ll.in, ll.out);
+        }
         for (int i = 0; i < m.length; i++) {
             if (!Float.isFinite(m[i])) {
                 throw new IllegalArgumentException("merging adapter " + adapter + " into " + ll.path()

@@ -11,6 +11,7 @@ import io.lora4j.kernels.GgmlType;
 import io.lora4j.kernels.Weight;
 import io.lora4j.model.arch.BaseModel;
 import io.lora4j.model.arch.LlamaConfig;
+import io.lora4j.model.format.DurableFiles;
 import io.lora4j.model.format.ModelFormatException;
 import io.lora4j.model.format.SafetensorsFile;
 import io.lora4j.model.format.SafetensorsWriter;
@@ -20,7 +21,6 @@ import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HashSet;
@@ -42,6 +42,9 @@ import java.util.TreeSet;
  * [k, 1], {@code ...lora_B} [out, k], cut to the k triplets that {@code rank_pattern}
  * ({@code "model.layers.0.self_attn.q_proj.lora_E": [bool × init_r]}) keeps; loading builds each
  * module with its kept rank, as {@code resize_modules_by_rank_pattern} does.
+ * <p>
+ * DoRA ({@code use_dora: true}): each module also has {@code ...lora_magnitude_vector} [out] (no
+ * {@code .weight} suffix, as PEFT's {@code LoraModel._get_adapter_state_dict} writes it).
  * <p>
  * Row order: PEFT adapters are in Hugging Face order. On a GGUF or llama2.c base, whose Q and K
  * rows llama.cpp's converter permuted per head from halves to adjacent pairs, lora_B (and a
@@ -69,7 +72,8 @@ public final class PeftAdapters {
     }
 
     /**
-     * Writes {@code dir/adapter_config.json} and {@code dir/adapter_model.safetensors} (each via temp + rename),
+     * Writes {@code dir/adapter_config.json} and {@code dir/adapter_model.safetensors}, each durably ({@link DurableFiles}),
+     * (a bottleneck adapter in AdapterHub's format instead, {@link BottleneckAdapters#save}),
      * as PEFT's {@code save_pretrained}; a PiSSA/OLoRA adapter as {@code save_pretrained(dir,
      * path_initial_model_for_weight_conversion=…)} writes it, so that it applies to the original base.
      */
@@ -90,6 +94,10 @@ public final class PeftAdapters {
      * decomposition did not touch.
      */
     public static void save(LoraAdapter a, BaseModel base, Path dir, boolean truncate) {
+        if (a.bottleneckConfig() != null) {
+            BottleneckAdapters.save(a, base, dir);
+            return;
+        }
         write(a, base, dir, truncate, a.initialValues() == null ? Form.AS_IS : Form.CONVERTED);
     }
 
@@ -99,6 +107,10 @@ public final class PeftAdapters {
      * which {@link #load(Path, BaseModel, String, Path)} takes to rebuild the same residual base.
      */
     public static void saveCheckpoint(LoraAdapter a, BaseModel base, Path dir) {
+        if (a.bottleneckConfig() != null) {
+            BottleneckAdapters.save(a, base, dir);
+            return;
+        }
         write(a, base, dir, false, Form.AS_IS);
         if (a.initialValues() != null) {
             write(a, base, dir.resolve(INITIAL), false, Form.INITIAL);
@@ -143,6 +155,9 @@ public final class PeftAdapters {
                 if (l.bias != null) {
                     w.add(k + ".lora_B.bias", new long[]{l.out}, hfRows(l.bias.toArray(), l.module, c, 1, true));
                 }
+                if (l.magnitude != null) {
+                    w.add(k + ".lora_magnitude_vector", new long[]{l.out}, hfRows(slice(values, l.magnitude), l.module, c, 1, true));
+                }
             }
             if (a.lmHead != null) {
                 w.add(PREFIX + "lm_head.weight", new long[]{c.vocabSize(), c.dim()}, slice(values, a.lmHead));
@@ -157,7 +172,7 @@ public final class PeftAdapters {
                 case INITIAL -> withInit(a.config(), "true");
                 case CONVERTED -> converted(a.config());
             };
-            writeAtomically(dir.resolve(CONFIG), configJson(cfg, a.adaLora(), pattern, base.baseModelName()));
+            DurableFiles.write(dir.resolve(CONFIG), configJson(cfg, c.nLayers(), a.adaLora(), pattern, base.baseModelName()));
         } catch (IOException e) {
             throw new UncheckedIOException("cannot write adapter to " + dir + ": " + e.getMessage(), e);
         }
@@ -169,7 +184,7 @@ public final class PeftAdapters {
 
     private static LoraConfig withInit(LoraConfig c, String init) {
         return new LoraConfig(c.r(), c.loraAlpha(), c.loraDropout(), c.targetModules(), c.targetRegex(), c.bias(), c.useRslora(),
-                init, c.layersToTransform(), c.rankPattern(), c.alphaPattern(), c.modulesToSave());
+                init, c.layersToTransform(), c.rankPattern(), c.alphaPattern(), c.modulesToSave(), c.useDora());
     }
 
     /** The config PEFT's save_pretrained writes with path_initial_model_for_weight_conversion. */
@@ -213,9 +228,11 @@ public final class PeftAdapters {
 
     /**
      * PEFT's adapter_config.json, keys sorted as PEFT writes them: a LoRA config for {@code c}, or with
-     * {@code ada} an AdaLoRA one ({@code r} is PEFT's unused default 8; {@code rank_pattern} the masks or null).
+     * {@code ada} an AdaLoRA one ({@code r} is PEFT's unused default 8; {@code rank_pattern} the masks or null);
+     * {@code target_modules} as PEFT writes it for a model of {@code nLayers} blocks ({@link LoraConfig#savedTargetModules}).
      */
-    static byte[] configJson(LoraConfig c, AdaLoraConfig ada, Map<String, boolean[]> pattern, String baseModel) throws IOException {
+    static byte[] configJson(LoraConfig c, int nLayers, AdaLoraConfig ada, Map<String, boolean[]> pattern, String baseModel)
+            throws IOException {
         ObjectMapper json = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
         ObjectNode o = json.createObjectNode();
         ObjectNode ap = o.putObject("alpha_pattern");
@@ -266,10 +283,10 @@ public final class PeftAdapters {
             o.put("target_modules", c.targetRegex());
         } else {
             ArrayNode t = o.putArray("target_modules");
-            c.targetModules().forEach(t::add);
+            c.savedTargetModules(nLayers).forEach(t::add);
         }
         o.put("task_type", "CAUSAL_LM");
-        o.put("use_dora", false);
+        o.put("use_dora", c.useDora());
         o.put("use_rslora", c.useRslora());
         if (ada != null) {
             o.put("beta1", ada.beta1());
@@ -303,25 +320,37 @@ public final class PeftAdapters {
     /** Reads {@code dir/adapter_config.json} (LoRA or AdaLoRA; unknown keys ignored); errors name the file and key. */
     public static Config readConfig(Path dir) {
         Path file = dir.resolve(CONFIG);
-        JsonNode n;
+        byte[] bytes;
         try {
-            n = new ObjectMapper().readTree(Files.readAllBytes(file));
+            bytes = Files.readAllBytes(file);
         } catch (java.nio.file.NoSuchFileException e) {
             throw new ModelFormatException(file, "no such file (is " + dir + " a PEFT adapter directory?)");
+        } catch (IOException e) {
+            throw new ModelFormatException(file, "cannot read: " + e.getMessage());
+        }
+        return parseConfig(file, bytes);
+    }
+
+    /** The config in {@code bytes} (the contents of {@code file}, which errors name). */
+    static Config parseConfig(Path file, byte[] bytes) {
+        JsonNode n;
+        try {
+            n = new ObjectMapper().readTree(bytes);
         } catch (IOException e) {
             throw new ModelFormatException(file, "invalid JSON: " + e.getMessage());
         }
         if (n == null || !n.isObject()) {
             throw new ModelFormatException(file, "not a JSON object");
         }
+        if (n.path("config").isObject() && !n.has("peft_type")) {
+            throw new ModelFormatException(file, "an AdapterHub adapter config, not PEFT's (its weights would be "
+                    + BottleneckAdapters.WEIGHTS + ")");
+        }
         String type = n.path("peft_type").asText("LORA");
         if (!type.equals("LORA") && !type.equals("ADALORA")) {
             throw new ModelFormatException(file, "peft_type " + type + " is not a LoRA or AdaLoRA adapter");
         }
         boolean ada = type.equals("ADALORA");
-        if (n.path("use_dora").asBoolean(false)) {
-            throw new ModelFormatException(file, "use_dora: DoRA adapters are not supported");
-        }
         if (n.path("fan_in_fan_out").asBoolean(false)) {
             throw new ModelFormatException(file, "fan_in_fan_out: true is for GPT-2 style Conv1D weights, not Llama");
         }
@@ -367,7 +396,7 @@ public final class PeftAdapters {
         try {
             LoraConfig lora = new LoraConfig(ada ? n.path("init_r").asInt(12) : n.get("r").asInt(), (float) n.path("lora_alpha").asDouble(8),
                     (float) n.path("lora_dropout").asDouble(0), targets, regex, n.path("bias").asText("none"),
-                    !ada && n.path("use_rslora").asBoolean(false), initS, layers, rp, ap, save);
+                    !ada && n.path("use_rslora").asBoolean(false), initS, layers, rp, ap, save, n.path("use_dora").asBoolean(false));
             String baseModel = n.path("base_model_name_or_path").isTextual() ? n.get("base_model_name_or_path").asText() : null;
             if (!ada) {
                 return new Config(lora, null, null, baseModel);
@@ -412,7 +441,8 @@ public final class PeftAdapters {
     }
 
     /**
-     * Loads the adapter in {@code dir} for {@code base}: every targeted module must have lora_A and
+     * Loads the adapter in {@code dir} for {@code base} (an AdapterHub bottleneck adapter when the directory holds
+     * {@link BottleneckAdapters#WEIGHTS}, see {@link BottleneckAdapters#load}): every targeted module must have lora_A and
      * lora_B (and for AdaLoRA lora_E) of the right shapes, no tensor may be left over, and every
      * value must be finite.
      */
@@ -429,51 +459,72 @@ public final class PeftAdapters {
      * projection is not in the file. The tensors are read and checked before the base is touched.
      */
     public static LoraAdapter load(Path dir, BaseModel base, String name, Path initial) {
+        if (BottleneckAdapters.isBottleneck(dir)) {
+            return BottleneckAdapters.load(dir, base, name);
+        }
         Config cfg = readConfig(dir);
+        try (SafetensorsFile st = SafetensorsFile.open(dir.resolve(WEIGHTS))) {
+            return load(cfg, dir.resolve(CONFIG), st, base, name, initial);
+        }
+    }
+
+    /**
+     * The adapter {@code cfg} (read from {@code configFile}) describes, filled from {@code st}, as
+     * {@link #load(Path, BaseModel, String, Path)}. An adapter far larger than the values the file holds
+     * is refused before it is allocated.
+     */
+    static LoraAdapter load(Config cfg, Path configFile, SafetensorsFile st, BaseModel base, String name, Path initial) {
         String init = cfg.lora().initLoraWeights();
         boolean residual = cfg.adaLora() == null && ResidualInit.mutatesBase(init);
         if (residual && initial == null && init.startsWith("pissa_niter_")) {
-            throw new ModelFormatException(dir.resolve(CONFIG), "init_lora_weights " + init + ": this adapter applies to the "
+            throw new ModelFormatException(configFile, "init_lora_weights " + init + ": this adapter applies to the "
                     + "residual of a randomised SVD of its base, which the files do not record (PEFT would draw another one); "
                     + "save it converted for the original base (PEFT: save_pretrained(..., "
                     + "path_initial_model_for_weight_conversion=...), as lora4j train saves it)");
         }
+        Path file = st.path();
+        long stored = 0;
+        for (TensorInfo t : st.tensors().values()) {
+            stored += t.elementCount();
+        }
+        String what = file.getFileName() + " holds only " + stored + " values";
         LoraAdapter a;
         try {
-            a = cfg.adaLora() == null ? LoraAdapter.uninitialised(name, cfg.lora(), base)
-                    : LoraAdapter.pruned(name, cfg.adaLora(), cfg.rankPattern(), base);
+            a = cfg.adaLora() == null ? LoraAdapter.uninitialised(name, cfg.lora(), base, stored, what)
+                    : LoraAdapter.pruned(name, cfg.adaLora(), cfg.rankPattern(), base, stored, what);
         } catch (IllegalArgumentException e) {
-            throw new ModelFormatException(dir.resolve(CONFIG), e.getMessage() + " in this base model");
+            throw new ModelFormatException(configFile, e.getMessage() + " in this base model");
         }
-        Path file = dir.resolve(WEIGHTS);
         LlamaConfig c = base.config();
         String w8 = cfg.adaLora() == null ? ".weight" : "";
-        try (SafetensorsFile st = SafetensorsFile.open(file)) {
-            Set<String> unused = new HashSet<>(st.tensors().keySet());
-            for (LoraLayer l : a.layers()) {
-                String k = PREFIX + l.path();
-                read(st, file, k + ".lora_A" + w8, new long[]{l.r, l.in}, l.a, unused);
-                read(st, file, k + ".lora_B" + w8, new long[]{l.out, l.r}, l.b, unused);
-                if (l.svd()) {
-                    read(st, file, k + ".lora_E", new long[]{l.r, 1}, l.e, unused);
-                }
-                l.b.load(hfRows(l.b.toArray(), l.module, c, l.r, false));
-                if (l.bias != null) {
-                    read(st, file, k + ".lora_B.bias", new long[]{l.out}, l.bias, unused);
-                    l.bias.load(hfRows(l.bias.toArray(), l.module, c, 1, false));
-                }
+        Set<String> unused = new HashSet<>(st.tensors().keySet());
+        for (LoraLayer l : a.layers()) {
+            String k = PREFIX + l.path();
+            read(st, file, k + ".lora_A" + w8, new long[]{l.r, l.in}, l.a, unused);
+            read(st, file, k + ".lora_B" + w8, new long[]{l.out, l.r}, l.b, unused);
+            if (l.svd()) {
+                read(st, file, k + ".lora_E", new long[]{l.r, 1}, l.e, unused);
             }
-            if (a.lmHead != null) {
-                read(st, file, PREFIX + "lm_head.weight", new long[]{c.vocabSize(), c.dim()}, a.lmHead, unused);
+            l.b.load(hfRows(l.b.toArray(), l.module, c, l.r, false));
+            if (l.bias != null) {
+                read(st, file, k + ".lora_B.bias", new long[]{l.out}, l.bias, unused);
+                l.bias.load(hfRows(l.bias.toArray(), l.module, c, 1, false));
             }
-            if (a.embedTokens != null) {
-                read(st, file, PREFIX + "model.embed_tokens.weight", new long[]{c.vocabSize(), c.dim()}, a.embedTokens, unused);
+            if (l.magnitude != null) {
+                read(st, file, k + ".lora_magnitude_vector", new long[]{l.out}, l.magnitude, unused);
+                l.magnitude.load(hfRows(l.magnitude.toArray(), l.module, c, 1, false));
             }
-            if (!unused.isEmpty()) {
-                Iterator<String> it = new TreeSet<>(unused).iterator();
-                throw new ModelFormatException(file, unused.size() + " tensor(s) match no adapted module of this model "
-                        + "(targets or layers differ from the config?), e.g. " + it.next());
-            }
+        }
+        if (a.lmHead != null) {
+            read(st, file, PREFIX + "lm_head.weight", new long[]{c.vocabSize(), c.dim()}, a.lmHead, unused);
+        }
+        if (a.embedTokens != null) {
+            read(st, file, PREFIX + "model.embed_tokens.weight", new long[]{c.vocabSize(), c.dim()}, a.embedTokens, unused);
+        }
+        if (!unused.isEmpty()) {
+            Iterator<String> it = new TreeSet<>(unused).iterator();
+            throw new ModelFormatException(file, unused.size() + " tensor(s) match no adapted module of this model "
+                    + "(targets or layers differ from the config?), e.g. " + it.next());
         }
         if (residual) {
             try {
@@ -481,7 +532,7 @@ public final class PeftAdapters {
                     LoraAdapter i = load(initial, base, name);
                     if (!i.config().equals(withInit(a.config(), "true"))) {
                         throw new ModelFormatException(initial.resolve(CONFIG), "the initial adapter's config differs from "
-                                + dir.resolve(CONFIG) + "'s (other than init_lora_weights)");
+                                + configFile + "'s (other than init_lora_weights)");
                     }
                     ResidualInit.subtract(a, base, i.store().values);
                     a.setInitialValues(i.store().values);
@@ -489,7 +540,7 @@ public final class PeftAdapters {
                     a.setInitialValues(ResidualInit.decompose(a, base, 0));
                 }
             } catch (IllegalArgumentException | IllegalStateException e) {
-                throw new ModelFormatException(dir.resolve(CONFIG), "init_lora_weights " + init + ": " + e.getMessage());
+                throw new ModelFormatException(configFile, "init_lora_weights " + init + ": " + e.getMessage());
             }
         }
         return a;
@@ -561,11 +612,5 @@ public final class PeftAdapters {
             }
         }
         return r;
-    }
-
-    static void writeAtomically(Path target, byte[] bytes) throws IOException {
-        Path tmp = target.resolveSibling(target.getFileName() + ".tmp");
-        Files.write(tmp, bytes);
-        Files.move(tmp, target, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
     }
 }

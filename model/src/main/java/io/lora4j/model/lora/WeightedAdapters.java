@@ -95,11 +95,17 @@ public final class WeightedAdapters {
         }
         Set<String> saved = new HashSet<>();
         for (LoraAdapter a : adapters) {
+            a.requireLora("combining");
             LoraConfig c = a.config();
             if (ResidualInit.mutatesBase(c.initLoraWeights())) {
                 throw new IllegalArgumentException("adapter " + a.name() + " (init_lora_weights " + c.initLoraWeights()
                         + ") applies to a residual of the base, not to the base: it cannot be combined with other adapters; "
                         + "convert it to a plain LoRA adapter first (as lora4j saves them)");
+            }
+            if (c.useDora()) {
+                throw new IllegalArgumentException("adapter " + a.name() + " is a DoRA adapter: combining mixes lora_A and lora_B "
+                        + "only (PEFT's add_weighted_adapter leaves the new adapter's magnitude vectors at the base's row norms, "
+                        + "whatever the inputs' were), so DoRA adapters are not combined; merge them into the model instead");
             }
             for (LoraLayer l : a.layers()) {
                 if (l.bias != null) {

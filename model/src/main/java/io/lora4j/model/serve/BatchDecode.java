@@ -1,6 +1,8 @@
 package io.lora4j.model.serve;
 
 import io.lora4j.kernels.Attention;
+import io.lora4j.kernels.Bottleneck;
+import io.lora4j.kernels.Dora;
 import io.lora4j.kernels.Lora;
 import io.lora4j.kernels.Matmul;
 import io.lora4j.kernels.Rope;
@@ -10,10 +12,12 @@ import io.lora4j.model.State;
 import io.lora4j.model.arch.Layer;
 import io.lora4j.model.arch.LinearModule;
 import io.lora4j.model.arch.LlamaConfig;
+import io.lora4j.model.arch.Sublayer;
 import io.lora4j.model.block.Buf;
 import io.lora4j.model.block.JvmOps;
 import io.lora4j.model.block.LlamaBlock;
 import io.lora4j.model.lora.AdapterSet;
+import io.lora4j.model.lora.BottleneckLayer;
 import io.lora4j.model.lora.LoraLayer;
 
 import java.util.ArrayList;
@@ -25,7 +29,9 @@ import java.util.List;
  * for all R rows ({@link Matmul#forwardRows}: the weights are read once); each adapter branch runs on
  * the rows whose sequence uses it ({@link Lora#forwardRows}); attention and RoPE run per row at the
  * row's position. Every kernel computes a row the same way whatever the other rows are, so a
- * sequence's tokens do not depend on what it is batched with.
+ * sequence's tokens do not depend on what it is batched with. A row's adapters apply in the row's own
+ * order (a DoRA branch rescales what came before it): branches are grouped by their place in the rows'
+ * adapter lists first.
  * <pre>
  *   X, X_MID, X_OUT → x (R, C)   XB1, XB2 → xb   Q, K, V → q, k, v → row t's cache at pos[t]
  *   ATT_OUT → attOut   ATT_PROJ, FFN_PROJ → proj   GATE, HB → hb   UP → hb2   LOGITS → logits (R, V)
@@ -47,8 +53,8 @@ final class BatchDecode extends JvmOps {
     private LinearModule branchModule;
     private final List<Branch> branches = new ArrayList<>();
 
-    /** One adapter layer with one weight, and the rows whose sequences use it. */
-    private record Branch(LoraLayer ll, float scale, int[] rows, int n) {
+    /** One adapter layer with one weight at one place in the rows' adapter lists, and the rows whose sequences use it so. */
+    private record Branch(LoraLayer ll, float scale, int slot, int[] rows, int n) {
     }
 
     BatchDecode(Llama m, int maxRows, int maxRank) {
@@ -142,7 +148,11 @@ final class BatchDecode extends JvmOps {
         Matmul.forwardRows(outs, buf(in), ws, T);
     }
 
-    /** The branches of {@code mod} in the current block: one per (adapter layer, weight), with its rows, in first-use order. */
+    /**
+     * The branches of {@code mod} in the current block: one per (adapter layer, weight, place in the row's
+     * list of the adapters on mod), with its rows; ordered by place, then first use. A row has one adapter
+     * per place, so the branches of one place touch disjoint rows and each row sees its adapters in order.
+     */
     private List<Branch> branches(LinearModule mod) {
         if (branchLayer == layer && branchModule == mod) {
             return branches;
@@ -150,28 +160,39 @@ final class BatchDecode extends JvmOps {
         branches.clear();
         branchLayer = layer;
         branchModule = mod;
-        for (int t = 0; t < T; t++) {
-            for (AdapterSet.Active a : adapters.get(t)) {
-                LoraLayer ll = a.adapter().get(layer, mod);
-                if (ll == null || ll.r == 0) {
-                    continue;
-                }
-                int found = -1;
-                for (int i = 0; i < branches.size(); i++) {
-                    if (branches.get(i).ll == ll && branches.get(i).scale == a.scale()) {
-                        found = i;
+        for (int slot = 0, found = 1; found > 0; slot++) {
+            found = 0;
+            for (int t = 0; t < T; t++) {
+                int k = 0;
+                for (AdapterSet.Active a : adapters.get(t)) {
+                    LoraLayer ll = a.adapter().get(layer, mod);
+                    if (ll == null || ll.r == 0 || k++ != slot) {
+                        continue;
                     }
+                    found++;
+                    add(ll, a.scale(), slot, t);
                 }
-                if (found < 0) {
-                    branches.add(new Branch(ll, a.scale(), new int[T], 0));
-                    found = branches.size() - 1;
-                }
-                Branch b = branches.get(found);
-                b.rows[b.n] = t;
-                branches.set(found, new Branch(b.ll, b.scale, b.rows, b.n + 1));
             }
         }
         return branches;
+    }
+
+    /** Row t into the branch of (ll, scale, slot), made when new. */
+    private void add(LoraLayer ll, float scale, int slot, int t) {
+        int found = -1;
+        for (int i = 0; i < branches.size(); i++) {
+            Branch b = branches.get(i);
+            if (b.ll == ll && b.scale == scale && b.slot == slot) {
+                found = i;
+            }
+        }
+        if (found < 0) {
+            branches.add(new Branch(ll, scale, slot, new int[T], 0));
+            found = branches.size() - 1;
+        }
+        Branch b = branches.get(found);
+        b.rows[b.n] = t;
+        branches.set(found, new Branch(b.ll, b.scale, slot, b.rows, b.n + 1));
     }
 
     @Override
@@ -201,6 +222,52 @@ final class BatchDecode extends JvmOps {
             int t = b.rows[j];
             for (int o = 0; o < ll.out; o++) {
                 out[t * ll.out + o] += s * p[ll.bias.off() + o];
+            }
+        }
+    }
+
+    @Override
+    public boolean decomposed(LinearModule mod, int i) {
+        return branches(mod).get(i).ll.dora();
+    }
+
+    @Override
+    public void magnitude(LinearModule mod, int i, Buf y) {
+        Branch b = branches(mod).get(i);
+        LoraLayer ll = b.ll;
+        float[] norm = ll.weightNorm(mod.weight(layer()), b.scale * ll.scaling);
+        Dora.forwardRows(buf(y), b.rows, b.n, ll.values(), ll.magnitude.off(), norm, ll.out);
+    }
+
+    /** The most bottleneck modules any row's adapters have after the sublayer. */
+    @Override
+    public int bottlenecks(Sublayer site) {
+        int n = 0;
+        for (int t = 0; t < T; t++) {
+            int k = 0;
+            for (AdapterSet.Active a : adapters.get(t)) {
+                k += a.adapter().bottleneck(layer, site) != null ? 1 : 0;
+            }
+            n = Math.max(n, k);
+        }
+        return n;
+    }
+
+    /** Each row's i-th bottleneck module after the sublayer (if it has one), on that row alone. */
+    @Override
+    public void bottleneck(Sublayer site, int i, Buf y) {
+        float[] out = buf(y);
+        int C = c.dim();
+        for (int t = 0; t < T; t++) {
+            int k = 0;
+            for (AdapterSet.Active a : adapters.get(t)) {
+                BottleneckLayer b = a.adapter().bottleneck(layer, site);
+                if (b != null && k++ == i) {
+                    float[] row = java.util.Arrays.copyOfRange(out, t * C, (t + 1) * C), za = new float[b.d];
+                    Bottleneck.forward(row, null, za, za, b.values(), b.down.off(), b.downBias.off(), b.up.off(), b.upBias.off(),
+                            a.adapter().bottleneckConfig().activation(), a.scale() * a.adapter().bottleneckConfig().scaling(), 1, C, b.d);
+                    System.arraycopy(row, 0, out, t * C, C);
+                }
             }
         }
     }

@@ -3,7 +3,6 @@ package io.lora4j.model.tokenizer;
 import java.io.ByteArrayOutputStream;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
-import java.util.Comparator;
 import java.util.HashMap;
 import java.util.LinkedHashSet;
 import java.util.List;
@@ -37,7 +36,7 @@ public final class BpeTokenizer implements Tokenizer {
     private final Pattern split;
     private final boolean individualDigits;
     private final Map<String, Integer> specials;   // text → id, matched by encodeWithSpecial
-    private final List<String> specialsByLength;
+    private final SpecialTokens specialTokens;
     private final Set<Integer> specialIds;
     private final int bos, eos;
     private final boolean addBos;
@@ -57,8 +56,7 @@ public final class BpeTokenizer implements Tokenizer {
         this.split = Pattern.compile(splitRegex, Pattern.UNICODE_CHARACTER_CLASS);
         this.individualDigits = individualDigits;
         this.specials = specials;
-        this.specialsByLength = new ArrayList<>(specials.keySet());
-        this.specialsByLength.sort(Comparator.comparingInt(String::length).reversed());
+        this.specialTokens = new SpecialTokens(specials);
         this.specialIds = new java.util.HashSet<>(specials.values());
         this.bos = bos;
         this.eos = eos;
@@ -152,7 +150,7 @@ public final class BpeTokenizer implements Tokenizer {
         }
     }
 
-    /** Merges one pre-token's bytes and appends the ids. */
+    /** Merges one pre-token's bytes (lowest rank first, leftmost on ties: {@link MergeQueue}) and appends the ids. */
     private void bpe(String piece, List<Integer> out) {
         if (piece.isEmpty()) {
             return;
@@ -164,27 +162,16 @@ public final class BpeTokenizer implements Tokenizer {
                 return;
             }
         }
-        List<String> parts = new ArrayList<>(piece.length());
-        for (int i = 0; i < piece.length(); i++) {
-            parts.add(piece.substring(i, i + 1));
+        int[] starts = new int[piece.length()];
+        for (int i = 0; i < starts.length; i++) {
+            starts[i] = i;
         }
-        while (parts.size() > 1) {
-            int best = -1;
-            int bestRank = Integer.MAX_VALUE;
-            for (int i = 0; i + 1 < parts.size(); i++) {
-                int r = rank(parts.get(i), parts.get(i + 1));
-                if (r < bestRank) {
-                    bestRank = r;
-                    best = i;
-                }
-            }
-            if (best < 0) {
-                break;
-            }
-            parts.set(best, parts.get(best) + parts.get(best + 1));
-            parts.remove(best + 1);
-        }
-        for (String p : parts) {
+        int[] parts = MergeQueue.mergeAll(piece, starts, starts.length, (s, from, mid, to) -> {
+            Integer r = mergeRanks == null ? ids.get(s.substring(from, to)) : mergeRanks.get(s.substring(from, mid) + SEP + s.substring(mid, to));
+            return r == null ? Double.NaN : r;
+        });
+        for (int k = 0; k < parts.length; k++) {
+            String p = piece.substring(parts[k], k + 1 < parts.length ? parts[k + 1] : piece.length());
             Integer id = ids.get(p);
             if (id != null) {
                 out.add(id);
@@ -192,21 +179,13 @@ public final class BpeTokenizer implements Tokenizer {
                 for (int i = 0; i < p.length(); i++) { // every single byte is a token in a byte-level vocabulary
                     Integer b = ids.get(p.substring(i, i + 1));
                     if (b == null) {
-                        throw new IllegalStateException("byte 0x" + Integer.toHexString(p.charAt(i)) + " has no token");
+                        throw new TokenizerException(String.format("the text has the byte 0x%02x, for which this byte-level "
+                                + "vocabulary has no token", (int) p.charAt(i)));
                     }
                     out.add(b);
                 }
             }
         }
-    }
-
-    private int rank(String a, String b) {
-        if (mergeRanks == null) {
-            Integer r = ids.get(a + b);
-            return r == null ? Integer.MAX_VALUE : r;
-        }
-        Integer r = mergeRanks.get(a + SEP + b);
-        return r == null ? Integer.MAX_VALUE : r;
     }
 
     static String pairKey(String a, String b) {
@@ -215,26 +194,7 @@ public final class BpeTokenizer implements Tokenizer {
 
     @Override
     public int[] encodeWithSpecial(String text) {
-        List<Integer> out = new ArrayList<>();
-        int start = 0;
-        int i = 0;
-        outer:
-        while (i < text.length()) {
-            if (text.charAt(i) == '<') {
-                for (String s : specialsByLength) {
-                    if (text.startsWith(s, i)) {
-                        encodeInto(text.substring(start, i), out);
-                        out.add(specials.get(s));
-                        i += s.length();
-                        start = i;
-                        continue outer;
-                    }
-                }
-            }
-            i++;
-        }
-        encodeInto(text.substring(start), out);
-        return out.stream().mapToInt(Integer::intValue).toArray();
+        return specialTokens.encode(text, this::encode);
     }
 
     @Override

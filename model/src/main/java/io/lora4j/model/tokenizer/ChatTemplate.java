@@ -21,6 +21,13 @@ public final class ChatTemplate {
     public record Encoded(int[] ids, boolean[] assistantMask) {
     }
 
+    /** A conversation the template cannot format: an unknown role, or turns in an order the family does not allow. */
+    public static final class InvalidConversationException extends IllegalArgumentException {
+        public InvalidConversationException(String message) {
+            super(message);
+        }
+    }
+
     public enum Family { LLAMA3, CHATML, LLAMA2 }
 
     private final Tokenizer tok;
@@ -43,14 +50,16 @@ public final class ChatTemplate {
 
     /**
      * The conversation's tokens; with {@code addGenerationPrompt} they end with the opening of an
-     * assistant turn, ready for generation.
+     * assistant turn, ready for generation. Roles are system, user and assistant; any other is an
+     * {@link InvalidConversationException} (a role is written into the prompt's header, so an
+     * unchecked one could forge turns).
      */
     public Encoded encode(List<Message> messages, boolean addGenerationPrompt) {
         List<Integer> ids = new ArrayList<>();
         List<Boolean> mask = new ArrayList<>();
         for (Message m : messages) {
             if (!List.of("system", "user", "assistant").contains(m.role())) {
-                throw new IllegalArgumentException("unknown chat role '" + m.role() + "' (system, user, assistant)");
+                throw new InvalidConversationException("unknown chat role '" + m.role() + "' (system, user, assistant)");
             }
         }
         switch (family) {
@@ -97,7 +106,7 @@ public final class ChatTemplate {
                         }
                         default -> {
                             if (pendingUser == null) {
-                                throw new IllegalArgumentException("Llama 2 chat: an assistant turn must follow a user turn");
+                                throw new InvalidConversationException("Llama 2 chat: an assistant turn must follow a user turn");
                             }
                             inst(ids, mask, pendingUser);
                             pendingUser = null;

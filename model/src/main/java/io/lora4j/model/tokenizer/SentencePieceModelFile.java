@@ -79,7 +79,7 @@ final class SentencePieceModelFile {
                 }
                 case 2 -> {
                     long len = varint(pos, to);
-                    if (len < 0 || pos[0] + len > to) {
+                    if (len < 0 || len > to - pos[0]) {
                         throw corrupt(start);
                     }
                     f.on(field, 2, 0, pos[0], (int) len);

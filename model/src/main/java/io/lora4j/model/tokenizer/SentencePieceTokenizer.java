@@ -4,7 +4,6 @@ import java.io.ByteArrayOutputStream;
 import java.nio.charset.StandardCharsets;
 import java.util.HashMap;
 import java.util.Map;
-import java.util.PriorityQueue;
 import java.util.Set;
 
 /**
@@ -24,6 +23,8 @@ public final class SentencePieceTokenizer implements Tokenizer {
     private final byte[][] bytes;
     private final int bos, eos, unk;
     private final boolean addBos, addSpacePrefix;
+    private final int maxPieceLength;
+    private final SpecialTokens specials;
 
     public SentencePieceTokenizer(String[] pieces, float[] scores, int[] types, int bos, int eos, int unk,
                                   boolean addBos, boolean addSpacePrefix) {
@@ -37,11 +38,18 @@ public final class SentencePieceTokenizer implements Tokenizer {
         this.addSpacePrefix = addSpacePrefix;
         java.util.Arrays.fill(byteIds, -1);
         bytes = new byte[pieces.length][];
+        int longest = 0;
+        Map<String, Integer> special = new java.util.LinkedHashMap<>();
         for (int i = 0; i < pieces.length; i++) {
+            longest = Math.max(longest, pieces[i].length());
+            if (types[i] == CONTROL || types[i] == USER_DEFINED) {
+                special.putIfAbsent(pieces[i], i);
+            }
             ids.putIfAbsent(pieces[i], i);
             String p = pieces[i];
-            if (types[i] == BYTE && p.length() == 6 && p.startsWith("<0x") && p.endsWith(">")) {
-                int b = Integer.parseInt(p.substring(3, 5), 16);
+            if (types[i] == BYTE && p.length() == 6 && p.startsWith("<0x") && p.endsWith(">")
+                    && Character.digit(p.charAt(3), 16) >= 0 && Character.digit(p.charAt(4), 16) >= 0) {
+                int b = Character.digit(p.charAt(3), 16) * 16 + Character.digit(p.charAt(4), 16);
                 byteIds[b] = i;
                 bytes[i] = new byte[]{(byte) b};
             } else if (types[i] == CONTROL || types[i] == UNKNOWN || types[i] == UNUSED) {
@@ -50,6 +58,8 @@ public final class SentencePieceTokenizer implements Tokenizer {
                 bytes[i] = p.replace('\u2581', ' ').getBytes(StandardCharsets.UTF_8);
             }
         }
+        maxPieceLength = longest;
+        specials = new SpecialTokens(special);
     }
 
     @Override
@@ -83,94 +93,37 @@ public final class SentencePieceTokenizer implements Tokenizer {
             return new int[0];
         }
         String s = (addSpacePrefix ? " " + text : text).replace(' ', '\u2581');
-        // symbols: a doubly linked list over code points
-        int n = s.codePointCount(0, s.length());
-        String[] sym = new String[n];
-        int[] prev = new int[n], next = new int[n];
-        for (int i = 0, off = 0; i < n; i++) {
-            int cp = s.codePointAt(off);
-            int len = Character.charCount(cp);
-            sym[i] = s.substring(off, off + len);
-            off += len;
-            prev[i] = i - 1;
-            next[i] = i + 1 < n ? i + 1 : -1;
+        // one symbol per code point, merged best score first (MergeQueue): O(n log n)
+        int[] starts = new int[s.codePointCount(0, s.length())];
+        for (int i = 0, off = 0; i < starts.length; i++) {
+            starts[i] = off;
+            off += Character.charCount(s.codePointAt(off));
         }
-        record Bigram(int left, int right, float score, int size) {
-        }
-        PriorityQueue<Bigram> queue = new PriorityQueue<>((a, b) -> a.score != b.score
-                ? Float.compare(b.score, a.score) : Integer.compare(a.left, b.left));
-        java.util.function.BiConsumer<Integer, Integer> tryAdd = (l, r) -> {
-            if (l < 0 || r < 0) {
-                return;
+        int[] symbols = MergeQueue.mergeAll(s, starts, starts.length, (str, from, mid, to) -> {
+            if (to - from > maxPieceLength) {
+                return Double.NaN;
             }
-            String merged = sym[l] + sym[r];
-            Integer id = ids.get(merged);
+            Integer id = ids.get(str.substring(from, to));
+            return id == null ? Double.NaN : -scores[id];
+        });
+        SpecialTokens.IntList out = new SpecialTokens.IntList(symbols.length);
+        for (int i = 0; i < symbols.length; i++) {
+            String sym = s.substring(symbols[i], i + 1 < symbols.length ? symbols[i + 1] : s.length());
+            Integer id = ids.get(sym);
             if (id != null) {
-                queue.add(new Bigram(l, r, scores[id], merged.length()));
-            }
-        };
-        for (int i = 0; i + 1 < n; i++) {
-            tryAdd.accept(i, i + 1);
-        }
-        while (!queue.isEmpty()) {
-            Bigram b = queue.poll();
-            if (sym[b.left] == null || sym[b.right] == null || next[b.left] != b.right
-                    || sym[b.left].length() + sym[b.right].length() != b.size) {
-                continue; // stale
-            }
-            sym[b.left] = sym[b.left] + sym[b.right];
-            sym[b.right] = null;
-            next[b.left] = next[b.right];
-            if (next[b.right] >= 0) {
-                prev[next[b.right]] = b.left;
-            }
-            tryAdd.accept(prev[b.left], b.left);
-            tryAdd.accept(b.left, next[b.left]);
-        }
-        int[] out = new int[s.length() * 4 + 4];
-        int k = 0;
-        for (int i = 0; i >= 0 && i < n; i = next[i]) {
-            Integer id = ids.get(sym[i]);
-            if (id != null) {
-                out[k++] = id;
+                out.add(id);
             } else {
-                for (byte b : sym[i].getBytes(StandardCharsets.UTF_8)) {
-                    out[k++] = byteIds[b & 0xff] >= 0 ? byteIds[b & 0xff] : unk;
+                for (byte b : sym.getBytes(StandardCharsets.UTF_8)) {
+                    out.add(byteIds[b & 0xff] >= 0 ? byteIds[b & 0xff] : unk);
                 }
             }
         }
-        return java.util.Arrays.copyOf(out, k);
+        return out.toArray();
     }
 
     @Override
     public int[] encodeWithSpecial(String text) {
-        // control pieces such as <s> and </s> written literally in the text
-        java.util.List<Integer> out = new java.util.ArrayList<>();
-        int start = 0;
-        StringBuilder plain = new StringBuilder();
-        outer:
-        while (start < text.length()) {
-            for (int i = 0; i < pieces.length; i++) {
-                if ((types[i] == CONTROL || types[i] == USER_DEFINED) && !pieces[i].isEmpty() && text.startsWith(pieces[i], start)) {
-                    if (!plain.isEmpty()) {
-                        for (int id : encode(plain.toString())) {
-                            out.add(id);
-                        }
-                        plain.setLength(0);
-                    }
-                    out.add(i);
-                    start += pieces[i].length();
-                    continue outer;
-                }
-            }
-            plain.append(text.charAt(start++));
-        }
-        if (!plain.isEmpty()) {
-            for (int id : encode(plain.toString())) {
-                out.add(id);
-            }
-        }
-        return out.stream().mapToInt(Integer::intValue).toArray();
+        return specials.encode(text, this::encode); // control and user-defined pieces such as <s> written literally
     }
 
     @Override

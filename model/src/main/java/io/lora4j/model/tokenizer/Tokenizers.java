@@ -33,6 +33,9 @@ public final class Tokenizers {
         if (types.length != tokens.length) {
             throw new ModelFormatException(file, "tokenizer arrays disagree: " + tokens.length + " tokens, " + types.length + " types");
         }
+        if (tokens.length == 0) {
+            throw new ModelFormatException(file, "metadata key tokenizer.ggml.tokens is empty");
+        }
         int bos = id(md, "tokenizer.ggml.bos_token_id", 1, tokens.length);
         int eos = id(md, "tokenizer.ggml.eos_token_id", 2, tokens.length);
         if ("llama".equals(model)) {
@@ -41,6 +44,10 @@ public final class Tokenizers {
                 throw new ModelFormatException(file, "tokenizer arrays disagree: " + tokens.length + " tokens, " + scores.length + " scores");
             }
             int unk = id(md, "tokenizer.ggml.unknown_token_id", 0, tokens.length);
+            if (unk < 0) {
+                throw new ModelFormatException(file, "metadata key tokenizer.ggml.unknown_token_id is not a token of the "
+                        + tokens.length + "-token vocabulary");
+            }
             boolean addBos = !(md.get("tokenizer.ggml.add_bos_token") instanceof Boolean b) || b;
             boolean prefix = !(md.get("tokenizer.ggml.add_space_prefix") instanceof Boolean p) || p;
             return new SentencePieceTokenizer(tokens, scores, types, bos, eos, unk, addBos, prefix);
@@ -103,7 +110,11 @@ public final class Tokenizers {
             scores[i] = m.scores.get(i);
             types[i] = m.types.get(i);
         }
-        return new SentencePieceTokenizer(pieces, scores, types, m.bos, m.eos, m.unk, true, m.addDummyPrefix);
+        if (m.unk < 0 || m.unk >= n) {
+            throw new ModelFormatException(file, "trainer_spec.unk_id " + m.unk + " is not one of the " + n + " pieces");
+        }
+        return new SentencePieceTokenizer(pieces, scores, types, m.bos >= 0 && m.bos < n ? m.bos : -1,
+                m.eos >= 0 && m.eos < n ? m.eos : -1, m.unk, true, m.addDummyPrefix);
     }
 
     /**
@@ -174,14 +185,20 @@ public final class Tokenizers {
             throw new ModelFormatException(file, "only byte-level BPE tokenizer.json files are supported (model.type "
                     + model.path("type").asText("missing") + ")");
         }
+        // ids are dense from 0: any id beyond the number of entries would only allocate
+        int entries = model.path("vocab").size() + root.path("added_tokens").size();
         int size = 0;
         for (var it = model.path("vocab").fields(); it.hasNext(); ) {
-            size = Math.max(size, it.next().getValue().asInt() + 1);
+            size = Math.max(size, tokenId(file, it.next().getValue(), entries, "model.vocab") + 1);
         }
         Map<String, Integer> specials = new LinkedHashMap<>();
         for (JsonNode t : root.path("added_tokens")) {
-            specials.put(t.path("content").asText(), t.path("id").asInt());
-            size = Math.max(size, t.path("id").asInt() + 1);
+            if (!t.path("content").isTextual()) {
+                throw new ModelFormatException(file, "added_tokens: an entry has no content string: " + t);
+            }
+            int id = tokenId(file, t.path("id"), entries, "added_tokens " + t.path("content").asText());
+            specials.put(t.path("content").asText(), id);
+            size = Math.max(size, id + 1);
         }
         String[] tokens = new String[size];
         for (var it = model.path("vocab").fields(); it.hasNext(); ) {
@@ -192,7 +209,13 @@ public final class Tokenizers {
         }
         List<String> merges = new ArrayList<>();
         for (JsonNode m : model.path("merges")) {
-            merges.add(m.isArray() ? m.get(0).asText() + " " + m.get(1).asText() : m.asText());
+            if (m.isArray() && m.size() == 2 && m.get(0).isTextual() && m.get(1).isTextual()) {
+                merges.add(m.get(0).asText() + " " + m.get(1).asText());
+            } else if (m.isTextual()) {
+                merges.add(m.asText());
+            } else {
+                throw new ModelFormatException(file, "model.merges: " + m + " is neither \"left right\" nor [left, right]");
+            }
         }
         String regex = BpeTokenizer.GPT2_SPLIT;
         boolean digits = false;
@@ -229,9 +252,23 @@ public final class Tokenizers {
                         : new ModelFormatException(file, "tokenizer_config.json: invalid JSON: " + e.getMessage());
             }
         }
-        return new BpeTokenizer(tokens, mergeRanks(file, merges), model.path("ignore_merges").asBoolean(false), regex,
+        try {
+            io.lora4j.model.format.Regexes.compile("the pre_tokenizer's Split regex", regex, java.util.regex.Pattern.UNICODE_CHARACTER_CLASS);
+        } catch (IllegalArgumentException e) {
+            throw new ModelFormatException(file, e.getMessage());
+        }
+        Map<String, Integer> ranks = mergeRanks(file, merges);
+        return new BpeTokenizer(tokens, ranks, model.path("ignore_merges").asBoolean(false), regex,
                 digits, specials, bos, eos, addBos && bos >= 0,
                 BpeTokenizer.stops(eos, specials.get("<|eot_id|>"), specials.get("<|im_end|>"), specials.get("<|endoftext|>")));
+    }
+
+    /** A tokenizer.json token id: an integer in [0, entries). */
+    private static int tokenId(Path file, JsonNode id, int entries, String where) {
+        if (!id.canConvertToInt() || !id.isIntegralNumber() || id.asInt() < 0 || id.asInt() >= entries) {
+            throw new ModelFormatException(file, where + ": token id " + id + " is not in [0, " + entries + ")");
+        }
+        return id.asInt();
     }
 
     private static String tokenName(JsonNode n) {
@@ -275,6 +312,9 @@ public final class Tokenizers {
             scores.add(score);
         }
         int n = pieces.size();
+        if (n < 3) {
+            throw new ModelFormatException(file, "a llama2.c tokenizer has at least 3 tokens (<unk>, <s>, </s>), this one " + n);
+        }
         String[] p = new String[n];
         float[] sc = new float[n];
         int[] types = new int[n];

@@ -5,7 +5,13 @@ import io.lora4j.model.format.ModelFormatException;
 import io.lora4j.model.tokenizer.ChatTemplate;
 import org.apache.arrow.memory.BufferAllocator;
 import org.apache.arrow.memory.RootAllocator;
+import org.apache.arrow.memory.ArrowBuf;
+import org.apache.arrow.vector.BaseLargeVariableWidthVector;
 import org.apache.arrow.vector.FieldVector;
+import org.apache.arrow.vector.ValueVector;
+import org.apache.arrow.vector.complex.LargeListVector;
+import org.apache.arrow.vector.complex.ListVector;
+import org.apache.arrow.vector.complex.StructVector;
 import org.apache.arrow.vector.VectorSchemaRoot;
 import org.apache.arrow.vector.ipc.ArrowFileReader;
 import org.apache.arrow.vector.ipc.ArrowReader;
@@ -16,6 +22,7 @@ import org.apache.arrow.vector.types.pojo.Field;
 import java.io.IOException;
 import java.io.InputStream;
 import java.nio.channels.FileChannel;
+import java.nio.channels.SeekableByteChannel;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
@@ -54,22 +61,35 @@ final class ArrowTables {
         } catch (IOException e) {
             throw new ModelFormatException(file, "cannot read: " + e.getMessage());
         }
+        return isArrow(file, head, n);
+    }
+
+    /** As {@link #isArrow(Path)}, for the first {@code n} bytes {@code head} of a file called {@code file}. */
+    static boolean isArrow(Path file, byte[] head, int n) {
         String name = file.getFileName().toString().toLowerCase(Locale.ROOT);
         boolean continuation = n >= 4 && head[0] == -1 && head[1] == -1 && head[2] == -1 && head[3] == -1;
         return ArrowModel.hasMagic(head, n) || continuation || name.endsWith(".arrow") || name.endsWith(".arrows");
     }
 
     static void read(Path file, RowSink sink) {
-        boolean isFile;
-        try (InputStream in = Files.newInputStream(file)) {
-            byte[] head = in.readNBytes(6);
-            isFile = ArrowModel.hasMagic(head, head.length);
+        try (FileChannel ch = FileChannel.open(file, StandardOpenOption.READ)) {
+            read(file, ch, sink);
         } catch (IOException e) {
             throw new ModelFormatException(file, "cannot read: " + e.getMessage());
         }
+    }
+
+    /**
+     * Reads every row of the Arrow file or stream in {@code ch} (the contents of {@code file}, which
+     * errors name). Its framing is checked first ({@link ArrowFraming}): every length the file
+     * declares must fit in it, so Arrow Java never allocates for a length the file cannot hold, and
+     * the buffers it does allocate are bounded by the file's size.
+     */
+    static void read(Path file, SeekableByteChannel ch, RowSink sink) throws IOException {
+        boolean isFile = ArrowFraming.check(file, ch);
+        ch.position(0);
         String kind = isFile ? "Arrow IPC file" : "Arrow IPC stream";
-        try (BufferAllocator alloc = new RootAllocator();
-             FileChannel ch = FileChannel.open(file, StandardOpenOption.READ);
+        try (BufferAllocator alloc = new RootAllocator(Math.max(1 << 20, 2 * ch.size()));
              ArrowReader reader = isFile ? new ArrowFileReader(ch, alloc) : new ArrowStreamReader(ch, alloc)) {
             VectorSchemaRoot root = reader.getVectorSchemaRoot();
             Columns cols = Columns.of(file, root);
@@ -78,14 +98,14 @@ final class ArrowTables {
                 for (int i = 0; i < root.getRowCount(); i++) {
                     String where = "record batch " + batch + ", row " + i;
                     int row = i;
-                    sink.add(file, where, new Datasets.Row(cols.string(0, i), cols.string(1, i), cols.string(2, i),
-                            () -> cols.messages(file, where, row)));
+                    sink.add(file, where, new Datasets.Row(cols.string(file, where, 0, i), cols.string(file, where, 1, i),
+                            cols.string(file, where, 2, i), () -> cols.messages(file, where, row)));
                 }
                 batch++;
             }
         } catch (ModelFormatException e) {
             throw e;
-        } catch (IOException | RuntimeException e) {
+        } catch (IOException | RuntimeException | AssertionError e) { // Arrow Java checks some of its input with assert
             throw new ModelFormatException(file, "not a readable " + kind + " (" + e.getClass().getSimpleName() + ": " + e.getMessage() + ")", e);
         }
     }
@@ -126,12 +146,8 @@ final class ArrowTables {
             return new Columns(root, strings, m == null ? null : m.getName());
         }
 
-        String string(int k, int row) {
-            if (strings[k] == null) {
-                return null;
-            }
-            Object v = root.getVector(strings[k]).getObject(row);
-            return v == null ? null : v.toString();
+        String string(Path file, String where, int k, int row) {
+            return strings[k] == null ? null : text(file, where, root.getVector(strings[k]), row);
         }
 
         List<ChatTemplate.Message> messages(Path file, String where, int row) {
@@ -139,20 +155,57 @@ final class ArrowTables {
                 return null;
             }
             FieldVector v = root.getVector(messages);
-            if (!(v.getObject(row) instanceof List<?> list)) {
+            if (row >= v.getValueCount() || v.isNull(row)) {
                 return null;
             }
-            List<ChatTemplate.Message> out = new ArrayList<>(list.size());
-            for (Object o : list) {
-                Object role = o instanceof Map<?, ?> m ? m.get("role") : null;
-                Object content = o instanceof Map<?, ?> m ? m.get("content") : null;
+            long start, end;
+            ValueVector items;
+            if (v instanceof ListVector l) {
+                start = l.getOffsetBuffer().getInt(4L * row);
+                end = l.getOffsetBuffer().getInt(4L * row + 4);
+                items = l.getDataVector();
+            } else {
+                LargeListVector l = (LargeListVector) v;
+                start = l.getOffsetBuffer().getLong(8L * row);
+                end = l.getOffsetBuffer().getLong(8L * row + 8);
+                items = l.getDataVector();
+            }
+            if (start < 0 || end < start || end > items.getValueCount() || !(items instanceof StructVector structs)) {
+                throw new ModelFormatException(file, where + ": messages offsets [" + start + ", " + end + ") outside the "
+                        + items.getValueCount() + " messages of the batch (corrupt)");
+            }
+            List<ChatTemplate.Message> out = new ArrayList<>((int) (end - start));
+            for (int i = (int) start; i < end; i++) {
+                String role = structs.isNull(i) ? null : text(file, where, structs.getChild("role"), i);
+                String content = structs.isNull(i) ? null : text(file, where, structs.getChild("content"), i);
                 if (role == null || content == null) {
                     throw new ModelFormatException(file, where + ": every message needs role and content");
                 }
-                out.add(new ChatTemplate.Message(role.toString(), content.toString()));
+                out.add(new ChatTemplate.Message(role, content));
             }
             return out;
         }
+    }
+
+    /**
+     * Value {@code row} of a utf8 or large_utf8 vector, or null. Its offsets are checked against the
+     * data buffer first: Arrow Java's getObject trusts them and allocates what they span.
+     */
+    private static String text(Path file, String where, ValueVector v, int row) {
+        if (v == null || row >= v.getValueCount() || v.isNull(row)) {
+            return null;
+        }
+        boolean large = v instanceof BaseLargeVariableWidthVector;
+        ArrowBuf offsets = v.getOffsetBuffer(), data = v.getDataBuffer();
+        long start = large ? offsets.getLong(8L * row) : offsets.getInt(4L * row);
+        long end = large ? offsets.getLong(8L * row + 8) : offsets.getInt(4L * row + 4);
+        if (start < 0 || end < start || end > data.capacity() || end - start > Integer.MAX_VALUE - 8) {
+            throw new ModelFormatException(file, where + ": column " + v.getName() + " has offsets [" + start + ", " + end
+                    + ") outside its " + data.capacity() + "-byte data buffer (corrupt)");
+        }
+        byte[] b = new byte[(int) (end - start)];
+        data.getBytes(start, b, 0, b.length);
+        return new String(b, java.nio.charset.StandardCharsets.UTF_8);
     }
 
     private static Field field(List<Field> fields, String name) {

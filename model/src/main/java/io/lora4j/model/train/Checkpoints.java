@@ -8,19 +8,20 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.lora4j.kernels.Dequant;
 import io.lora4j.kernels.Weight;
 import io.lora4j.model.Llama;
+import io.lora4j.model.format.DurableFiles;
 import io.lora4j.model.format.ModelFormatException;
 import io.lora4j.model.format.SafetensorsFile;
 import io.lora4j.model.format.SafetensorsWriter;
 import io.lora4j.model.format.TensorInfo;
 import io.lora4j.model.lora.LoraAdapter;
 import io.lora4j.model.lora.ParamStore;
+import io.lora4j.model.lora.BottleneckAdapters;
 import io.lora4j.model.lora.PeftAdapters;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 import java.util.ArrayList;
@@ -35,7 +36,8 @@ import java.util.stream.Stream;
  * Training checkpoints: {@code <out>/checkpoint-<step>/} holds the adapter (PEFT files), the
  * optimizer moments ({@code optimizer.safetensors}) and {@code trainer_state.json} (step, data
  * cursor and order, the trainer settings, and a SHA-256 of every other file). A checkpoint is
- * written to a temporary directory and renamed, so a crash leaves either the old one or the new one;
+ * built in a temporary directory, forced to the device and renamed ({@link DurableFiles}), so a
+ * crash or power loss leaves either the old one or the new one;
  * on resume a checkpoint whose files do not match their hashes is reported and the previous one used.
  * Dropout masks and data order derive from (seed, step, epoch), so resuming reproduces the
  * uninterrupted run bit for bit.
@@ -58,12 +60,22 @@ public final class Checkpoints {
 
     /** Writes the trainer's state to {@code out/checkpoint-<step>}; returns that directory. */
     public static Path save(Trainer t, Path out) {
+        return save(t, out, Map.of());
+    }
+
+    /**
+     * Writes the trainer's state to {@code out/checkpoint-<step>}, with {@code extra} files (name →
+     * bytes, e.g. the metrics logged so far) hashed like the others; returns that directory. The
+     * directory is built as {@code checkpoint-<step>.tmp} (leftovers of killed runs are removed
+     * first), every file forced to the device, then renamed in one step ({@link DurableFiles}).
+     */
+    public static Path save(Trainer t, Path out, Map<String, byte[]> extra) {
         t.sync();
         Path dir = out.resolve(PREFIX + t.step());
-        Path tmp = out.resolve(PREFIX + t.step() + ".tmp");
         try {
             Files.createDirectories(out);
-            deleteTree(tmp);
+            DurableFiles.removeLeftovers(out, n -> n.startsWith(PREFIX));
+            Path tmp = DurableFiles.tempDirectory(dir);
             PeftAdapters.saveCheckpoint(t.adapter(), t.model(), tmp);
             SafetensorsWriter w = new SafetensorsWriter();
             for (ParamStore.View p : t.params()) {
@@ -79,6 +91,13 @@ public final class Checkpoints {
                 SafetensorsWriter aw = new SafetensorsWriter();
                 t.allocator().state().forEach((k, v) -> aw.add(k, new long[]{v.length}, v));
                 aw.write(tmp.resolve(ALLOCATOR));
+            }
+            for (Map.Entry<String, byte[]> e : extra.entrySet()) {
+                if (e.getKey().equals(STATE) || files(true, true, false).contains(e.getKey())
+                        || e.getKey().equals(BottleneckAdapters.WEIGHTS) || e.getKey().contains("/")) {
+                    throw new IllegalArgumentException("a checkpoint's extra file cannot be called " + e.getKey());
+                }
+                DurableFiles.write(tmp.resolve(e.getKey()), e.getValue());
             }
             Trainer.Cursor c = t.cursor();
             ObjectMapper json = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
@@ -108,16 +127,41 @@ public final class Checkpoints {
             }
             st.put("quantize", t.model().quantization().label());
             ObjectNode hashes = st.putObject("sha256");
-            for (String f : files(t.allocator() != null, t.adapter().initialValues() != null)) {
+            for (String f : files(t.allocator() != null, t.adapter().initialValues() != null, t.adapter().bottleneckConfig() != null)) {
                 hashes.put(f, sha256(tmp.resolve(f)));
             }
-            Files.write(tmp.resolve(STATE), json.writeValueAsBytes(st));
-            deleteTree(dir);
-            Files.move(tmp, dir, StandardCopyOption.ATOMIC_MOVE);
+            for (String f : extra.keySet()) {
+                hashes.put(f, sha256(tmp.resolve(f)));
+            }
+            DurableFiles.write(tmp.resolve(STATE), json.writeValueAsBytes(st));
+            DurableFiles.publishDirectory(tmp, dir);
             return dir;
         } catch (IOException e) {
             throw new UncheckedIOException("cannot write checkpoint " + dir + ": " + e.getMessage(), e);
         }
+    }
+
+    /**
+     * Hugging Face Trainer's {@code save_total_limit}: keeps the newest {@code limit} checkpoints
+     * under {@code out} among those of steps up to {@code step} (the one just saved and older) and
+     * removes the rest, each renamed aside before it is deleted so that a crash part-way never
+     * leaves a half-deleted checkpoint under its name. Checkpoints of later steps (another run's)
+     * are left alone. Returns the removed directories.
+     */
+    public static List<Path> rotate(Path out, int limit, int step) {
+        if (limit < 1) {
+            throw new IllegalArgumentException("save_total_limit must be >= 1, got " + limit);
+        }
+        List<Path> older = list(out).stream().filter(p -> stepOf(p) <= step).toList();
+        List<Path> removed = older.subList(Math.min(limit, older.size()), older.size());
+        try {
+            for (Path p : removed) {
+                DurableFiles.remove(p);
+            }
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot remove old checkpoint: " + e.getMessage(), e);
+        }
+        return removed;
     }
 
     /** Checkpoint directories under {@code out}, newest step first. */
@@ -155,9 +199,10 @@ public final class Checkpoints {
         }
     }
 
-    /** The files a checkpoint's hashes cover (a PiSSA/OLoRA adapter's initial values too). */
-    private static List<String> files(boolean adaLora, boolean initial) {
-        List<String> f = new ArrayList<>(List.of(PeftAdapters.CONFIG, PeftAdapters.WEIGHTS, OPTIMIZER));
+    /** The files a checkpoint's hashes cover (a PiSSA/OLoRA adapter's initial values too; a bottleneck adapter's AdapterHub weights). */
+    private static List<String> files(boolean adaLora, boolean initial, boolean bottleneck) {
+        List<String> f = new ArrayList<>(List.of(PeftAdapters.CONFIG, bottleneck ? BottleneckAdapters.WEIGHTS : PeftAdapters.WEIGHTS,
+                OPTIMIZER));
         if (adaLora) {
             f.add(ALLOCATOR);
         }
@@ -171,7 +216,13 @@ public final class Checkpoints {
     /** Checks a checkpoint's files against the hashes in its state; a ModelFormatException names the bad file. */
     public static void verify(Path checkpoint) {
         JsonNode st = read(checkpoint);
-        for (String f : files(st.has("adalora"), st.path("sha256").has(PeftAdapters.INITIAL + "/" + PeftAdapters.CONFIG))) {
+        java.util.Set<String> hashed = new java.util.LinkedHashSet<>(files(st.has("adalora"),
+                st.path("sha256").has(PeftAdapters.INITIAL + "/" + PeftAdapters.CONFIG), st.path("sha256").has(BottleneckAdapters.WEIGHTS)));
+        st.path("sha256").fieldNames().forEachRemaining(hashed::add);
+        for (String f : hashed) {
+            if (Path.of(f).isAbsolute() || Path.of(f).normalize().startsWith("..") || f.contains("\\")) {
+                throw new ModelFormatException(checkpoint.resolve(STATE), "hashes a file outside the checkpoint: " + f);
+            }
             String want = st.path("sha256").path(f).asText("");
             String got;
             try {
@@ -285,17 +336,6 @@ public final class Checkpoints {
             return HexFormat.of().formatHex(md.digest(Files.readAllBytes(f)));
         } catch (NoSuchAlgorithmException e) {
             throw new IllegalStateException(e);
-        }
-    }
-
-    private static void deleteTree(Path p) throws IOException {
-        if (!Files.exists(p)) {
-            return;
-        }
-        try (Stream<Path> s = Files.walk(p)) {
-            for (Path x : s.sorted((a, b) -> b.getNameCount() - a.getNameCount()).toList()) {
-                Files.delete(x);
-            }
         }
     }
 }

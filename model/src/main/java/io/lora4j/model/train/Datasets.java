@@ -47,28 +47,43 @@ public final class Datasets {
             ArrowTables.read(file, r::add);
             return r.finish(file);
         }
-        String text;
+        byte[] bytes;
         try {
-            text = StandardCharsets.UTF_8.newDecoder().decode(java.nio.ByteBuffer.wrap(Files.readAllBytes(file))).toString();
-        } catch (CharacterCodingException e) {
-            throw new ModelFormatException(file, "not UTF-8 text");
+            bytes = Files.readAllBytes(file);
+        } catch (java.nio.file.NoSuchFileException e) {
+            throw new ModelFormatException(file, "no such file");
         } catch (IOException e) {
             throw new ModelFormatException(file, "cannot read: " + e.getMessage());
+        }
+        return load(file, bytes, tok, seqLen);
+    }
+
+    /** The data in {@code bytes}, read as {@link #load(Path, Tokenizer, int)} reads a file called {@code file} with these contents. */
+    static Loaded load(Path file, byte[] bytes, Tokenizer tok, int seqLen) {
+        if (ArrowTables.isArrow(file, bytes, bytes.length)) {
+            Records r = new Records(tok, seqLen);
+            try {
+                ArrowTables.read(file, new org.apache.arrow.vector.util.ByteArrayReadableSeekableByteChannel(bytes), r::add);
+            } catch (IOException e) {
+                throw new ModelFormatException(file, "cannot read: " + e.getMessage());
+            }
+            return r.finish(file);
+        }
+        String text;
+        try {
+            text = StandardCharsets.UTF_8.newDecoder().decode(java.nio.ByteBuffer.wrap(bytes)).toString();
+        } catch (CharacterCodingException e) {
+            throw new ModelFormatException(file, "not UTF-8 text");
         }
         String name = file.getFileName().toString().toLowerCase();
         if (name.endsWith(".jsonl") || name.endsWith(".json")) {
             return jsonl(file, text, tok, seqLen);
         }
-        List<int[]> docs = new ArrayList<>();
-        for (String doc : text.split("\\r?\\n\\s*\\r?\\n")) {
-            if (!doc.isBlank()) {
-                docs.add(document(tok, doc.strip()));
-            }
-        }
+        List<Tokens> docs = textDocuments(text, tok);
         if (docs.isEmpty()) {
             throw new ModelFormatException(file, "no text");
         }
-        return new Loaded(pack(docs, seqLen), 0, docs.size());
+        return examples(file, docs, seqLen);
     }
 
     /**
@@ -134,34 +149,27 @@ public final class Datasets {
         }
 
         void add(Path file, String where, Row r) {
+            try {
+                addRow(file, where, r);
+            } catch (io.lora4j.model.tokenizer.TokenizerException e) {
+                throw new ModelFormatException(file, where + ": " + e.getMessage());
+            }
+        }
+
+        private void addRow(Path file, String where, Row r) {
             records++;
             if (r.text() != null) {
                 docs.add(document(tok, r.text()));
             } else if (r.prompt() != null && r.completion() != null) {
-                int[] p = tok.encode(r.prompt());
-                int[] c = tok.encode(r.completion());
-                int bos = tok.bos() >= 0 && tok.addBos() ? 1 : 0;
-                int eos = tok.eos() >= 0 ? 1 : 0;
-                int[] ids = new int[bos + p.length + c.length + eos];
-                boolean[] loss = new boolean[ids.length];
-                int k = 0;
-                if (bos == 1) {
-                    ids[k++] = tok.bos();
-                }
-                for (int id : p) {
-                    ids[k++] = id;
-                }
-                for (int id : c) {
-                    loss[k] = true;
-                    ids[k++] = id;
-                }
-                if (eos == 1) {
-                    loss[k] = true;
-                    ids[k++] = tok.eos();
-                }
-                truncated += addMasked(single, ids, loss, seqLen) ? 1 : 0;
+                Tokens t = promptCompletion(tok, r.prompt(), r.completion());
+                truncated += addMasked(single, t.ids(), t.loss(), seqLen) ? 1 : 0;
             } else if (r.messages().get() instanceof List<ChatTemplate.Message> msgs) {
-                ChatTemplate.Encoded e = ChatTemplate.forTokenizer(tok).encode(msgs, false);
+                ChatTemplate.Encoded e;
+                try {
+                    e = ChatTemplate.forTokenizer(tok).encode(msgs, false);
+                } catch (ChatTemplate.InvalidConversationException x) {
+                    throw new ModelFormatException(file, where + ": " + x.getMessage());
+                }
                 truncated += addMasked(single, e.ids(), e.assistantMask(), seqLen) ? 1 : 0;
             } else {
                 throw new ModelFormatException(file, where + ": expected a \"text\", \"prompt\"+\"completion\" or \"messages\" field");
@@ -241,6 +249,94 @@ public final class Datasets {
             out.add(new Example(in, tg));
         }
         return ids.length - 1 > seqLen;
+    }
+
+    /**
+     * One record's tokens, as {@link #load} makes them: a document ({@code loss} null: packed with the
+     * others, every position a target) or a masked sequence (a prompt and completion, or a chat; a
+     * target where {@code loss} holds). Lets records be tokenised elsewhere (on Spark executors) and
+     * turned into exactly the examples {@link #load} gives, by {@link #examples}.
+     */
+    public record Tokens(int[] ids, boolean[] loss) implements java.io.Serializable {
+    }
+
+    /** The documents of a plain-text file's content (separated by blank lines), tokenised as {@link #load} does. */
+    public static List<Tokens> textDocuments(String text, Tokenizer tok) {
+        List<Tokens> out = new ArrayList<>();
+        for (String doc : text.split("\\r?\\n\\s*\\r?\\n")) {
+            if (!doc.isBlank()) {
+                out.add(new Tokens(document(tok, doc.strip()), null));
+            }
+        }
+        return out;
+    }
+
+    /**
+     * One JSONL/table record tokenised as {@link #load} does: {@code text}, else {@code prompt} and
+     * {@code completion}, else {@code messages} (the fields it lacks are null). {@code where} names the
+     * record in errors.
+     */
+    public static Tokens record(Path file, String where, String text, String prompt, String completion,
+                                List<ChatTemplate.Message> messages, Tokenizer tok) {
+        if (text != null) {
+            return new Tokens(document(tok, text), null);
+        }
+        if (prompt != null && completion != null) {
+            return promptCompletion(tok, prompt, completion);
+        }
+        if (messages != null) {
+            ChatTemplate.Encoded e = ChatTemplate.forTokenizer(tok).encode(messages, false);
+            return new Tokens(e.ids(), e.assistantMask());
+        }
+        throw new ModelFormatException(file, where + ": expected a \"text\", \"prompt\"+\"completion\" or \"messages\" field");
+    }
+
+    /** The examples of tokenised records in record order, exactly as {@link #load} makes them from the same records. */
+    public static Loaded examples(Path file, List<Tokens> records, int seqLen) {
+        if (records.isEmpty()) {
+            throw new ModelFormatException(file, "no records");
+        }
+        List<int[]> docs = new ArrayList<>();
+        List<Example> single = new ArrayList<>();
+        int truncated = 0;
+        for (Tokens t : records) {
+            if (t.loss() == null) {
+                docs.add(t.ids());
+            } else {
+                truncated += addMasked(single, t.ids(), t.loss(), seqLen) ? 1 : 0;
+            }
+        }
+        List<Example> all = new ArrayList<>(pack(docs, seqLen));
+        all.addAll(single);
+        if (all.isEmpty()) {
+            throw new ModelFormatException(file, "no record has anything to learn (every target is masked)");
+        }
+        return new Loaded(all, truncated, records.size());
+    }
+
+    private static Tokens promptCompletion(Tokenizer tok, String prompt, String completion) {
+        int[] p = tok.encode(prompt);
+        int[] c = tok.encode(completion);
+        int bos = tok.bos() >= 0 && tok.addBos() ? 1 : 0;
+        int eos = tok.eos() >= 0 ? 1 : 0;
+        int[] ids = new int[bos + p.length + c.length + eos];
+        boolean[] loss = new boolean[ids.length];
+        int k = 0;
+        if (bos == 1) {
+            ids[k++] = tok.bos();
+        }
+        for (int id : p) {
+            ids[k++] = id;
+        }
+        for (int id : c) {
+            loss[k] = true;
+            ids[k++] = id;
+        }
+        if (eos == 1) {
+            loss[k] = true;
+            ids[k++] = tok.eos();
+        }
+        return new Tokens(ids, loss);
     }
 
     /** A seeded held-out split: {@code fraction} of the examples (at least one when there are two or more). */

@@ -1,7 +1,7 @@
 package io.lora4j.model.train;
 
 /**
- * LoRA training steps on a device (a {@link io.lora4j.model.Backend} other than the JVM's): the
+ * LoRA and AdaLoRA training steps on a device (a {@link io.lora4j.model.Backend} other than the JVM's): the
  * forward and backward of sequences with the gradients accumulating on the device, their norm, and
  * the optimizer update there too, over the adapter's {@link io.lora4j.model.lora.ParamStore}: its flat
  * values, gradients and moments are uploaded as they are at the first step (a resumed run's restored
@@ -26,6 +26,18 @@ public interface DeviceTraining {
 
     /** The adapter's values and the optimizer moments back into the store. */
     void syncToHost();
+
+    /**
+     * Adds {@code g} (one value per parameter of the store) to the gradients accumulated on the device, before
+     * their norm: AdaLoRA's orthogonal regulariser, whose gradient the host computes from the synced values.
+     */
+    void addToGradients(float[] g);
+
+    /**
+     * Multiplies the device's parameter values by {@code keep} (one per parameter) before the next forward:
+     * AdaLoRA's rank allocator, which runs on the host, zeroes singular values there after a step.
+     */
+    void maskValues(float[] keep);
 
     /** Bytes the training state occupies on the device. */
     long deviceBytes();

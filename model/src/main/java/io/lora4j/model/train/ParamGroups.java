@@ -13,7 +13,8 @@ import java.util.List;
  * with the weight decay. LoRA+ ({@code loraplus_lr_ratio} R &gt; 0) takes PEFT's
  * {@code create_loraplus_optimizer} groups (peft/optimizers/loraplus.py), tensor by tensor:
  * <ul>
- *   <li>groupB: lora_B — lr·R, weight decay;</li>
+ *   <li>groupB: lora_B, and DoRA's lora_magnitude_vector (one-dimensional, no "bias" in its name) — lr·R,
+ *       weight decay;</li>
  *   <li>groupB_no_decay: lora_B's bias (PEFT: one-dimensional, "bias" in the name) — lr·R, no weight decay;</li>
  *   <li>groupA: everything else — lora_A, AdaLoRA's lora_E, the modules_to_save copies (lm_head,
  *       embed_tokens) — lr, weight decay.</li>
@@ -61,7 +62,7 @@ public final class ParamGroups {
         if (tensor.endsWith(".lora_B.bias")) {
             return "groupB_no_decay";
         }
-        return tensor.endsWith(".lora_B") ? "groupB" : "groupA";
+        return tensor.endsWith(".lora_B") || tensor.endsWith(".lora_magnitude_vector") ? "groupB" : "groupA";
     }
 
     public List<Group> groups() {

@@ -1,13 +1,16 @@
 package io.lora4j.model.train;
 
 import io.lora4j.kernels.Attention;
+import io.lora4j.kernels.Bottleneck;
 import io.lora4j.kernels.CrossEntropy;
 import io.lora4j.kernels.Dequant;
+import io.lora4j.kernels.Dora;
 import io.lora4j.kernels.Dropout;
 import io.lora4j.kernels.GgmlType;
 import io.lora4j.kernels.Lora;
 import io.lora4j.kernels.Matmul;
 import io.lora4j.kernels.SwiGlu;
+import io.lora4j.kernels.VectorOps;
 import io.lora4j.kernels.Weight;
 import io.lora4j.model.Llama;
 import io.lora4j.model.arch.LlamaConfig;
@@ -17,6 +20,8 @@ import io.lora4j.model.block.JvmOps;
 import io.lora4j.model.block.LlamaBlock;
 import io.lora4j.model.arch.Layer;
 import io.lora4j.model.arch.LinearModule;
+import io.lora4j.model.arch.Sublayer;
+import io.lora4j.model.lora.BottleneckLayer;
 import io.lora4j.model.lora.LoraAdapter;
 import io.lora4j.model.lora.LoraLayer;
 
@@ -24,8 +29,8 @@ import java.lang.foreign.MemorySegment;
 import java.util.Arrays;
 
 /**
- * Forward with saved activations and the hand-written backward pass of a whole Llama with a LoRA
- * adapter, for one sequence of up to {@code maxT} tokens. Gradients flow through the frozen base
+ * Forward with saved activations and the hand-written backward pass of a whole Llama with an adapter (LoRA, AdaLoRA,
+ * DoRA or bottleneck), for one sequence of up to {@code maxT} tokens. Gradients flow through the frozen base
  * weights to the activations but accumulate only into the adapter ({@code +=}, so micro-batches
  * add up); activation gradients are assigned, except on the residual stream.
  * <p>
@@ -53,6 +58,9 @@ public final class TrainGraph {
         final float[] hb;     // (T, H) silu(gate)·up
         final float[][] loraIn = new float[LinearModule.values().length][]; // dropped-out inputs (T, IN), when dropout > 0
         final float[][] ax = new float[LinearModule.values().length][];     // (T, r)
+        final float[][] pre = new float[LinearModule.values().length][];    // (T, OUT) a DoRA projection before its rescale
+        final float[][] bnIn = new float[Sublayer.values().length][];       // (T, C) a bottleneck adapter's input
+        final float[][] bnZ = new float[Sublayer.values().length][];        // (T, d) its pre-activation
 
         LayerActs(LlamaConfig c, int T, LoraAdapter ad, int l, boolean dropout, boolean full) {
             xIn = new float[T * c.dim()];
@@ -80,6 +88,16 @@ public final class TrainGraph {
                     if (dropout) {
                         loraIn[m.ordinal()] = new float[T * ll.in];
                     }
+                    if (ll.dora()) {
+                        pre[m.ordinal()] = new float[T * ll.out];
+                    }
+                }
+            }
+            for (Sublayer s : Sublayer.values()) {
+                BottleneckLayer b = ad == null || l < 0 ? null : ad.bottleneck(l, s);
+                if (b != null) {
+                    bnIn[s.ordinal()] = new float[T * b.C];
+                    bnZ[s.ordinal()] = new float[T * b.d];
                 }
             }
         }
@@ -90,7 +108,11 @@ public final class TrainGraph {
                 n += a == null ? 0 : a.length;
             }
             for (int i = 0; i < ax.length; i++) {
-                n += (ax[i] == null ? 0 : ax[i].length) + (loraIn[i] == null ? 0 : loraIn[i].length);
+                n += (ax[i] == null ? 0 : ax[i].length) + (loraIn[i] == null ? 0 : loraIn[i].length)
+                        + (pre[i] == null ? 0 : pre[i].length);
+            }
+            for (int i = 0; i < bnIn.length; i++) {
+                n += (bnIn[i] == null ? 0 : bnIn[i].length) + (bnZ[i] == null ? 0 : bnZ[i].length);
             }
             return 4 * n;
         }
@@ -108,8 +130,13 @@ public final class TrainGraph {
     // final norm, logits, loss
     private final float[] xFinal, rstdF, xbF, logits, losses;
     private final int[] targetsBuf;
-    // backward scratch
-    private final float[] dResid, dxb, dq, dk, dv, dAttOut, dAtt, dh, dgate, dup, dLoraIn, dlosses, tmpC;
+    // backward scratch; DoRA: the rescaled output gradient, and with dropout (1 − g) ⊙ dy and the base's share Wᵀ((1 − g) ⊙ dy)
+    private final float[] dResid, dxb, dq, dk, dv, dAttOut, dAtt, dh, dgate, dup, dLoraIn, dlosses, tmpC, dScaled, dyRest, dDoraIn;
+    // bottleneck adapters: dL/d(sublayer output) before the adapter (T, C), and (T, d) scratch for dz and f(z)
+    private final float[] dProj, bnDz, bnAct;
+    // DoRA's row norms ‖W + s·B A‖ by block and projection ordinal, taken at the start of each forward unless held
+    private final float[][][] norms;
+    private boolean holdNorms;
     private long stepSeed;
     private final Exec exec;
 
@@ -144,10 +171,33 @@ public final class TrainGraph {
                         if (dropout > 0 && work.loraIn[i] == null) {
                             work.loraIn[i] = new float[maxT * ll.in];
                         }
+                        if (ll.dora() && work.pre[i] == null) {
+                            work.pre[i] = new float[maxT * ll.out];
+                        }
                     }
                 }
             }
         }
+        int bnWidth = 0;
+        if (adapter != null) {
+            if (adapter.bottleneckConfig() != null && adapter.bottleneckConfig().dropout() > 0) {
+                throw new IllegalArgumentException("dropout " + adapter.bottleneckConfig().dropout() + " on a bottleneck adapter's "
+                        + "output: training with it is not implemented (AdapterHub's default is 0.0)");
+            }
+            for (BottleneckLayer b : adapter.bottlenecks()) {
+                bnWidth = Math.max(bnWidth, b.d);
+                if (checkpointing) {
+                    int i = b.site.ordinal();
+                    if (work.bnZ[i] == null || work.bnZ[i].length < maxT * b.d) {
+                        work.bnIn[i] = new float[maxT * b.C];
+                        work.bnZ[i] = new float[maxT * b.d];
+                    }
+                }
+            }
+        }
+        dProj = bnWidth > 0 ? new float[maxT * c.dim()] : new float[0];
+        bnDz = new float[maxT * bnWidth];
+        bnAct = new float[maxT * bnWidth];
         output = adapter != null && adapter.lmHead != null
                 ? new Weight("lm_head", GgmlType.F32, adapter.lmHead.segment(), c.vocabSize(), c.dim())
                 : m.baseOutput();
@@ -171,6 +221,32 @@ public final class TrainGraph {
         dup = new float[maxT * H];
         dLoraIn = new float[maxT * Math.max(Math.max(C, H), c.qDim())];
         dlosses = new float[maxT];
+        norms = new float[c.nLayers()][LinearModule.values().length][];
+        boolean dora = adapter != null && adapter.layers().stream().anyMatch(LoraLayer::dora);
+        dScaled = dora ? new float[dLoraIn.length] : new float[0];
+        dyRest = dora && dropout > 0 ? new float[dLoraIn.length] : new float[0];
+        dDoraIn = dora && dropout > 0 ? new float[dLoraIn.length] : new float[0];
+    }
+
+    /**
+     * Keeps DoRA's row norms as the last forward took them, instead of taking them again from the adapter at
+     * each forward: the norm is a constant of the backward (PEFT detaches it), so a finite-difference check
+     * of the hand-written gradients must hold it constant too.
+     */
+    public void holdDoraNorms(boolean hold) {
+        holdNorms = hold;
+    }
+
+    /** DoRA's row norms of every DoRA projection, from the adapter's current A and B (cached per optimizer step by the layer). */
+    private void takeNorms() {
+        if (ad == null || holdNorms) {
+            return;
+        }
+        for (LoraLayer ll : ad.layers()) {
+            if (ll.dora()) {
+                norms[ll.layer][ll.module.ordinal()] = ll.weightNorm(ll.module.weight(m.layer(ll.layer)), ll.scaling);
+            }
+        }
     }
 
     /** Bytes of saved activations (all layers, plus the recompute buffer with checkpointing). */
@@ -198,7 +274,8 @@ public final class TrainGraph {
     /** Bytes of backward scratch buffers. */
     public long scratchBytes() {
         return 4L * (dResid.length + dxb.length + tmpC.length + dq.length + dk.length + dv.length + dAttOut.length
-                + dAtt.length + dh.length + dgate.length + dup.length + dLoraIn.length + dlosses.length);
+                + dAtt.length + dh.length + dgate.length + dup.length + dLoraIn.length + dlosses.length + dScaled.length
+                + dyRest.length + dDoraIn.length + dProj.length + bnDz.length + bnAct.length);
     }
 
     /**
@@ -249,6 +326,7 @@ public final class TrainGraph {
             }
         }
         exec.start(T, training);
+        takeNorms();
         for (int l = 0; l < c.nLayers(); l++) {
             LayerActs a = checkpointing ? work : acts[l];
             if (checkpointing) {
@@ -360,6 +438,8 @@ public final class TrainGraph {
                 case D_GATE -> dgate;
                 case D_UP -> dup;
                 case D_HB -> dh;
+                case D_SCALED -> dScaled;
+                case D_PROJ -> dProj;
                 default -> throw new IllegalArgumentException(b + " is not a block buffer");
             };
         }
@@ -405,6 +485,49 @@ public final class TrainGraph {
         }
 
         @Override
+        public boolean decomposed(LinearModule mod, int i) {
+            return branch(mod, i).dora();
+        }
+
+        /** Keeps the rows before the rescale for the backward (while training); PEFT's form with dropout. */
+        @Override
+        public void magnitude(LinearModule mod, int i, Buf y) {
+            LoraLayer ll = branch(mod, i);
+            int j = mod.ordinal();
+            float[] norm = norms[l][j];
+            if (dropout > 0 && training) {
+                // PEFT: base_result recomputed from the dropped-out input, plus the low-rank output
+                float[] pre = a.pre[j], in = a.loraIn[j];
+                Matmul.forward(pre, in, mod.weight(m.layer(l)), T);
+                Lora.forward(pre, a.ax[j], in, ll.values(), ll.a.off(), ll.eOff(), ll.b.off(), ll.scaling, T, ll.in, ll.out, ll.r);
+                Dora.forwardDropout(buf(y), pre, ll.values(), ll.magnitude.off(), norm, T, ll.out);
+            } else {
+                Dora.forward(buf(y), training ? a.pre[j] : null, ll.values(), ll.magnitude.off(), norm, T, ll.out);
+            }
+        }
+
+        @Override
+        public int bottlenecks(Sublayer s) {
+            return ad != null && ad.bottleneck(l, s) != null ? 1 : 0;
+        }
+
+        /** Keeps the module's input and pre-activation for the backward. */
+        @Override
+        public void bottleneck(Sublayer s, int i, Buf y) {
+            BottleneckLayer b = ad.bottleneck(l, s);
+            Bottleneck.forward(buf(y), a.bnIn[s.ordinal()], a.bnZ[s.ordinal()], bnAct, b.values(), b.down.off(), b.downBias.off(),
+                    b.up.off(), b.upBias.off(), ad.bottleneckConfig().activation(), ad.bottleneckConfig().scaling(), T, b.C, b.d);
+        }
+
+        @Override
+        public void bottleneckBackward(Sublayer s, int i, Buf dx, Buf dy) {
+            BottleneckLayer b = ad.bottleneck(l, s);
+            Bottleneck.backward(buf(dx), b.grads(), bnDz, bnAct, buf(dy), a.bnIn[s.ordinal()], a.bnZ[s.ordinal()], b.values(),
+                    b.down.off(), b.downBias.off(), b.up.off(), b.upBias.off(), ad.bottleneckConfig().activation(),
+                    ad.bottleneckConfig().scaling(), T, b.C, b.d);
+        }
+
+        @Override
         public void attention(Buf out, Buf att, Buf q, Buf k, Buf v) {
             Attention.forward(buf(out), buf(att), buf(q), buf(k), buf(v), T, 0, c.nHeads(), c.nKvHeads(), c.headSize(), T);
         }
@@ -432,6 +555,12 @@ public final class TrainGraph {
                 Arrays.fill(dLoraIn, 0, T * ll.in, 0f);
                 Lora.backward(dLoraIn, ll.grads(), tmpAx(ll, T), buf(dy), a.ax[j], a.loraIn[j], ll.values(), ll.a.off(), ll.eOff(),
                         ll.b.off(), ll.scaling, T, ll.in, ll.out, ll.r);
+                if (ll.dora()) {
+                    // PEFT's W·dropout(x) term: Wᵀ((g − 1) ⊙ dy) through the mask, while the undropped input gets
+                    // the rest of the base's Wᵀ dy (matmulBackward gave it Wᵀ(g ⊙ dy))
+                    VectorOps.axpy(dLoraIn, dDoraIn, -1f, T * ll.in);
+                    VectorOps.axpy(buf(dx), dDoraIn, 1f, T * ll.in);
+                }
                 // through the mask: kept elements were scaled by 1/(1-p), dropped ones get no gradient
                 Dropout.backward(buf(dx), dLoraIn, maskSeed(l, mod), dropout, T * ll.in);
             } else {
@@ -451,6 +580,20 @@ public final class TrainGraph {
                 for (int o = 0; o < ll.out; o++) {
                     g[ll.bias.off() + o] += ll.scaling * d[t * ll.out + o];
                 }
+            }
+        }
+
+        @Override
+        public void magnitudeBackward(LinearModule mod, int i, Buf dyOut, Buf dy) {
+            LoraLayer ll = branch(mod, i);
+            int j = mod.ordinal();
+            float[] g = buf(dyOut), d = buf(dy);
+            Dora.backward(g, ll.grads(), d, a.pre[j], ll.values(), ll.magnitude.off(), norms[l][j], T, ll.out);
+            if (dropout > 0) {
+                for (int k = 0; k < T * ll.out; k++) {
+                    dyRest[k] = d[k] - g[k]; // (1 − g) ⊙ dy
+                }
+                Matmul.backward(dDoraIn, dyRest, mod.weight(m.layer(l)), T, false);
             }
         }
 

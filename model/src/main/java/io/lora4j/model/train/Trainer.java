@@ -38,6 +38,10 @@ public final class Trainer {
 
         default void eval(int step, double loss) {
         }
+
+        /** After step {@code step} and its evaluation, if any: where a checkpoint of it belongs. */
+        default void stepDone(int step) {
+        }
     }
 
     private final Llama model;
@@ -51,6 +55,9 @@ public final class Trainer {
     private final List<Example> eval;
     private final RankAllocator allocator;
     private final DeviceTraining device;   // null: the steps run on the JVM
+    private Replicas replicas = Replicas.ALONE;
+    private float[] sum;                    // the step's gradient, summed sequence by sequence
+    private long exchangeNanos;
     private int[] order;
     private int cursor;
     private int epoch;
@@ -203,6 +210,7 @@ public final class Trainer {
             if (!eval.isEmpty() && cfg.evalEvery() > 0 && step % cfg.evalEvery() == 0 && step < cfg.steps()) {
                 listener.eval(step, evalLoss());
             }
+            listener.stepDone(step);
         }
         if (!eval.isEmpty()) {
             listener.eval(step, evalLoss());
@@ -211,9 +219,26 @@ public final class Trainer {
     }
 
     /** One optimizer step over batchSize × gradAccum sequences. */
+    /**
+     * Trains as one of several data-parallel replicas (see {@link Replicas}): each step then takes
+     * {@code replicas.count()} times as many sequences, of which this trainer computes its slice. JVM
+     * training only.
+     */
+    public void replicas(Replicas r) {
+        if (device != null && r.count() > 1) {
+            throw new IllegalArgumentException("data-parallel replicas train on the JVM only");
+        }
+        this.replicas = r;
+    }
+
+    /** Nanoseconds spent exchanging gradients with the other replicas so far. */
+    public long exchangeNanos() {
+        return exchangeNanos;
+    }
+
     public StepStats trainStep() {
         long t0 = System.nanoTime();
-        int n = cfg.batchSize() * cfg.gradAccum();
+        int n = cfg.batchSize() * cfg.gradAccum() * replicas.count();
         Example[] batch = new Example[n];
         int counted = 0;
         int tokens = 0;
@@ -226,8 +251,7 @@ public final class Trainer {
             return deviceStep(t0, batch, counted, tokens);
         }
         float[] g = store.grads;
-        Arrays.fill(g, 0f);
-        double loss = meanLoss(batch, counted, graph::forwardBackward);
+        double loss = sequenceGradients(batch, counted);
         double orth = allocator == null ? 0 : orthogonalRegularizer();
         double norm = 0;
         for (float x : g) {
@@ -290,6 +314,69 @@ public final class Trainer {
      * Runs the step's sequences, each seeded from (seed, step, index) for its dropout masks, with
      * dLoss/dloss_t = 1 / counted targets; returns the mean loss per counted target, which must be finite.
      */
+    /**
+     * The step's gradient into the store's gradients: every sequence's gradient computed from zero (this
+     * replica's share of them), then all of them added in sequence order, so that the result does not
+     * depend on how the sequences were shared out. Returns the mean loss per counted target.
+     */
+    private double sequenceGradients(Example[] batch, int counted) {
+        float[] g = store.grads;
+        if (sum == null) {
+            sum = new float[g.length];
+        }
+        Arrays.fill(sum, 0f);
+        float scale = counted == 0 ? 0f : 1f / counted;
+        int per = batch.length / replicas.count(), from = replicas.index() * per;
+        double lossSum = 0;
+        if (replicas.count() == 1) {
+            for (int i = 0; i < batch.length; i++) {
+                Arrays.fill(g, 0f);
+                lossSum += graph.forwardBackward(batch[i].tokens(), batch[i].targets(), batch[i].tokens().length, scale,
+                        sequenceSeed(batch.length, i));
+                for (int k = 0; k < g.length; k++) {
+                    sum[k] += g[k];
+                }
+            }
+        } else {
+            java.nio.ByteBuffer mine = java.nio.ByteBuffer.allocate(Math.multiplyExact(per, 8 + 4 * g.length));
+            for (int i = from; i < from + per; i++) {
+                Arrays.fill(g, 0f);
+                mine.putDouble(graph.forwardBackward(batch[i].tokens(), batch[i].targets(), batch[i].tokens().length, scale,
+                        sequenceSeed(batch.length, i)));
+                mine.asFloatBuffer().put(g);
+                mine.position(mine.position() + 4 * g.length);
+            }
+            long e0 = System.nanoTime();
+            List<byte[]> all = replicas.exchange(mine.array());
+            exchangeNanos += System.nanoTime() - e0;
+            if (all.size() != replicas.count()) {
+                throw new IllegalStateException(all.size() + " replicas answered, " + replicas.count() + " expected");
+            }
+            for (byte[] part : all) {
+                java.nio.ByteBuffer b = java.nio.ByteBuffer.wrap(part);
+                for (int i = 0; i < per; i++) {
+                    lossSum += b.getDouble();
+                    java.nio.FloatBuffer f = b.asFloatBuffer();
+                    for (int k = 0; k < g.length; k++) {
+                        sum[k] += f.get(k);
+                    }
+                    b.position(b.position() + 4 * g.length);
+                }
+            }
+        }
+        System.arraycopy(sum, 0, g, 0, g.length);
+        double loss = counted == 0 ? 0 : lossSum / counted;
+        if (!Double.isFinite(loss)) {
+            throw new TrainingDivergedException("loss is " + loss + " at step " + (step + 1) + "; stopping");
+        }
+        return loss;
+    }
+
+    /** The dropout seed of sequence i of the step's n (the same for every replica). */
+    private long sequenceSeed(int n, int i) {
+        return cfg.seed() * 1_000_003L + (long) step * n + i;
+    }
+
     private double meanLoss(Example[] batch, int counted, SequenceStep f) {
         double lossSum = 0;
         float scale = counted == 0 ? 0f : 1f / counted;
@@ -318,9 +405,21 @@ public final class Trainer {
         return new TrainingDivergedException("the gradient norm is not finite at step " + (step + 1) + "; stopping");
     }
 
-    /** {@link #trainStep} on the device: the same sequence seeds, clipping and schedule; the optimizer runs there. */
+    /**
+     * {@link #trainStep} on the device: the same sequence seeds, clipping and schedule; the optimizer runs there.
+     * AdaLoRA's parts that need the whole picture run on the host, as on the JVM: the orthogonal regulariser
+     * (from the values synced after the previous step; its gradient is added on the device) and, after the
+     * update, the rank allocator over the synced values and the clipped gradients, whose zeroed singular
+     * values are zeroed on the device too.
+     */
     private StepStats deviceStep(long t0, Example[] batch, int counted, int tokens) {
         double loss = meanLoss(batch, counted, device::forwardBackward);
+        double orth = 0;
+        if (allocator != null) {
+            Arrays.fill(store.grads, 0f);
+            orth = orthogonalRegularizer(); // its gradient alone, in the host's gradient array
+            device.addToGradients(store.grads);
+        }
         double norm = Math.sqrt(device.gradNormSquared());
         if (!Double.isFinite(norm)) {
             device.gradientsToHost();
@@ -328,9 +427,35 @@ public final class Trainer {
         }
         float clip = cfg.maxGradNorm() > 0 && norm > cfg.maxGradNorm() ? (float) (cfg.maxGradNorm() / (norm + 1e-6)) : 1f;
         float lr = cfg.lrSchedule().lr(step);
+        if (allocator != null) {
+            device.gradientsToHost();
+        }
         device.update(lr, cfg.beta1(), cfg.beta2(), cfg.eps(), cfg.weightDecay(), step + 1, clip);
+        int budget = -1;
+        if (allocator != null) {
+            device.syncToHost();
+            float[] g = store.grads, w = store.values;
+            for (int i = 0; i < g.length; i++) {
+                g[i] *= clip; // the allocator sees the clipped gradients, as on the JVM
+            }
+            float[] before = w.clone();
+            budget = allocator.updateAndAllocate(step);
+            float[] keep = null;
+            for (int i = 0; i < w.length; i++) {
+                if (w[i] != before[i]) { // zeroed by the allocator
+                    if (keep == null) {
+                        keep = new float[w.length];
+                        Arrays.fill(keep, 1f);
+                    }
+                    keep[i] = 0f;
+                }
+            }
+            if (keep != null) {
+                device.maskValues(keep);
+            }
+        }
         step++;
-        return new StepStats(step, loss, lr, norm, tokens, System.nanoTime() - t0, 0, -1);
+        return new StepStats(step, loss, lr, norm, tokens, System.nanoTime() - t0, orth, budget);
     }
 
     /** Mean loss per counted token over the held-out examples (no dropout, no gradients). */

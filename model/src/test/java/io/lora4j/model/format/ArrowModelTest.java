@@ -8,7 +8,10 @@ import io.lora4j.model.LoadedModel;
 import io.lora4j.model.MergedExport;
 import io.lora4j.model.State;
 import org.apache.arrow.flatbuf.Block;
+import org.apache.arrow.flatbuf.Endianness;
 import org.apache.arrow.flatbuf.Footer;
+import org.apache.arrow.flatbuf.KeyValue;
+import org.apache.arrow.flatbuf.Schema;
 import org.apache.arrow.memory.BufferAllocator;
 import org.apache.arrow.memory.RootAllocator;
 import org.apache.arrow.vector.LargeVarBinaryVector;
@@ -201,11 +204,8 @@ class ArrowModelTest {
     void corruptMetadataBytesAreModelFormatErrors() throws IOException {
         Path good = convert(TestFiles.stories260kGguf(), null, tmp.resolve("good.arrow"));
         byte[] bytes = Files.readAllBytes(good);
-        ByteBuffer bb = ByteBuffer.wrap(bytes).order(ByteOrder.LITTLE_ENDIAN);
-        int footerLen = bb.getInt(bytes.length - 10);
-        int footerStart = bytes.length - 10 - footerLen;
-        Footer footer = Footer.getRootAsFooter(bb.duplicate().order(ByteOrder.LITTLE_ENDIAN).position(footerStart).slice()
-                .order(ByteOrder.LITTLE_ENDIAN));
+        int footerStart = footerStart(bytes);
+        Footer footer = footer(bytes);
         List<int[]> regions = new ArrayList<>();
         for (int b : new int[]{0, footer.recordBatchesLength() - 1}) {
             Block block = footer.recordBatches(new Block(), b);
@@ -234,6 +234,68 @@ class ArrowModelTest {
             }
         }
         assertTrue(rejected > 100, rejected + " corruptions rejected");
+    }
+
+    /**
+     * A file whose schema declares big-endian buffers is refused with that reason: the tensors'
+     * bytes are used in place as little-endian. The same file with its footer rebuilt as
+     * little-endian (the rebuild itself changes nothing else) opens.
+     */
+    @Test
+    void bigEndianSchemaIsRefused() throws IOException {
+        Path good = convert(TestFiles.stories260kGguf(), null, tmp.resolve("good.arrow"));
+        Path big = withEndianness(good, Endianness.Big, tmp.resolve("big.arrow"));
+        ModelFormatException e = assertThrows(ModelFormatException.class, () -> ArrowModel.open(big).close());
+        assertTrue(e.getMessage().startsWith(big + ": the schema says its buffers are big-endian"), e.getMessage());
+        try (ArrowModel m = ArrowModel.open(withEndianness(good, Endianness.Little, tmp.resolve("little.arrow")))) {
+            assertEquals(48, m.tensors().size());
+        }
+    }
+
+    /** Where an Arrow file's footer starts: before its int32 length and the closing "ARROW1". */
+    static int footerStart(byte[] file) {
+        return file.length - 10 - ByteBuffer.wrap(file).order(ByteOrder.LITTLE_ENDIAN).getInt(file.length - 10);
+    }
+
+    static Footer footer(byte[] file) {
+        return Footer.getRootAsFooter(ByteBuffer.wrap(file).order(ByteOrder.LITTLE_ENDIAN).position(footerStart(file)).slice()
+                .order(ByteOrder.LITTLE_ENDIAN));
+    }
+
+    /** {@code src} with its footer rebuilt, the schema's endianness field written out as {@code endianness}. */
+    static Path withEndianness(Path src, short endianness, Path dst) throws IOException {
+        byte[] bytes = Files.readAllBytes(src);
+        int footerStart = footerStart(bytes);
+        Footer old = footer(bytes);
+        Schema schema = old.schema();
+        com.google.flatbuffers.FlatBufferBuilder fb = new com.google.flatbuffers.FlatBufferBuilder(1 << 12).forceDefaults(true);
+        org.apache.arrow.vector.types.pojo.Schema pojo = org.apache.arrow.vector.types.pojo.Schema.convertSchema(schema);
+        int[] fields = new int[pojo.getFields().size()];
+        for (int i = 0; i < fields.length; i++) {
+            fields[i] = pojo.getFields().get(i).getField(fb);
+        }
+        int[] kvs = new int[schema.customMetadataLength()];
+        for (int i = 0; i < kvs.length; i++) {
+            KeyValue kv = schema.customMetadata(i);
+            kvs[i] = KeyValue.createKeyValue(fb, fb.createString(kv.key()), fb.createString(kv.value()));
+        }
+        int schemaOff = Schema.createSchema(fb, endianness, Schema.createFieldsVector(fb, fields),
+                Schema.createCustomMetadataVector(fb, kvs), 0);
+        Footer.startRecordBatchesVector(fb, old.recordBatchesLength());
+        for (int b = old.recordBatchesLength() - 1; b >= 0; b--) {
+            Block k = old.recordBatches(new Block(), b);
+            Block.createBlock(fb, k.offset(), k.metaDataLength(), k.bodyLength());
+        }
+        int blocks = fb.endVector();
+        Footer.startFooter(fb);
+        Footer.addVersion(fb, old.version());
+        Footer.addSchema(fb, schemaOff);
+        Footer.addRecordBatches(fb, blocks);
+        fb.finish(Footer.endFooter(fb));
+        byte[] footer = fb.sizedByteArray();
+        ByteBuffer out = ByteBuffer.allocate(footerStart + footer.length + 10).order(ByteOrder.LITTLE_ENDIAN);
+        out.put(bytes, 0, footerStart).put(footer).putInt(footer.length).put(ArrowModel.MAGIC);
+        return Files.write(dst, out.array());
     }
 
     /**

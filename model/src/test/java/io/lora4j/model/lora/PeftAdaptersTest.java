@@ -68,6 +68,40 @@ class PeftAdaptersTest {
         }
     }
 
+    /**
+     * {@code all-linear} is saved as PEFT 0.21 saves it (references written by PEFT itself, see
+     * peft-all-linear/make.py): the full module paths for 1 and 2 layers, the 7 suffixes from 3 on
+     * (21 modules); PEFT rejects a list holding "all-linear". Each of PEFT's files loads, as does the
+     * plain string "all-linear", and targets every projection.
+     */
+    @Test
+    void allLinearIsSavedAsPeftSavesItAndEveryFormLoads(@TempDir Path dir) throws Exception {
+        com.fasterxml.jackson.databind.ObjectMapper json = new com.fasterxml.jackson.databind.ObjectMapper();
+        for (int layers = 1; layers <= 3; layers++) {
+            Path ref = Path.of(getClass().getResource("peft-all-linear/layers-" + layers + "/adapter_config.json").toURI());
+            java.util.Set<String> peft = new java.util.TreeSet<>();
+            json.readTree(ref.toFile()).get("target_modules").forEach(t -> peft.add(t.asText()));
+            LoraConfig all = LoraConfig.of(2, 4f, List.of("all-linear"));
+            assertEquals(peft, new java.util.TreeSet<>(all.savedTargetModules(layers)), layers + " layers");
+            TinyModel base = new TinyModel(new LlamaConfig(16, 24, layers, 4, 2, 4, 11, 64, 1e-5f, 10000f, null,
+                    LlamaConfig.RopeStyle.HALVES, false), 3, false);
+            Llama m = new Llama(base);
+            Path d = dir.resolve("l" + layers);
+            PeftAdapters.save(new LoraAdapter("default", all, m, 1), m, d);
+            String saved = Files.readString(d.resolve("adapter_config.json"));
+            assertTrue(!saved.contains("all-linear"), saved);
+            java.util.Set<String> ours = new java.util.TreeSet<>();
+            json.readTree(saved).get("target_modules").forEach(t -> ours.add(t.asText()));
+            assertEquals(peft, ours, "target_modules as PEFT writes it, " + layers + " layers");
+            Files.copy(ref, d.resolve("adapter_config.json"), java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+            assertEquals(7 * layers, PeftAdapters.load(d, m, "peft").layers().size(), "PEFT's file loads with every projection");
+            String string = saved.replaceAll("(?s)\"target_modules\" : \\[[^]]*]", "\"target_modules\" : \"all-linear\"");
+            assertTrue(string.contains("\"target_modules\" : \"all-linear\""), string);
+            Files.writeString(d.resolve("adapter_config.json"), string);
+            assertEquals(7 * layers, PeftAdapters.load(d, m, "string").layers().size(), "the string form loads");
+        }
+    }
+
     @Test
     void ggufRowPermutationMatchesLlamaCppsConverter() {
         // HF q rows of one head with HS 4: [a0 a1 | b0 b1] (halves) → GGUF [a0 b0 a1 b1] (pairs)
@@ -102,7 +136,7 @@ class PeftAdaptersTest {
         }
     }
 
-    private static void permuteInto(TinyModel from, TinyModel to, String name, int heads, int cols) {
+    static void permuteInto(TinyModel from, TinyModel to, String name, int heads, int cols) {
         var src = from.tensors().get(name).data();
         var dst = to.tensors().get(name).data();
         int rows = (int) (src.byteSize() / 4 / cols);

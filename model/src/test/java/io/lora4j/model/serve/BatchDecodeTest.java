@@ -20,16 +20,18 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
- * A server's batched decode step against the single-sequence backend: three sequences at different
- * positions with different adapters (LoRA with a bias at weight 0.7, AdaLoRA, both together, none)
- * give the JVM backend's logits, and a row's logits are the same bits alone and in the batch.
+ * A server's batched decode step against the single-sequence backend: sequences at different
+ * positions with different adapters (LoRA with a bias at weight 0.7, AdaLoRA, both together, none;
+ * DoRA adapters in either order with LoRA) give the JVM backend's logits, and a row's logits are the
+ * same bits alone and in the batch.
  */
 class BatchDecodeTest {
+    private static final LlamaConfig C = new LlamaConfig(64, 96, 2, 4, 2, 16, 50, 64, 1e-5f, 10000f, null,
+            LlamaConfig.RopeStyle.HALVES, false);
 
     @Test
     void aBatchedStepGivesEachSequencesOwnLogits() {
-        LlamaConfig c = new LlamaConfig(64, 96, 2, 4, 2, 16, 50, 64, 1e-5f, 10000f, null, LlamaConfig.RopeStyle.HALVES, false);
-        Llama m = new Llama(new TinyModel(c, 9, false));
+        Llama m = new Llama(new TinyModel(C, 9, false));
         LoraAdapter lora = new LoraAdapter("l", new LoraConfig(4, 8f, 0f, LoraConfig.ALL_LINEAR, null, "lora_only", false, "false",
                 List.of(), Map.of(), Map.of(), List.of()), m, 1);
         lora.layers().forEach(ll -> {
@@ -45,7 +47,84 @@ class BatchDecodeTest {
                 List.of(new AdapterSet.Active(ada, 1f)),
                 List.of(),
                 List.of(new AdapterSet.Active(lora, 1f), new AdapterSet.Active(ada, 0.5f)));
-        int[][] prompts = {{1, 5, 9, 2}, {1, 7}, {1, 3, 3, 8, 11, 4, 6}, {1, 12, 13}};
+        assertBatchGivesEachRowItsOwnLogits(m, adapters, new int[][]{{1, 5, 9, 2}, {1, 7}, {1, 3, 3, 8, 11, 4, 6}, {1, 12, 13}}, 1);
+    }
+
+    /** DoRA rescales what came before it, so a row's adapters apply in the row's order: [LoRA, DoRA] and [DoRA, LoRA] differ. */
+    @Test
+    void doraBranchesApplyInEachRowsOwnOrder() {
+        Llama m = new Llama(new TinyModel(C, 9, false));
+        LoraAdapter lora = new LoraAdapter("l", new LoraConfig(4, 8f, 0f, List.of("q_proj", "v_proj", "up_proj"), null, "none",
+                false, "false", List.of(), Map.of(), Map.of(), List.of()), m, 1);
+        LoraAdapter d1 = dora(m, "d1", List.of("q_proj", "o_proj", "down_proj"), 3), d2 = dora(m, "d2", LoraConfig.ALL_LINEAR, 4);
+        List<List<AdapterSet.Active>> adapters = List.of(
+                List.of(new AdapterSet.Active(d1, 1f)),
+                List.of(new AdapterSet.Active(lora, 1f), new AdapterSet.Active(d2, 0.8f)),
+                List.of(new AdapterSet.Active(d2, 0.8f), new AdapterSet.Active(lora, 1f)),
+                List.of(),
+                List.of(new AdapterSet.Active(d1, 1f), new AdapterSet.Active(d2, 0.8f)));
+        int[][] prompts = {{1, 5, 9, 2}, {1, 7}, {1, 7}, {1, 12, 13}, {1, 3, 3, 8}};
+        float[][] rows = assertBatchGivesEachRowItsOwnLogits(m, adapters, prompts, 2);
+        float diff = 0;
+        for (int v = 0; v < C.vocabSize(); v++) {
+            diff = Math.max(diff, Math.abs(rows[1][v] - rows[2][v]));
+        }
+        assertTrue(diff > 1e-3, "LoRA then DoRA vs DoRA then LoRA: logits differ by " + diff + " only");
+    }
+
+    /** Bottleneck adapters stack in each row's order, beside LoRA branches, as the single-sequence backend runs them. */
+    @Test
+    void bottleneckAdaptersApplyInEachRowsOwnOrder() {
+        Llama m = new Llama(new TinyModel(C, 9, false));
+        LoraAdapter lora = new LoraAdapter("l", new LoraConfig(4, 8f, 0f, List.of("o_proj", "down_proj"), null, "none",
+                false, "false", List.of(), Map.of(), Map.of(), List.of()), m, 1);
+        LoraAdapter b1 = bottleneck(m, "b1", new io.lora4j.model.lora.BottleneckConfig(true, true, 8, Map.of(), "swish", "bert", 1f,
+                List.of(), 0f), 5);
+        LoraAdapter b2 = bottleneck(m, "b2", new io.lora4j.model.lora.BottleneckConfig(false, true, 16, Map.of(), "tanh", "bert", 2f,
+                List.of(0), 0f), 6);
+        List<List<AdapterSet.Active>> adapters = List.of(
+                List.of(new AdapterSet.Active(b1, 1f)),
+                List.of(new AdapterSet.Active(b1, 1f), new AdapterSet.Active(b2, 0.8f)),
+                List.of(new AdapterSet.Active(b2, 0.8f), new AdapterSet.Active(lora, 1f), new AdapterSet.Active(b1, 1f)),
+                List.of());
+        float[][] rows = assertBatchGivesEachRowItsOwnLogits(m, adapters, new int[][]{{1, 5, 9, 2}, {1, 7}, {1, 7}, {1, 12, 13}}, 1);
+        float diff = 0;
+        for (int v = 0; v < C.vocabSize(); v++) {
+            diff = Math.max(diff, Math.abs(rows[1][v] - rows[2][v]));
+        }
+        assertTrue(diff > 1e-3, "the adapters change the logits: " + diff);
+    }
+
+    /** A bottleneck adapter whose bert-initialised weights are scaled up to matter. */
+    static LoraAdapter bottleneck(Llama m, String name, io.lora4j.model.lora.BottleneckConfig cfg, long seed) {
+        LoraAdapter a = new LoraAdapter(name, cfg, m, seed);
+        float[] p = a.store().values;
+        for (int i = 0; i < p.length; i++) {
+            p[i] *= 10;
+        }
+        return a;
+    }
+
+    /** A DoRA adapter with random A and B and magnitudes away from the row norms (g ≠ 1). */
+    static LoraAdapter dora(Llama m, String name, List<String> targets, long seed) {
+        LoraAdapter a = new LoraAdapter(name, new LoraConfig(3, 6f, 0f, targets, null, "none", false, "false", List.of(), Map.of(),
+                Map.of(), List.of(), true), m, seed);
+        a.layers().forEach(ll -> {
+            for (int i = 0; i < ll.out; i++) {
+                ll.magnitude.set(i, ll.magnitude.get(i) * (1f + 0.3f * ((i * 7 + (int) seed) % 5 - 2) / 2f));
+            }
+        });
+        return a;
+    }
+
+    /**
+     * Prefills each prompt with its row's adapters, then decodes one token per row in one batched step and
+     * compares every row with the single-sequence backend's decode; row {@code alone} again by itself gives
+     * the same bits. Returns the batch's logits per row.
+     */
+    private static float[][] assertBatchGivesEachRowItsOwnLogits(Llama m, List<List<AdapterSet.Active>> adapters, int[][] prompts,
+                                                                 int alone) {
+        LlamaConfig c = m.config();
         int R = prompts.length, V = c.vocabSize();
         JvmBackend jvm = new JvmBackend();
         List<State> states = new ArrayList<>();
@@ -67,7 +146,7 @@ class BatchDecodeTest {
             io.lora4j.kernels.Dequant.row(m.tokenEmbedding(), 20 + t, batch.x(), t * c.dim());
             batch.pos[t] = prompts[t].length;
         }
-        float[][] kvBefore = {states.get(1).kCache[0].clone()};
+        float[][] kvBefore = {states.get(alone).kCache[0].clone()};
         batch.step(states, adapters, R);
         float[][] together = new float[R][];
         for (int t = 0; t < R; t++) {
@@ -78,13 +157,14 @@ class BatchDecodeTest {
             }
             assertTrue(worst < 1e-4, "row " + t + ": max relative difference " + worst + " from the single-sequence decode");
         }
-        // row 1 again, alone, from the same cache state: the same bits
-        System.arraycopy(kvBefore[0], 0, states.get(1).kCache[0], 0, kvBefore[0].length);
+        // row `alone` again, by itself, from the same cache state: the same bits
+        System.arraycopy(kvBefore[0], 0, states.get(alone).kCache[0], 0, kvBefore[0].length);
         BatchDecode one = new BatchDecode(m, 1, 4);
-        io.lora4j.kernels.Dequant.row(m.tokenEmbedding(), 21, one.x(), 0);
-        one.pos[0] = prompts[1].length;
-        one.step(List.of(states.get(1)), List.of(adapters.get(1)), 1);
-        assertArrayEquals(together[1], Arrays.copyOf(one.logits, V), "a row's logits do not depend on its batch");
+        io.lora4j.kernels.Dequant.row(m.tokenEmbedding(), 20 + alone, one.x(), 0);
+        one.pos[0] = prompts[alone].length;
+        one.step(List.of(states.get(alone)), List.of(adapters.get(alone)), 1);
+        assertArrayEquals(together[alone], Arrays.copyOf(one.logits, V), "a row's logits do not depend on its batch");
+        return together;
     }
 
     private static void embed(Llama m, State s, int[] ids) {

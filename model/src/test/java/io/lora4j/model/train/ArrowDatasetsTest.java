@@ -2,6 +2,7 @@ package io.lora4j.model.train;
 
 import com.google.flatbuffers.FlatBufferBuilder;
 import io.lora4j.model.format.ModelFormatException;
+import org.apache.arrow.flatbuf.Endianness;
 import org.apache.arrow.flatbuf.FieldNode;
 import org.apache.arrow.flatbuf.Message;
 import org.apache.arrow.flatbuf.MessageHeader;
@@ -183,6 +184,47 @@ class ArrowDatasetsTest {
         Path cut = Files.write(dir.resolve("cut.arrow"), Arrays.copyOf(all, all.length - 40));
         ModelFormatException e = assertThrows(ModelFormatException.class, () -> Datasets.load(cut, DatasetsTest.TOK, 16));
         assertTrue(e.getMessage().startsWith(cut.toString()) && e.getMessage().contains("Arrow IPC stream"), e.getMessage());
+    }
+
+    /**
+     * Lengths a stream declares beyond what it holds fail before anything of that size is
+     * allocated (Arrow Java allocates first and reads after), and a big-endian schema is refused:
+     * Arrow Java would read its offsets as little-endian.
+     */
+    @Test
+    void declaredSizesAndEndiannessAreCheckedFirst() throws IOException {
+        for (short endianness : new short[]{Endianness.Little, Endianness.Big}) {
+            ByteArrayOutputStream out = new ByteArrayOutputStream();
+            FlatBufferBuilder fb = new FlatBufferBuilder(256);
+            int field = Field.nullable("text", ArrowType.Utf8.INSTANCE).getField(fb);
+            int fields = org.apache.arrow.flatbuf.Schema.createFieldsVector(fb, new int[]{field});
+            int schema = org.apache.arrow.flatbuf.Schema.createSchema(fb, endianness, fields, 0, 0);
+            fb.finish(Message.createMessage(fb, MetadataVersion.V5, MessageHeader.Schema, schema, 0, 0));
+            frame(out, fb.sizedByteArray(), new byte[0]);
+            batch(out, TEXTS);
+            out.write(le(8).putInt(-1).putInt(0).array());
+            Path arrow = Files.write(dir.resolve("endian-" + endianness + ".arrows"), out.toByteArray());
+            if (endianness == Endianness.Little) {
+                assertEquals(TEXTS.size(), Datasets.load(arrow, DatasetsTest.TOK, 64).records());
+            } else {
+                ModelFormatException e = assertThrows(ModelFormatException.class, () -> Datasets.load(arrow, DatasetsTest.TOK, 64));
+                assertTrue(e.getMessage().contains("big-endian"), e.getMessage());
+            }
+        }
+        // a record batch that says its body is 10 GB, in a file of a few hundred bytes
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        out.write(new Schema(List.of(Field.nullable("text", ArrowType.Utf8.INSTANCE))).serializeAsMessage());
+        FlatBufferBuilder fb = new FlatBufferBuilder(256);
+        RecordBatch.startNodesVector(fb, 0);
+        int nodes = fb.endVector();
+        RecordBatch.startBuffersVector(fb, 0);
+        int buffers = fb.endVector();
+        int rb = RecordBatch.createRecordBatch(fb, 1, nodes, buffers, 0, 0);
+        fb.finish(Message.createMessage(fb, MetadataVersion.V5, MessageHeader.RecordBatch, rb, 10L << 30, 0));
+        frame(out, fb.sizedByteArray(), new byte[64]);
+        Path huge = Files.write(dir.resolve("huge.arrows"), out.toByteArray());
+        ModelFormatException e = assertThrows(ModelFormatException.class, () -> Datasets.load(huge, DatasetsTest.TOK, 64));
+        assertTrue(e.getMessage().contains("declares a body of " + (10L << 30) + " bytes, but only 64 follow"), e.getMessage());
     }
 
     /** Body: validity (absent, no nulls), int32 offsets, UTF-8 bytes; each buffer 8-byte aligned. */

@@ -9,7 +9,7 @@ import io.lora4j.model.TinyModel;
 import io.lora4j.model.lora.LoraAdapter;
 import io.lora4j.model.lora.LoraConfig;
 import org.junit.jupiter.params.ParameterizedTest;
-import org.junit.jupiter.params.provider.ValueSource;
+import org.junit.jupiter.params.provider.CsvSource;
 
 import java.util.List;
 import java.util.Map;
@@ -20,24 +20,29 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 /**
  * Ties training to inference: the loss {@link TrainGraph} computes on a sequence is the mean
  * cross-entropy of the logits that the inference backend computes for the same tokens, with the
- * adapter active (non-zero B and a bias, so its branch counts). A wiring difference between the two
+ * adapter active (non-zero B and a bias, so its branch counts; or DoRA, magnitudes away from the row
+ * norms). A wiring difference between the two
  * executors of the block (a missed adapter, a wrong residual, a RoPE offset) shows here even when
  * every gradient check passes.
  */
 class LossMatchesLogitsTest {
 
     @ParameterizedTest
-    @ValueSource(strings = {"none", "nf4"})
-    void trainingLossIsTheMeanCrossEntropyOfTheInferenceLogits(String quant) {
+    @CsvSource({"none,false", "nf4,false", "none,true", "nf4,true"})
+    void trainingLossIsTheMeanCrossEntropyOfTheInferenceLogits(String quant, boolean dora) {
         LlamaConfig c = new LlamaConfig(64, 96, 2, 4, 2, 16, 50, 64, 1e-5f, 10000f, null, LlamaConfig.RopeStyle.HALVES, false);
         Llama m = new Llama(new TinyModel(c, 5, false), Quantization.parse(quant, !quant.equals("none")));
         assertEquals(!quant.equals("none"), m.quantizedBase());
-        LoraConfig cfg = new LoraConfig(4, 8f, 0f, LoraConfig.ALL_LINEAR, null, "lora_only", false, "false", List.of(),
-                Map.of(), Map.of(), List.of());
+        LoraConfig cfg = new LoraConfig(4, 8f, 0f, LoraConfig.ALL_LINEAR, null, dora ? "none" : "lora_only", false, "false",
+                List.of(), Map.of(), Map.of(), List.of(), dora);
         LoraAdapter ad = new LoraAdapter("default", cfg, m, 3);
         ad.layers().forEach(ll -> {
-            for (int i = 0; i < ll.bias.len(); i++) {
-                ll.bias.set(i, 0.02f * (i % 5 - 2));
+            for (int i = 0; i < ll.out; i++) {
+                if (dora) {
+                    ll.magnitude.set(i, ll.magnitude.get(i) * (0.8f + 0.1f * (i % 5)));
+                } else {
+                    ll.bias.set(i, 0.02f * (i % 5 - 2));
+                }
             }
         });
         int T = 13;
@@ -71,6 +76,6 @@ class LossMatchesLogitsTest {
         }
         double inferenceLoss = sum / T;
         assertTrue(Math.abs(trainLoss - inferenceLoss) <= 1e-5 * Math.abs(inferenceLoss),
-                quant + ": training loss " + trainLoss + ", inference cross-entropy " + inferenceLoss);
+                quant + (dora ? " DoRA" : "") + ": training loss " + trainLoss + ", inference cross-entropy " + inferenceLoss);
     }
 }

@@ -50,6 +50,29 @@ class QloraGradientTest {
         check(m, 2, 200);
     }
 
+    /** QDoRA: DoRA's row norms of the dequantized base, its gradients through the quantized forward. */
+    @ParameterizedTest
+    @EnumSource(value = GgmlType.class, names = {"NF4_DQ", "INT8"})
+    void doraOnABaseQuantizedOnLoad(GgmlType type) {
+        checkDora(new Llama(new TinyModel(TinyModel.config(LlamaConfig.RopeStyle.HALVES), 3, false), new Quantization(type)), 2, 200);
+    }
+
+    @ParameterizedTest
+    @EnumSource(value = GgmlType.class, names = {"Q8_0", "Q4_K"})
+    void doraOnAStoredQuantizedGgufBase(GgmlType type) {
+        checkDora(new Llama(QuantizedBases.wide(type, 3)), 83, 140);
+    }
+
+    /** DoRA's gradients, the row norms held as PEFT's backward holds them. */
+    private static void checkDora(Llama m, int stride, int minChecked) {
+        LoraAdapter ad = TrainGraphGradientTest.doraAdapter(m, 0f);
+        TrainGraph g = new TrainGraph(m, ad, 8, false);
+        int T = TrainGraphGradientTest.TOKENS.length;
+        g.forwardBackward(TrainGraphGradientTest.TOKENS, TrainGraphGradientTest.TARGETS, T, 1f, 0);
+        g.holdDoraNorms(true);
+        TrainGraphGradientTest.assertAdapterGradients(g, ad, T, stride, 1, minChecked);
+    }
+
     private static void check(Llama m, int stride, int minChecked) {
         LoraAdapter ad = TrainGraphGradientTest.adapter(m, 0f, List.of());
         TrainGraph g = new TrainGraph(m, ad, 8, false);

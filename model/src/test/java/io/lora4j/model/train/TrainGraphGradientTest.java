@@ -34,6 +34,82 @@ class TrainGraphGradientTest {
         return new LoraAdapter("default", cfg, m, 11);
     }
 
+    /**
+     * DoRA on all seven projections: random A and B (init "false", B at a third of its draw: the tiny
+     * model's loss is then smooth enough for central differences), magnitudes moved away from the row
+     * norms (g ≠ 1), v_proj at rank 2, the given dropout.
+     */
+    static LoraAdapter doraAdapter(Llama m, float dropout) {
+        LoraConfig cfg = new LoraConfig(3, 6f, dropout, LoraConfig.ALL_LINEAR, null, "none", false, "false", List.of(),
+                Map.of("v_proj", 2), Map.of(), List.of(), true);
+        LoraAdapter ad = new LoraAdapter("default", cfg, m, 13);
+        for (LoraLayer ll : ad.layers()) {
+            for (int i = 0; i < ll.b.len(); i++) {
+                ll.b.set(i, ll.b.get(i) / 3);
+            }
+            for (int i = 0; i < ll.out; i++) {
+                ll.magnitude.set(i, ll.magnitude.get(i) * (0.6f + 0.2f * ((i + ll.layer) % 5)));
+            }
+        }
+        return ad;
+    }
+
+    /** A, B and m of DoRA through the magnitude step, the norm held constant as PEFT's backward holds it. */
+    @ParameterizedTest
+    @EnumSource(LlamaConfig.RopeStyle.class)
+    void doraGradientsOfABAndMagnitudeMatchCentralDifferences(LlamaConfig.RopeStyle style) {
+        Llama m = new Llama(new TinyModel(TinyModel.config(style), 3, false));
+        LoraAdapter ad = doraAdapter(m, 0f);
+        TrainGraph g = new TrainGraph(m, ad, 8, false);
+        int T = TOKENS.length;
+        g.forwardBackward(TOKENS, TARGETS, T, 1f, 0);
+        g.holdDoraNorms(true);
+        assertAdapterGradients(g, ad, T, 3, 7, 300);
+    }
+
+    /** PEFT's DoRA with lora_dropout (base result recomputed from the dropped-out input), for a fixed mask. */
+    @Test
+    void doraDropoutGradientMatchesCentralDifferencesForAFixedMask() {
+        Llama m = new Llama(new TinyModel(TinyModel.config(LlamaConfig.RopeStyle.ADJACENT), 5, true));
+        LoraAdapter ad = doraAdapter(m, 0.3f);
+        TrainGraph g = new TrainGraph(m, ad, 8, false);
+        int T = TOKENS.length;
+        g.forwardBackward(TOKENS, TARGETS, T, 1f, 99);
+        g.holdDoraNorms(true);
+        float[] grads = ad.store().grads.clone(), p = ad.store().values;
+        double worst = 0;
+        String where = "";
+        for (LoraLayer ll : List.of(ad.get(0, LinearModule.Q_PROJ), ad.get(1, LinearModule.DOWN_PROJ), ad.get(1, LinearModule.V_PROJ))) {
+            for (ParamStore.View v : new ParamStore.View[]{ll.a, ll.b, ll.magnitude}) {
+                for (int i = 0; i < v.len(); i += v == ll.magnitude ? 1 : 3) {
+                    int k = v.off() + i;
+                    float orig = p[k];
+                    p[k] = orig + 1e-2f;
+                    double lp = trainingLoss(g, T);
+                    p[k] = orig - 1e-2f;
+                    double lm = trainingLoss(g, T);
+                    p[k] = orig;
+                    double numeric = (lp - lm) / ((double) (orig + 1e-2f) - (double) (orig - 1e-2f));
+                    double e = Math.abs(numeric - grads[k]) / Math.max(1e-2, Math.abs(numeric) + Math.abs(grads[k]));
+                    if (e > worst) {
+                        worst = e;
+                        where = v.name() + " " + i + ": numeric " + numeric + ", analytic " + grads[k];
+                    }
+                }
+            }
+        }
+        assertTrue(worst < 2e-2, "worst relative error " + worst + " at " + where);
+    }
+
+    @Test
+    void doraWithCheckpointingGivesTheSameGradients() {
+        Llama m = new Llama(new TinyModel(TinyModel.config(LlamaConfig.RopeStyle.HALVES), 4, false));
+        LoraAdapter a1 = doraAdapter(m, 0.1f), a2 = doraAdapter(m, 0.1f);
+        double l1 = new TrainGraph(m, a1, 8, false).forwardBackward(TOKENS, TARGETS, TOKENS.length, 0.5f, 42);
+        double l2 = new TrainGraph(m, a2, 8, true).forwardBackward(TOKENS, TARGETS, TOKENS.length, 0.5f, 42);
+        assertSameLossAndGradients(l1, l2, a1, a2);
+    }
+
     @ParameterizedTest
     @EnumSource(LlamaConfig.RopeStyle.class)
     void everyAdapterGradientMatchesCentralDifferences(LlamaConfig.RopeStyle style) {
@@ -43,6 +119,17 @@ class TrainGraphGradientTest {
         int T = TOKENS.length;
         g.forwardBackward(TOKENS, TARGETS, T, 1f, 0);
         assertAdapterGradients(g, ad, T, 3, 7, 300);
+    }
+
+    /** Two runs (e.g. with and without checkpointing) gave the same loss and, within 1e-6, the same gradients. */
+    static void assertSameLossAndGradients(double l1, double l2, LoraAdapter a1, LoraAdapter a2) {
+        assertEquals(l1, l2, 0.0, "same loss");
+        for (ParamStore.View v : a1.store().views()) {
+            for (int j = 0; j < v.len(); j++) {
+                float x = v.grad(j), y = a2.store().grads[v.off() + j];
+                assertEquals(x, y, 1e-6f * Math.max(1, Math.abs(x)), v.name() + " gradient " + j);
+            }
+        }
     }
 
     /**
@@ -138,13 +225,7 @@ class TrainGraphGradientTest {
         TrainGraph ckpt = new TrainGraph(m, a2, 8, true);
         double l1 = plain.forwardBackward(TOKENS, TARGETS, TOKENS.length, 0.5f, 42);
         double l2 = ckpt.forwardBackward(TOKENS, TARGETS, TOKENS.length, 0.5f, 42);
-        assertEquals(l1, l2, 0.0, "same loss");
-        for (ParamStore.View v : a1.store().views()) {
-            for (int j = 0; j < v.len(); j++) {
-                float x = v.grad(j), y = a2.store().grads[v.off() + j];
-                assertEquals(x, y, 1e-6f * Math.max(1, Math.abs(x)), v.name() + " gradient " + j);
-            }
-        }
+        assertSameLossAndGradients(l1, l2, a1, a2);
         assertTrue(ckpt.activationBytes() < plain.activationBytes(),
                 ckpt.activationBytes() + " vs " + plain.activationBytes());
     }

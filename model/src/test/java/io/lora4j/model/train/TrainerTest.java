@@ -113,6 +113,11 @@ class TrainerTest {
             assertEquals(!want.equals("groupB_no_decay"), in.decay(), v.name());
         }
         assertEquals(List.of(new ParamGroups.Group("all", 0, ad.store().size(), 1f, true)), ParamGroups.of(ad.store(), 0f).groups());
+        // DoRA's magnitude (one-dimensional, no "bias" in its name) joins lora_B, as PEFT 0.21 groups it
+        LoraAdapter dora = new LoraAdapter("d", LoraConfig.of(2, 4f, List.of("q_proj")).withDora(true), m, 1);
+        List<ParamGroups.Group> dg = ParamGroups.of(dora.store(), 4f).groups();
+        io.lora4j.model.lora.LoraLayer q0 = dora.get(0, io.lora4j.model.arch.LinearModule.Q_PROJ);
+        assertEquals(new ParamGroups.Group("groupB", q0.b.off(), q0.b.len() + q0.magnitude.len(), 4f, true), dg.get(1));
         LoraAdapter ada = adaLora(m, 10);
         for (ParamGroups.Group x : ParamGroups.of(ada.store(), 4f).groups()) {
             for (io.lora4j.model.lora.ParamStore.View v : ada.store().views()) {

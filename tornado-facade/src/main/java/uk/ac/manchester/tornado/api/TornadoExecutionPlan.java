@@ -5,6 +5,7 @@
 package uk.ac.manchester.tornado.api;
 
 import uk.ac.manchester.tornado.api.common.TornadoDevice;
+import uk.ac.manchester.tornado.api.enums.ProfilerMode;
 import uk.ac.manchester.tornado.api.exceptions.TornadoExecutionPlanException;
 
 /**
@@ -27,6 +28,14 @@ public class TornadoExecutionPlan implements AutoCloseable {
     }
 
     public TornadoExecutionPlan withDevice(TornadoDevice device) {
+        throw new UnsupportedOperationException("tornado-api compile-only facade");
+    }
+
+    public TornadoExecutionPlan withGridScheduler(GridScheduler gridScheduler) {
+        throw new UnsupportedOperationException("tornado-api compile-only facade");
+    }
+
+    public TornadoExecutionPlan withProfiler(ProfilerMode profilerMode) {
         throw new UnsupportedOperationException("tornado-api compile-only facade");
     }
 

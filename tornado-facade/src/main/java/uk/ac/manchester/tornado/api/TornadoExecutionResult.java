@@ -11,6 +11,10 @@ public class TornadoExecutionResult {
         throw new UnsupportedOperationException("tornado-api compile-only facade");
     }
 
+    public TornadoProfilerResult getProfilerResult() {
+        throw new UnsupportedOperationException("tornado-api compile-only facade");
+    }
+
     public TornadoExecutionResult transferToHost(Object... objects) {
         throw new UnsupportedOperationException("tornado-api compile-only facade");
     }

@@ -1,0 +1,13 @@
+// Compile-only declaration of TornadoVM's API (tornado-api 5.2.1-jdk25): same package, names and
+// signatures as tornado-api/src/main/java/uk/ac/manchester/tornado/api/WorkerGrid.java
+// in beehive-lab/TornadoVM (branch jdk25), so code compiled against it links against the real jar.
+// Never on a run-time class path: the lora4j build uses it with <scope>provided</scope>.
+package uk.ac.manchester.tornado.api;
+
+/** A task's global and local thread counts, read at every launch (so they may change between executions). */
+public interface WorkerGrid {
+
+    void setGlobalWork(long x, long y, long z);
+
+    void setLocalWork(long x, long y, long z);
+}
