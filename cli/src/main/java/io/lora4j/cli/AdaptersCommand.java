@@ -32,13 +32,18 @@ import java.util.concurrent.Callable;
 final class AdaptersCommand {
 
     @Command(name = "inspect", mixinStandardHelpOptions = true,
-            description = "Config, targets, ranks, parameter count and size on disk of a PEFT LoRA (DoRA) or AdaLoRA adapter.")
+            description = "Config, targets, ranks, parameter count and size on disk of a PEFT LoRA (DoRA) or AdaLoRA adapter, "
+                    + "or of an AdapterHub bottleneck adapter.")
     static final class Inspect implements Callable<Integer> {
         @Parameters(paramLabel = "DIR", description = "Adapter directory (adapter_config.json + adapter_model.safetensors).")
         Path dir;
 
         @Override
         public Integer call() throws IOException {
+            if (io.lora4j.model.lora.BottleneckAdapters.isBottleneck(dir)) {
+                bottleneck();
+                return 0;
+            }
             PeftAdapters.Config h = PeftAdapters.readConfig(dir);
             LoraConfig c = h.lora();
             AdaLoraConfig ada = h.adaLora();
@@ -94,6 +99,29 @@ final class AdaptersCommand {
             long bytes = Files.size(dir.resolve(PeftAdapters.WEIGHTS)) + Files.size(dir.resolve(PeftAdapters.CONFIG));
             System.out.printf(java.util.Locale.ROOT, "parameters: %,d; on disk %,d bytes%n", params, bytes);
             return 0;
+        }
+
+        /** An AdapterHub bottleneck adapter: its settings, modules and size. */
+        private void bottleneck() throws IOException {
+            var h = io.lora4j.model.lora.BottleneckAdapters.readConfig(dir);
+            var c = h.bottleneck();
+            System.out.println("adapter:  " + dir);
+            System.out.println("type:     BOTTLENECK (AdapterHub, name " + h.name() + ")");
+            System.out.println("config:   mh_adapter=" + c.mhAdapter() + " output_adapter=" + c.outputAdapter() + " reduction_factor="
+                    + c.reductionFactor() + (c.layerFactors().isEmpty() ? "" : " " + c.layerFactors()) + " non_linearity="
+                    + c.nonLinearity() + " scaling=" + c.scaling() + " init_weights=" + c.initWeights()
+                    + (c.leaveOut().isEmpty() ? "" : " leave_out=" + c.leaveOut()));
+            Path w = dir.resolve(io.lora4j.model.lora.BottleneckAdapters.WEIGHTS);
+            long params = 0;
+            int tensors;
+            try (SafetensorsFile st = SafetensorsFile.open(w)) {
+                tensors = st.tensors().size();
+                for (TensorInfo t : st.tensors().values()) {
+                    params += t.elementCount();
+                }
+            }
+            System.out.printf(java.util.Locale.ROOT, "modules:  %d (%d tensors)%nparams:   %,d%nsize:     %,d bytes%n", tensors / 4,
+                    tensors, params, java.nio.file.Files.size(w));
         }
     }
 

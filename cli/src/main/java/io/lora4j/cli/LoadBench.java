@@ -67,10 +67,10 @@ final class LoadBench {
         }
     }
 
-    /** VmRSS and RssFile of this process in MiB (-1 where /proc does not have them). */
-    record Rss(double total, double file) {
+    /** VmRSS, RssFile and the peak VmHWM of this process in MiB (-1 where /proc does not have them). */
+    record Rss(double total, double file, double peak) {
         static Rss now() throws IOException {
-            double total = -1, file = -1;
+            double total = -1, file = -1, peak = -1;
             Path status = Path.of("/proc/self/status");
             if (Files.isReadable(status)) {
                 for (String line : Files.readAllLines(status)) {
@@ -78,10 +78,12 @@ final class LoadBench {
                         total = kib(line) / 1024.0;
                     } else if (line.startsWith("RssFile:")) {
                         file = kib(line) / 1024.0;
+                    } else if (line.startsWith("VmHWM:")) {
+                        peak = kib(line) / 1024.0;
                     }
                 }
             }
-            return new Rss(total, file);
+            return new Rss(total, file, peak);
         }
 
         private static long kib(String line) {

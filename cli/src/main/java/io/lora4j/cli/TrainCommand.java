@@ -2,6 +2,7 @@ package io.lora4j.cli;
 
 import io.lora4j.model.LoadedModel;
 import io.lora4j.model.lora.AdaLoraConfig;
+import io.lora4j.model.lora.BottleneckAdapters;
 import io.lora4j.model.MemoryReport;
 import io.lora4j.model.lora.LoraAdapter;
 import io.lora4j.model.lora.LoraLayer;
@@ -43,11 +44,15 @@ final class TrainCommand implements Callable<Integer> {
     TrainingOptions training;
     @Mixin
     AdaLoraOptions adaLora;
+    @Mixin
+    BottleneckOptions bottleneck;
     @Spec
     CommandLine.Model.CommandSpec spec;
 
-    @Option(names = "--method", defaultValue = "lora", description = "lora, or adalora (SVD-form adapters whose ranks are "
-            + "pruned from --init-r to --target-r during training; --r is then unused) (default ${DEFAULT-VALUE}).")
+    @Option(names = "--method", defaultValue = "lora", description = "lora, adalora (SVD-form adapters whose ranks are "
+            + "pruned from --init-r to --target-r during training; --r is then unused), or bottleneck (Houlsby's adapters after "
+            + "the attention and the feed-forward sublayers, AdapterHub's format; the LoRA options are then unused) "
+            + "(default ${DEFAULT-VALUE}).")
     String method;
 
     @Option(names = "--data", paramLabel = "FILE", description = "Training data: plain text (documents separated by blank "
@@ -111,10 +116,10 @@ final class TrainCommand implements Callable<Integer> {
         if (saveTotalLimit != null && saveTotalLimit < 1) {
             throw new IllegalArgumentException("--save-total-limit must be >= 1 (leave it out to keep every checkpoint)");
         }
-        rejectIgnoredMethodOptions(checkpoint);
-        if (!method.equals("lora") && !method.equals("adalora")) {
-            throw new IllegalArgumentException("--method must be lora or adalora, got '" + method + "'");
+        if (!List.of("lora", "adalora", "bottleneck").contains(method)) {
+            throw new IllegalArgumentException("--method must be lora, adalora or bottleneck, got '" + method + "'");
         }
+        rejectIgnoredMethodOptions(checkpoint);
         try (LoadedModel lm = modelOptions.open(quantize); io.lora4j.model.Backend backend = modelOptions.backend()) {
             io.lora4j.tornado.DeviceProfile prof = null;
             if (profile) {
@@ -155,6 +160,8 @@ final class TrainCommand implements Callable<Integer> {
                                 + (ac.totalStep() > tc.steps() ? ": the budget will not reach --target-r" : ""));
                     }
                     fresh = new LoraAdapter("default", ac, lm.llama(), tc.seed());
+                } else if (method.equals("bottleneck")) {
+                    fresh = new LoraAdapter("default", bottleneck.config(), lm.llama(), tc.seed());
                 } else {
                     fresh = new LoraAdapter("default", lora.config(), lm.llama(), tc.seed());
                 }
@@ -217,7 +224,8 @@ final class TrainCommand implements Callable<Integer> {
                 int steps = Math.max(1, trainer.step() - firstStep);
                 System.out.print(prof.report("train (" + describeBase(lm) + ", " + steps + " steps and the evaluations)", steps, 15));
             }
-            System.err.println("adapter saved to " + output + " (adapter_config.json, adapter_model.safetensors"
+            System.err.println("adapter saved to " + output + " (adapter_config.json, " + (adapter.bottleneckConfig() != null
+                    ? BottleneckAdapters.WEIGHTS + " in AdapterHub's format" : "adapter_model.safetensors")
                     + (adapter.initialValues() != null ? ", converted for the original base: r " + 2 * adapter.config().r()
                     + ", lora_A = [A; A0], lora_B = [B, -B0]" : "") + "); metrics in metrics.csv, metrics.jsonl, loss.png");
         }
@@ -226,7 +234,8 @@ final class TrainCommand implements Callable<Integer> {
 
     /** Temporary files and directories a killed run of this command can leave in {@code out}. */
     static void removeLeftovers(Path out) throws IOException {
-        List<String> ours = List.of(PeftAdapters.CONFIG, PeftAdapters.WEIGHTS, Metrics.CSV, Metrics.JSONL, "loss.png");
+        List<String> ours = List.of(PeftAdapters.CONFIG, PeftAdapters.WEIGHTS, BottleneckAdapters.WEIGHTS, Metrics.CSV, Metrics.JSONL,
+                "loss.png");
         int n = io.lora4j.model.format.DurableFiles.removeLeftovers(out, name -> name.startsWith("checkpoint-")
                 || ours.contains(name.substring(0, name.length() - io.lora4j.model.format.DurableFiles.TMP.length())));
         if (n > 0) {
@@ -237,19 +246,35 @@ final class TrainCommand implements Callable<Integer> {
     /** AdaLoRA options on a plain LoRA run, and a --method that the continued --adapter is not, would be ignored. */
     private void rejectIgnoredMethodOptions(Path checkpoint) {
         CommandLine.ParseResult given = spec.commandLine().getParseResult();
-        List<String> adaOptions = spec.mixins().get("adaLora").options().stream().filter(given::hasMatchedOption)
-                .map(CommandLine.Model.OptionSpec::longestName).toList();
-        if (method.equals("lora") && checkpoint == null && init == null && !adaOptions.isEmpty()) {
+        List<String> adaOptions = matched(given, "adaLora");
+        if (!method.equals("adalora") && checkpoint == null && init == null && !adaOptions.isEmpty()) {
             throw new IllegalArgumentException(String.join(", ", adaOptions) + " apply only to --method adalora; this run would "
-                    + "train plain LoRA and ignore them");
+                    + "train " + method + " and ignore them");
+        }
+        List<String> bnOptions = matched(given, "bottleneck");
+        if (!method.equals("bottleneck") && checkpoint == null && init == null && !bnOptions.isEmpty()) {
+            throw new IllegalArgumentException(String.join(", ", bnOptions) + " apply only to --method bottleneck; this run would "
+                    + "train " + method + " and ignore them");
+        }
+        List<String> loraOptions = matched(given, "lora");
+        if (method.equals("bottleneck") && checkpoint == null && init == null && !loraOptions.isEmpty()) {
+            throw new IllegalArgumentException(String.join(", ", loraOptions) + " do not apply to --method bottleneck (it has no "
+                    + "LoRA layers); this run would ignore them");
         }
         if (init != null && given.hasMatchedOption("--method")) {
-            boolean ada = PeftAdapters.readConfig(init).adaLora() != null;
-            if (ada != method.equals("adalora")) {
-                throw new IllegalArgumentException("--adapter " + init + " is a " + (ada ? "ADALORA" : "LORA")
+            String type = BottleneckAdapters.isBottleneck(init) ? "bottleneck"
+                    : PeftAdapters.readConfig(init).adaLora() != null ? "adalora" : "lora";
+            if (!type.equals(method)) {
+                throw new IllegalArgumentException("--adapter " + init + " is a " + type.toUpperCase(Locale.ROOT)
                         + " adapter: continuing it keeps its type, so --method " + method + " does not apply");
             }
         }
+    }
+
+    /** The options of mixin {@code mixin} given on the command line. */
+    private List<String> matched(CommandLine.ParseResult given, String mixin) {
+        return spec.mixins().get(mixin).options().stream().filter(given::hasMatchedOption)
+                .map(CommandLine.Model.OptionSpec::longestName).toList();
     }
 
     /** The ranks AdaLoRA allocated: total against the target, and per module type. */

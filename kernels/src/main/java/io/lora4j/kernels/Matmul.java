@@ -2,6 +2,9 @@ package io.lora4j.kernels;
 
 import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.ShortVector;
+import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorShuffle;
 import jdk.incubator.vector.VectorSpecies;
@@ -18,14 +21,18 @@ import java.nio.ByteOrder;
  * Decode (T = 1) is bound by memory bandwidth: fused decode-and-dot kernels for F32, F16, Q8_0,
  * Q4_0 and the k-bit types ({@link Kbit}: INT8, INT8_ZP, NF4, FP4; the 4-bit ones are bound by their
  * table lookups rather than by memory) read each weight byte once with the Vector API. Prefill
- * (T &gt; 1) is bound by arithmetic:
- * four rows are decoded to a per-thread float scratch and multiplied against four tokens at a
- * time (16 accumulators), so each decoded weight is reused T times.
+ * (T &gt; 1) is bound by arithmetic: from a vector's worth of tokens on, the register-blocked
+ * micro-kernels of {@link Gemm} (each weight decoded once per call, reused by every token; the
+ * input gradient of training likewise); below that, four rows decoded to a per-thread float scratch
+ * are multiplied against four tokens at a time (16 accumulators).
  */
 public final class Matmul {
     private static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
     private static final int L = F.length();
     private static final VectorSpecies<Byte> B = L == 16 ? ByteVector.SPECIES_128 : L == 8 ? ByteVector.SPECIES_64 : ByteVector.SPECIES_PREFERRED;
+    /** L halves (F16 decode): as many 16-bit lanes as the float vector has lanes, widened to int lanes. */
+    private static final VectorSpecies<Short> S = L == 16 ? ShortVector.SPECIES_256 : L == 8 ? ShortVector.SPECIES_128 : ShortVector.SPECIES_64;
+    private static final VectorSpecies<Integer> I = IntVector.SPECIES_PREFERRED;
     private static final boolean FUSED = (L == 16 || L == 8) && !Boolean.getBoolean("lora4j.noFusedKernels");
     private static final ValueLayout.OfShort SHORT = ValueLayout.JAVA_SHORT_UNALIGNED;
     private static final ThreadLocal<float[]> SCRATCH = ThreadLocal.withInitial(() -> new float[0]);
@@ -143,14 +150,17 @@ public final class Matmul {
         if (T == 1 && fused(w)) {
             float[] in = fusedInput(w, x);
             Threads.parallelFor(rows, 2L * cols, (from, to) -> {
-                float[] h = scratch(cols);
                 for (int r = from; r < to; r++) {
-                    out[r] = dot(w, r, in, cols, h);
+                    out[r] = dot(w, r, in, cols);
                 }
             });
             return;
         }
-        // 16 decoded rows per block; each block of 4 tokens is reused by four 4x4 tiles while in cache
+        if (T >= L) {
+            Gemm.forward(new float[][]{out}, x, new Weight[]{w}, T);
+            return;
+        }
+        // a few tokens (fewer than a vector): 16 decoded rows per block, each block of 4 tokens reused by four 4x4 tiles
         Threads.parallelFor((rows + 15) / 16, 32L * cols * T, (from, to) -> {
             float[] s = scratch(16 * cols);
             for (int rb = from; rb < to; rb++) {
@@ -175,10 +185,17 @@ public final class Matmul {
      */
     public static void forward(float[][] outs, float[] x, Weight[] ws, int T) {
         boolean fused = T == 1;
+        boolean same = true;
         int total = 0;
         for (Weight w : ws) {
-            fused &= fused(w) && w.cols() == ws[0].cols();
+            same &= w.cols() == ws[0].cols();
+            fused &= fused(w);
             total += w.rows();
+        }
+        fused &= same;
+        if (T >= L && same) {
+            Gemm.forward(outs, x, ws, T);
+            return;
         }
         if (!fused) {
             for (int i = 0; i < ws.length; i++) {
@@ -196,7 +213,6 @@ public final class Matmul {
         }
         float[] deinterleaved = xd;
         Threads.parallelFor(total, 2L * cols, (from, to) -> {
-            float[] h = scratch(cols);
             int base = 0;
             for (int i = 0; i < ws.length; i++) {
                 Weight w = ws[i];
@@ -205,7 +221,7 @@ public final class Matmul {
                 float[] out = outs[i];
                 float[] in = Kbit.fourBit(w.type()) ? deinterleaved : x;
                 for (int r = lo; r < hi; r++) {
-                    out[r] = dot(w, r, in, cols, h);
+                    out[r] = dot(w, r, in, cols);
                 }
                 base += w.rows();
             }
@@ -448,10 +464,9 @@ public final class Matmul {
     private static final ThreadLocal<float[]> XD = ThreadLocal.withInitial(() -> new float[0]);
 
     /**
-     * Fused decode-and-dot of row r with the {@link #fusedInput} (cols a multiple of the vector length);
-     * {@code h} is a per-thread scratch of at least cols floats.
+     * Fused decode-and-dot of row r with the {@link #fusedInput} (cols a multiple of the vector length).
      */
-    private static float dot(Weight w, int r, float[] x, int cols, float[] h) {
+    private static float dot(Weight w, int r, float[] x, int cols) {
         if (!w.type().ggml) {
             return Kbit.dot(w, r, x);
         }
@@ -459,7 +474,7 @@ public final class Matmul {
         long base = r * w.rowBytes();
         return switch (w.type()) {
             case F32 -> dotF32(seg, base, x, cols);
-            case F16 -> dotF16(seg, base, x, cols, h);
+            case F16 -> dotF16(seg, base, x, cols);
             case Q8_0 -> dotQ8(seg, base, x, cols);
             case Q4_0 -> dotQ4(seg, base, x, cols);
             default -> throw new IllegalStateException();
@@ -487,30 +502,51 @@ public final class Matmul {
     }
 
     /**
-     * F16 row · x in two passes over L1: the halves to floats with {@code Float.float16ToFloat}, a
-     * loop C2 vectorizes into the hardware conversion (VCVTPH2PS on x86 with F16C), then a
-     * vector dot. Decoding the halves in integer lanes instead ran half as fast (one core, matrix
-     * in L2): fp16 subnormals (about 0.2% of typical weights) become float denormals there, and
-     * every vector that holds one takes a microcode assist.
+     * F16 row · x in one pass: each vector of L halves decoded in integer lanes by {@link #halves}
+     * and multiplied in registers. The two-pass form before (the row's halves to a float scratch with
+     * {@code Float.float16ToFloat}, a loop C2 turns into VCVTPH2PS, then a dot over the scratch) streamed
+     * half as fast on a 5632x2048 matrix (JMH {@code F16DotBench}, one thread: 7–15 against 14–15 GB/s,
+     * docs/BENCHMARKS.md). The accumulators and their order are those of the two-pass form, and the
+     * decoded values are exact, so the results are the same bits.
      */
-    private static float dotF16(MemorySegment seg, long base, float[] x, int cols, float[] h) {
-        Dequant.halves(seg, base, h, 0, cols);
-        // the dot written out here, not via dotArrays: C2 did not inline that call, and Vector API
-        // code in a method C2 has not compiled runs its slow Java fallbacks
+    private static float dotF16(MemorySegment seg, long base, float[] x, int cols) {
         FloatVector a0 = FloatVector.zero(F), a1 = a0;
         int c = 0;
         for (; c + 2 * L <= cols; c += 2 * L) {
-            a0 = FloatVector.fromArray(F, h, c).fma(FloatVector.fromArray(F, x, c), a0);
-            a1 = FloatVector.fromArray(F, h, c + L).fma(FloatVector.fromArray(F, x, c + L), a1);
+            a0 = halves(seg, base + 2L * c).fma(FloatVector.fromArray(F, x, c), a0);
+            a1 = halves(seg, base + 2L * (c + L)).fma(FloatVector.fromArray(F, x, c + L), a1);
         }
         for (; c < cols; c += L) {
-            a0 = FloatVector.fromArray(F, h, c).fma(FloatVector.fromArray(F, x, c), a0);
+            a0 = halves(seg, base + 2L * c).fma(FloatVector.fromArray(F, x, c), a0);
         }
         FloatVector acc = a0.add(a1);
         for (VectorShuffle<Float> fold : FOLDS) {
             acc = acc.add(acc.rearrange(fold));
         }
         return acc.lane(0);
+    }
+
+    /**
+     * L fp16 values at byte {@code off} as floats, exactly ({@code Float.float16ToFloat} lane by lane):
+     * normal halves by moving exponent and mantissa into a float's and rebiasing the exponent (integer
+     * arithmetic), subnormal ones as mantissa · 2^-24 (an int→float conversion and an exact multiply:
+     * no float denormal ever appears, which would cost a microcode assist per vector on Intel cores),
+     * infinities and NaNs with the float's all-ones exponent (NaNs quieted, payload kept). A helper
+     * unlike the lane sum of {@link #FOLDS}: every vector in it is made here from a constant species,
+     * so C2 knows their exact classes even where it compiles this method without a type profile.
+     */
+    static FloatVector halves(MemorySegment seg, long off) {
+        IntVector i = (IntVector) ShortVector.fromMemorySegment(S, seg, off, ByteOrder.LITTLE_ENDIAN)
+                .convertShape(VectorOperators.S2I, I, 0);
+        IntVector em = i.and(0x7fff);
+        IntVector shifted = em.lanewise(VectorOperators.LSHL, 13);
+        FloatVector normal = shifted.add((127 - 15) << 23).reinterpretAsFloats();
+        FloatVector sub = ((FloatVector) em.convertShape(VectorOperators.I2F, F, 0)).mul(0x1p-24f);
+        VectorMask<Integer> nan = em.compare(VectorOperators.GT, 0x7c00);
+        FloatVector f = normal.blend(sub, em.compare(VectorOperators.LT, 0x400).cast(F))
+                .blend(Float.POSITIVE_INFINITY, em.compare(VectorOperators.EQ, 0x7c00).cast(F))
+                .blend(shifted.or(0x7fc00000).reinterpretAsFloats(), nan.cast(F)); // NaNs quieted, as VCVTPH2PS does
+        return f.reinterpretAsInts().or(i.and(0x8000).lanewise(VectorOperators.LSHL, 16)).reinterpretAsFloats();
     }
 
     private static float dotQ8(MemorySegment seg, long base, float[] x, int cols) {
@@ -611,129 +647,11 @@ public final class Matmul {
 
     /**
      * Fast twin of {@link #backwardNaive} (and of the k-bit naive backward, {@link Kbit#backwardNaive})
-     * over a {@link Weight} of any supported type, as a
-     * register-tiled product like {@link #forward}. Threads take strips of columns; a strip of W
-     * (all rows × SW columns) is decoded once into scratch and stays in cache while every block of
-     * four tokens runs over it with 4 tokens × 4 vectors of accumulators held across all rows. Each
-     * element is summed over r in order, so the result does not depend on the thread count.
+     * over a {@link Weight} of any supported type: the register-blocked product of {@link Gemm#backward}.
+     * Each element is summed over r in order, so the result does not depend on the thread count.
      */
     public static void backward(float[] dx, float[] dy, Weight w, int T, boolean accumulate) {
-        int rows = w.rows();
-        int cols = w.cols();
-        boolean ggml = w.type().ggml;
-        int sw = ggml ? Math.max(4 * L, w.type().blockSize) : 4 * L;
-        int strips = (cols + sw - 1) / sw;
-        long rowBytes = ggml ? w.rowBytes() : 0;
-        Threads.parallelFor(strips, 2L * T * rows * sw, (from, to) -> {
-            float[] strip = scratch(rows * sw);
-            for (int b = from; b < to; b++) {
-                int c0 = b * sw;
-                int n = Math.min(sw, cols - c0);
-                for (int r = 0; r < rows; r++) {
-                    if (ggml) {
-                        Dequant.range(w.type(), w.data(), r * rowBytes + w.type().byteSize(c0), strip, r * n, n, w.name());
-                    } else {
-                        Kbit.decode(w, (long) r * cols + c0, strip, r * n, n);
-                    }
-                }
-                int groups = (n / (4 * L)) * 4 * L;
-                int t = 0;
-                for (; t + 4 <= T; t += 4) {
-                    for (int c = 0; c < groups; c += 4 * L) {
-                        tileT(dx, dy, strip, t, c0, c, n, rows, cols, accumulate);
-                    }
-                    edge(dx, dy, strip, t, t + 4, c0, groups, n, rows, cols, accumulate);
-                }
-                edge(dx, dy, strip, t, T, c0, 0, n, rows, cols, accumulate);
-            }
-        });
-    }
-
-    /** dx[t..t+3][c0+c .. c0+c+4L) (= or +=) Σ_r dy[t..t+3][r] · strip[r][c .. c+4L). */
-    private static void tileT(float[] dx, float[] dy, float[] strip, int t, int c0, int c, int n, int rows, int cols,
-                              boolean accumulate) {
-        FloatVector a00 = FloatVector.zero(F), a01 = a00, a02 = a00, a03 = a00;
-        FloatVector a10 = a00, a11 = a00, a12 = a00, a13 = a00;
-        FloatVector a20 = a00, a21 = a00, a22 = a00, a23 = a00;
-        FloatVector a30 = a00, a31 = a00, a32 = a00, a33 = a00;
-        int d0 = t * rows, d1 = d0 + rows, d2 = d1 + rows, d3 = d2 + rows;
-        for (int r = 0; r < rows; r++) {
-            int o = r * n + c;
-            FloatVector w0 = FloatVector.fromArray(F, strip, o);
-            FloatVector w1 = FloatVector.fromArray(F, strip, o + L);
-            FloatVector w2 = FloatVector.fromArray(F, strip, o + 2 * L);
-            FloatVector w3 = FloatVector.fromArray(F, strip, o + 3 * L);
-            FloatVector g = FloatVector.broadcast(F, dy[d0 + r]);
-            a00 = w0.fma(g, a00);
-            a01 = w1.fma(g, a01);
-            a02 = w2.fma(g, a02);
-            a03 = w3.fma(g, a03);
-            g = FloatVector.broadcast(F, dy[d1 + r]);
-            a10 = w0.fma(g, a10);
-            a11 = w1.fma(g, a11);
-            a12 = w2.fma(g, a12);
-            a13 = w3.fma(g, a13);
-            g = FloatVector.broadcast(F, dy[d2 + r]);
-            a20 = w0.fma(g, a20);
-            a21 = w1.fma(g, a21);
-            a22 = w2.fma(g, a22);
-            a23 = w3.fma(g, a23);
-            g = FloatVector.broadcast(F, dy[d3 + r]);
-            a30 = w0.fma(g, a30);
-            a31 = w1.fma(g, a31);
-            a32 = w2.fma(g, a32);
-            a33 = w3.fma(g, a33);
-        }
-        int x0 = t * cols + c0 + c, x1 = x0 + cols, x2 = x1 + cols, x3 = x2 + cols;
-        if (accumulate) {
-            a00 = a00.add(FloatVector.fromArray(F, dx, x0));
-            a01 = a01.add(FloatVector.fromArray(F, dx, x0 + L));
-            a02 = a02.add(FloatVector.fromArray(F, dx, x0 + 2 * L));
-            a03 = a03.add(FloatVector.fromArray(F, dx, x0 + 3 * L));
-            a10 = a10.add(FloatVector.fromArray(F, dx, x1));
-            a11 = a11.add(FloatVector.fromArray(F, dx, x1 + L));
-            a12 = a12.add(FloatVector.fromArray(F, dx, x1 + 2 * L));
-            a13 = a13.add(FloatVector.fromArray(F, dx, x1 + 3 * L));
-            a20 = a20.add(FloatVector.fromArray(F, dx, x2));
-            a21 = a21.add(FloatVector.fromArray(F, dx, x2 + L));
-            a22 = a22.add(FloatVector.fromArray(F, dx, x2 + 2 * L));
-            a23 = a23.add(FloatVector.fromArray(F, dx, x2 + 3 * L));
-            a30 = a30.add(FloatVector.fromArray(F, dx, x3));
-            a31 = a31.add(FloatVector.fromArray(F, dx, x3 + L));
-            a32 = a32.add(FloatVector.fromArray(F, dx, x3 + 2 * L));
-            a33 = a33.add(FloatVector.fromArray(F, dx, x3 + 3 * L));
-        }
-        a00.intoArray(dx, x0);
-        a01.intoArray(dx, x0 + L);
-        a02.intoArray(dx, x0 + 2 * L);
-        a03.intoArray(dx, x0 + 3 * L);
-        a10.intoArray(dx, x1);
-        a11.intoArray(dx, x1 + L);
-        a12.intoArray(dx, x1 + 2 * L);
-        a13.intoArray(dx, x1 + 3 * L);
-        a20.intoArray(dx, x2);
-        a21.intoArray(dx, x2 + L);
-        a22.intoArray(dx, x2 + 2 * L);
-        a23.intoArray(dx, x2 + 3 * L);
-        a30.intoArray(dx, x3);
-        a31.intoArray(dx, x3 + L);
-        a32.intoArray(dx, x3 + 2 * L);
-        a33.intoArray(dx, x3 + 3 * L);
-    }
-
-    /** The scalar remainder: tokens [t0, t1) × strip columns [cFrom, n). */
-    private static void edge(float[] dx, float[] dy, float[] strip, int t0, int t1, int c0, int cFrom, int n, int rows,
-                             int cols, boolean accumulate) {
-        for (int t = t0; t < t1; t++) {
-            for (int c = cFrom; c < n; c++) {
-                float acc = 0f;
-                for (int r = 0; r < rows; r++) {
-                    acc += dy[t * rows + r] * strip[r * n + c];
-                }
-                int i = t * cols + c0 + c;
-                dx[i] = accumulate ? dx[i] + acc : acc;
-            }
-        }
+        Gemm.backward(dx, dy, w, T, accumulate);
     }
 
     /**

@@ -92,6 +92,64 @@ class MatmulParityTest {
         }
     }
 
+    /** The one-pass F16 decode gives Float.float16ToFloat's bits for every half: normal, subnormal, ±0, ±∞, NaN. */
+    @Test
+    void halvesDecodeEveryBitPatternExactly() {
+        int lanes = jdk.incubator.vector.FloatVector.SPECIES_PREFERRED.length();
+        byte[] b = new byte[2 * 65536];
+        for (int h = 0; h < 65536; h++) {
+            b[2 * h] = (byte) h;
+            b[2 * h + 1] = (byte) (h >> 8);
+        }
+        MemorySegment seg = MemorySegment.ofArray(b);
+        float[] got = new float[lanes];
+        for (int h0 = 0; h0 < 65536; h0 += lanes) {
+            Matmul.halves(seg, 2L * h0).intoArray(got, 0);
+            for (int i = 0; i < lanes; i++) {
+                float want = Float.float16ToFloat((short) (h0 + i));
+                if (Float.floatToRawIntBits(want) != Float.floatToRawIntBits(got[i])) {
+                    org.junit.jupiter.api.Assertions.fail(String.format("half 0x%04x: expected %s (0x%08x), got %s (0x%08x)", h0 + i,
+                            want, Float.floatToRawIntBits(want), got[i], Float.floatToRawIntBits(got[i])));
+                }
+            }
+        }
+    }
+
+    /** F16 decode: the same bits as the two-pass form it replaced (halves to floats, then the same two accumulators). */
+    @Test
+    void f16DecodeGivesTheTwoPassBits() {
+        int lanes = jdk.incubator.vector.FloatVector.SPECIES_PREFERRED.length();
+        for (int cols : new int[]{3 * lanes, 256}) {
+            int rows = 9;
+            byte[] wb = randomWeights(GgmlType.F16, rows, cols, 41);
+            for (int i = 0; i < wb.length; i += 14) {
+                wb[i + 1] &= (byte) 0x83; // some subnormal halves
+            }
+            Weight w = new Weight("w", GgmlType.F16, MemorySegment.ofArray(wb), rows, cols);
+            float[] x = random(new SplittableRandom(42), cols);
+            float[] got = new float[rows];
+            Matmul.forward(got, x, w, 1);
+            float[] h = new float[cols];
+            for (int r = 0; r < rows; r++) {
+                Dequant.naive(GgmlType.F16, wb, r * 2 * cols, h, 0, cols);
+                jdk.incubator.vector.FloatVector a0 = jdk.incubator.vector.FloatVector.zero(jdk.incubator.vector.FloatVector.SPECIES_PREFERRED), a1 = a0;
+                int c = 0;
+                for (; c + 2 * lanes <= cols; c += 2 * lanes) {
+                    a0 = jdk.incubator.vector.FloatVector.fromArray(a0.species(), h, c).fma(jdk.incubator.vector.FloatVector.fromArray(a0.species(), x, c), a0);
+                    a1 = jdk.incubator.vector.FloatVector.fromArray(a0.species(), h, c + lanes).fma(jdk.incubator.vector.FloatVector.fromArray(a0.species(), x, c + lanes), a1);
+                }
+                for (; c < cols; c += lanes) {
+                    a0 = jdk.incubator.vector.FloatVector.fromArray(a0.species(), h, c).fma(jdk.incubator.vector.FloatVector.fromArray(a0.species(), x, c), a0);
+                }
+                jdk.incubator.vector.FloatVector acc = a0.add(a1);
+                for (var fold : Matmul.FOLDS) {
+                    acc = acc.add(acc.rearrange(fold));
+                }
+                org.junit.jupiter.api.Assertions.assertEquals(acc.lane(0), got[r], "row " + r + " cols " + cols);
+            }
+        }
+    }
+
     @Test
     void fusedGemvPathsOnVectorWidthColumnsAndTheManyMatrixForm() {
         for (GgmlType type : new GgmlType[]{GgmlType.F32, GgmlType.F16, GgmlType.Q8_0, GgmlType.Q4_0}) {

@@ -4,6 +4,7 @@ import io.lora4j.model.lora.AdapterSet;
 import io.lora4j.model.arch.Layer;
 import io.lora4j.model.arch.LlamaConfig;
 import io.lora4j.kernels.Attention;
+import io.lora4j.kernels.Bottleneck;
 import io.lora4j.kernels.Dora;
 import io.lora4j.kernels.Lora;
 import io.lora4j.kernels.Matmul;
@@ -11,6 +12,8 @@ import io.lora4j.model.block.Buf;
 import io.lora4j.model.block.JvmOps;
 import io.lora4j.model.block.LlamaBlock;
 import io.lora4j.model.arch.LinearModule;
+import io.lora4j.model.arch.Sublayer;
+import io.lora4j.model.lora.BottleneckLayer;
 import io.lora4j.model.lora.LoraLayer;
 
 import java.util.List;
@@ -160,6 +163,33 @@ public final class JvmBackend implements Backend {
             LoraLayer ll = a.adapter().get(layer, mod);
             float[] norm = ll.weightNorm(mod.weight(layer()), a.scale() * ll.scaling);
             Dora.forward(buf(y), null, ll.values(), ll.magnitude.off(), norm, T, ll.out);
+        }
+
+        @Override
+        public int bottlenecks(Sublayer site) {
+            int n = 0;
+            for (AdapterSet.Active a : active) {
+                if (a.adapter().bottleneck(layer, site) != null) {
+                    n++;
+                }
+            }
+            return n;
+        }
+
+        /** The active adapters' bottleneck modules after the sublayer, in activation order; the adapter's weight scales its output. */
+        @Override
+        public void bottleneck(Sublayer site, int i, Buf y) {
+            for (AdapterSet.Active a : active) {
+                BottleneckLayer b = a.adapter().bottleneck(layer, site);
+                if (b != null && i-- == 0) {
+                    float[] za = s.loraScratch(T * b.d); // z and f(z) share it: nothing is kept for a backward
+                    Bottleneck.forward(buf(y), null, za, za, b.values(), b.down.off(), b.downBias.off(), b.up.off(),
+                            b.upBias.off(), a.adapter().bottleneckConfig().activation(),
+                            a.scale() * a.adapter().bottleneckConfig().scaling(), T, b.C, b.d);
+                    return;
+                }
+            }
+            throw new IndexOutOfBoundsException("bottleneck " + i + " after " + site);
         }
 
         @Override

@@ -289,6 +289,7 @@ public final class Llama implements BaseModel {
      * changes when a branch is refused. After merging, generation runs at the base model's speed.
      */
     public void merge(LoraAdapter a, Merge.Mode mode) {
+        a.requireLora("merging");
         LlamaConfig c = config;
         Layer[] next = layers.clone();
         for (LoraLayer ll : a.layers()) {

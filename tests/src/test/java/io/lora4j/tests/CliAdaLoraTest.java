@@ -134,7 +134,7 @@ class CliAdaLoraTest {
         CliErrorsTest.assertCleanError(Shared.cli(train(o, "--rank-pattern", "v_proj=2").toArray(String[]::new)), 1,
                 "do not apply to AdaLoRA");
         CliErrorsTest.assertCleanError(Shared.cli(train(o, "--method", "dora").toArray(String[]::new)), 1,
-                "--method must be lora or adalora");
+                "--method must be lora, adalora or bottleneck");
     }
 
     /** AdaLoRA options without --method adalora, or a --method that the continued --adapter is not, would be ignored. */

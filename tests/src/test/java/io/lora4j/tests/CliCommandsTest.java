@@ -42,6 +42,23 @@ class CliCommandsTest {
         assertTrue(r.out().matches("(?s).*tg8 \\| [0-9.]+ ± [0-9.]+ \\|.*"), r.out());
     }
 
+    /** bench --train: a row per sequence length with tokens/s (mean ± sd), the memory held and the peak RSS; bad sizes refused. */
+    @Test
+    void benchTrainMeasuresTrainingSteps() {
+        Shared.Run r = Shared.cli("bench", "--train", "--model", Shared.stories().toString(), "--seq-len", "16,32", "-r", "2",
+                "--warmup-steps", "1", "--r", "4", "--target-modules", "q_proj,v_proj");
+        assertEquals(0, r.code(), r.err());
+        assertTrue(r.out().contains("| held MiB | peak RSS MiB |"), r.out());
+        // stories260K's base is 1.12 MiB of F32, so the held memory is a few MiB; the process's peak RSS is more
+        assertTrue(r.out().matches("(?s).*\\| train seq16 r4 q,v \\| [0-9.]+ ± [0-9.]+ \\| [1-9][0-9]?\\.[0-9] \\| [0-9]{2,}\\.[0-9] \\|.*"),
+                r.out());
+        assertTrue(r.out().contains("| train seq32 r4 q,v |"), r.out());
+        CliErrorsTest.assertCleanError(Shared.cli("bench", "--train", "--model", Shared.stories().toString(), "--seq-len", "1"), 1,
+                "--seq-len 1");
+        CliErrorsTest.assertCleanError(Shared.cli("bench", "--train", "--load-only", "--model", Shared.stories().toString()), 1,
+                "drop --load-only");
+    }
+
     /**
      * bench-serve against its in-process server: every request over the two adapters completes (after the untimed
      * warm-up, which loads both), each with the tokens asked for, and the figures are printed.

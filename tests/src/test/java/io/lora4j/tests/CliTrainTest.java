@@ -121,17 +121,25 @@ class CliTrainTest {
         assertEquals(end, evalBeforeTraining(c.err()), 1e-4);
         assertTrue(eval2.get(2) < end - 0.02, "continued training lowers the held-out loss further: " + eval2);
 
-        // generating with it: the library's greedy tokens for that adapter, which are not the base model's
+        String adapted = generateWithAdapter(out2);
+        assertTrue(adapted.contains("Spark"), "the adapter learned the name: " + adapted);
+    }
+
+    /**
+     * Generating with a trained adapter on stories260K: {@code generate --adapter} gives the library's greedy tokens for
+     * that adapter, which are not the base model's; returns them.
+     */
+    static String generateWithAdapter(Path adapter) throws Exception {
         String prompt = "Once upon a time";
-        Shared.Run g = Shared.cli("generate", "--model", model, "--adapter", out2.toString(),
+        Shared.Run g = Shared.cli("generate", "--model", Shared.stories().toString(), "--adapter", adapter.toString(),
                 "--prompt", prompt, "--temperature", "0", "--max-tokens", "16");
         assertEquals(0, g.code(), g.err());
         try (LoadedModel lm = LoadedModel.open(Shared.stories(), null)) {
             String base = Shared.apiGenerate(lm, prompt, Sampler.Params.greedy(), 16);
-            String adapted = Shared.apiGenerate(Shared.withAdapters(lm, out2), prompt, Sampler.Params.greedy(), 16);
+            String adapted = Shared.apiGenerate(Shared.withAdapters(lm, adapter), prompt, Sampler.Params.greedy(), 16);
             assertEquals(adapted, g.out(), "generate --adapter = Generator with the adapter loaded");
             assertNotEquals(base, adapted, "the trained adapter changes the greedy continuation");
-            assertTrue(adapted.contains("Spark"), "the adapter learned the name: " + adapted);
+            return adapted;
         }
     }
 

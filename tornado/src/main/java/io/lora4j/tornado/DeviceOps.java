@@ -14,6 +14,8 @@ import io.lora4j.model.arch.LlamaConfig;
 import io.lora4j.model.block.BlockOps;
 import io.lora4j.model.block.Buf;
 import io.lora4j.model.arch.LinearModule;
+import io.lora4j.model.arch.Sublayer;
+import io.lora4j.model.lora.LoraAdapter;
 import io.lora4j.tornado.DevicePlan.Graph;
 import io.lora4j.tornado.DevicePlan.Grid;
 import io.lora4j.tornado.DevicePlan.Mode;
@@ -269,6 +271,25 @@ final class DeviceOps implements BlockOps.Backward {
         g.task(branchId(m, i) + "_magnitude", Dora::forwardNaive, buf(y), b.p, b.mOff, b.norm, n, T, b.out);
     }
 
+    /** None: the device plans refuse adapters with bottleneck modules when they are built ({@link #refuseBottlenecks}). */
+    @Override
+    public int bottlenecks(Sublayer s) {
+        return 0;
+    }
+
+    @Override
+    public void bottleneck(Sublayer s, int i, Buf y) {
+        throw new UnsupportedOperationException("bottleneck adapters on the device"); // refused when the plan is built
+    }
+
+    /** A bottleneck adapter has no device kernels yet: the plans refuse it with this message. */
+    static void refuseBottlenecks(LoraAdapter a) {
+        if (!a.bottlenecks().isEmpty()) {
+            throw new IllegalArgumentException("adapter " + a.name() + " is a bottleneck adapter, which the tornado backend "
+                    + "does not run (no device kernels for it); use --backend jvm");
+        }
+    }
+
     @Override
     public void rope(Buf x, Heads h) {
         g.task(id("rope_" + h.name().toLowerCase()), Rope::forwardNaive, buf(x), freqs, pos, T, heads(h), c.headSize(), halves);
@@ -349,6 +370,11 @@ final class DeviceOps implements BlockOps.Backward {
     @Override
     public void magnitudeBackward(LinearModule m, int i, Buf dyOut, Buf dy) {
         throw new UnsupportedOperationException("DoRA training on the device"); // refused when the branch is added
+    }
+
+    @Override
+    public void bottleneckBackward(Sublayer s, int i, Buf dx, Buf dy) {
+        throw new UnsupportedOperationException("bottleneck adapters on the device"); // refused when the plan is built
     }
 
     @Override

@@ -104,6 +104,7 @@ final class InferencePlan implements AutoCloseable {
         DeviceOps o = new DeviceOps(g, c, T, pos, n, freqs, attnNorm, ffnNorm, w, bind).kvCache(kCache, vCache, contextLength);
         // each active adapter's parameter store goes to the device once, with the first block that uses it
         for (AdapterSet.Active a : m.adapters().active()) {
+            DeviceOps.refuseBottlenecks(a.adapter());
             float[] p = a.adapter().store().values;
             for (LinearModule mod : mods) {
                 LoraLayer ll = a.adapter().get(l, mod);

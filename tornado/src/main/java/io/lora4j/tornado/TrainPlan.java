@@ -152,6 +152,7 @@ final class TrainPlan implements DeviceTraining, AutoCloseable {
      * @param optimizer "adamw" or "sgd"
      */
     TrainPlan(Llama m, LoraAdapter ad, int maxT, String optimizer, Function<DevicePlan, PlanRunner> runners) {
+        DeviceOps.refuseBottlenecks(ad);
         if (ad.config().useDora()) {
             throw new IllegalArgumentException("DoRA (use_dora) needs the row norms of W + s·B·A again after every step; the "
                     + "tornado backend's training plan does not compute them (it runs DoRA adapters for inference); train "

@@ -91,12 +91,14 @@ class TrainPlanTest {
                         assertClose("training loss step " + step, tg.forwardBackward(s, tgt, s.length, scale, seed),
                                 tp.forwardBackward(s, tgt, s.length, scale, seed), 1e-5);
                     }
-                    double norm = sumSq(hs.grads);
-                    assertClose("squared gradient norm", norm, tp.gradNormSquared(), 1e-4);
-                    tp.gradientsToHost();
                     // Adam turns tiny rounding differences of near-zero gradients into parameter differences of
-                    // up to ~lr, which later gradients inherit: element-wise only before the first Adam step
+                    // up to ~lr, which later gradients inherit: tight only before the first Adam step (the JVM
+                    // executor's blocked input gradient sums in another order than the device kernel, and after
+                    // two Adam steps the F16 case's norms differed by 2e-4)
                     double tol = adam && step > 1 ? 2e-3 : 1e-4;
+                    double norm = sumSq(hs.grads);
+                    assertClose("squared gradient norm step " + step, norm, tp.gradNormSquared(), tol);
+                    tp.gradientsToHost();
                     if (kind.startsWith("adalora")) {
                         // dE_j = Σ_t (s·dy·B)[t][j]·(A x)[t][j] cancels across tokens, and some branches' gradients nearly
                         // vanish after a step: the gradients compared as one vector, to 1e-3 of its largest element
@@ -174,6 +176,25 @@ class TrainPlanTest {
             var e = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,
                     () -> new TrainPlan(m, d, 8, "adamw", JvmRunner::new));
             assertTrue(e.getMessage().contains("DoRA") && e.getMessage().contains("--backend jvm"), e.getMessage());
+        }
+    }
+
+    /** A bottleneck adapter has no device kernels: training and inference plans refuse it, naming it and where to run it. */
+    @org.junit.jupiter.api.Test
+    void bottleneckAdaptersAreRefusedOnTheDevice(@TempDir Path dir) throws Exception {
+        Path f = dir.resolve("m.gguf");
+        RandomModel.write(f, InferencePlanTest.SMALL, GgmlType.F32, 11, null);
+        try (GgufFile src = GgufFile.open(f); TornadoBackend b = InferencePlanTest.emulated()) {
+            Llama m = new Llama(src);
+            LoraAdapter bn = new LoraAdapter("bn", io.lora4j.model.lora.BottleneckConfig.houlsby(16), m, 1);
+            var e = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,
+                    () -> new TrainPlan(m, bn, 8, "adamw", JvmRunner::new));
+            assertTrue(e.getMessage().contains("adapter bn is a bottleneck adapter") && e.getMessage().contains("--backend jvm"),
+                    e.getMessage());
+            m.adapters().set(bn);
+            e = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,
+                    () -> m.forward(b, m.newState(4, 16), new int[]{1, 2}, 0, 2, 0));
+            assertTrue(e.getMessage().contains("adapter bn is a bottleneck adapter"), e.getMessage());
         }
     }
 

@@ -1,6 +1,7 @@
 package io.lora4j.model.block;
 
 import io.lora4j.model.arch.LinearModule;
+import io.lora4j.model.arch.Sublayer;
 
 /**
  * The operations a {@link LlamaBlock} program is written in: each is one kernel op of
@@ -45,6 +46,15 @@ public interface BlockOps {
      */
     void magnitude(LinearModule m, int i, Buf y);
 
+    /** How many bottleneck adapters follow sublayer s in this block (0 when no active adapter has one there). */
+    int bottlenecks(Sublayer s);
+
+    /**
+     * Bottleneck adapter i after sublayer s, in place on the sublayer's output y (AdapterHub's {@code Adapter}):
+     * {@code y = y + scaling·(W_up f(W_down y + b_down) + b_up)}; several apply one after another (AdapterHub's Stack).
+     */
+    void bottleneck(Sublayer s, int i, Buf y);
+
     /** Rotates the heads of x in place at the executor's positions. */
     void rope(Buf x, Heads h);
 
@@ -88,6 +98,12 @@ public interface BlockOps {
          * with lora_dropout the executor also keeps the base's share through the mask for {@link #lowRankBackward}).
          */
         void magnitudeBackward(LinearModule m, int i, Buf dyOut, Buf dy);
+
+        /**
+         * Bottleneck adapter i after sublayer s backward: its parameter gradients {@code +=}, and
+         * {@code dx = dy + W_downᵀ(f'(z) ⊙ scaling·W_upᵀ dy)}, the gradient of the sublayer's output before it.
+         */
+        void bottleneckBackward(Sublayer s, int i, Buf dx, Buf dy);
 
         void rmsNormBackward(Buf dx, boolean accumulate, Buf dOut, Buf x, Norm w, Buf rstd);
 

@@ -44,5 +44,7 @@ public enum Buf {
     // gradients: D_X is the residual stream's (dL/dX_OUT on entry to a block's backward, dL/dX on exit)
     D_X, D_XB, D_Q, D_K, D_V, D_ATT_OUT, D_GATE, D_UP, D_HB, D_XF, D_LOGITS,
     /** (T, OUT) a DoRA projection's output gradient rescaled by g (its dy may be the residual stream's D_X, left as it is). */
-    D_SCALED
+    D_SCALED,
+    /** (T, C) the gradient of a sublayer's output before its bottleneck adapter (dy is the residual stream's D_X, left as it is). */
+    D_PROJ
 }

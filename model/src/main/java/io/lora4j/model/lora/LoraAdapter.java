@@ -5,6 +5,7 @@ import io.lora4j.kernels.Dequant;
 import io.lora4j.kernels.Weight;
 import io.lora4j.model.arch.BaseModel;
 import io.lora4j.model.arch.LlamaConfig;
+import io.lora4j.model.arch.Sublayer;
 
 import java.util.ArrayList;
 import java.util.Collections;
@@ -18,6 +19,11 @@ import java.util.SplittableRandom;
  * targeted projection, and full trainable copies of {@code modules_to_save} ({@code lm_head},
  * {@code embed_tokens}). The base model is never modified: the copies are new arrays.
  * <p>
+ * A bottleneck adapter ({@link #bottleneckConfig()} not null) is the other kind this class holds, so that the
+ * same registry, trainer, checkpoints and executors take it: a {@link BottleneckLayer} after each adapted
+ * {@link Sublayer} of each block (AdapterHub's {@code mh_adapter} / {@code output_adapter}) and no LoRA layer;
+ * its {@link #config()} is {@link #NO_LORA}.
+ * <p>
  * An AdaLoRA adapter's layers are in SVD form (trainable lora_E); its {@link #rankPattern()} says
  * which of each module's init_r triplets the rank allocator keeps (PEFT's {@code rank_pattern}).
  */
@@ -29,11 +35,17 @@ public final class LoraAdapter {
     private float[] initial;
     private final LoraLayer[][] layers; // [layer][module ordinal], null where not targeted
     private final List<LoraLayer> all;
+    private final BottleneckConfig bottleneck;
+    private final BottleneckLayer[][] bottlenecks; // [layer][sublayer ordinal], null where none
+    private final List<BottleneckLayer> allBottlenecks;
     private final ParamStore store;
     /** (V, C) trainable output projection (modules_to_save), or null. */
     public final ParamStore.View lmHead;
     /** (V, C) trainable token embedding (modules_to_save), or null. */
     public final ParamStore.View embedTokens;
+
+    /** The LoRA config of a bottleneck adapter, which has no LoRA layer: PEFT's defaults, read by nothing but dropout (0). */
+    public static final LoraConfig NO_LORA = LoraConfig.of(8, 8, LoraConfig.ALL_LINEAR);
 
     /** The most parameters one adapter can have: its values are one Java array. */
     static final long MAX_PARAMETERS = Integer.MAX_VALUE - 8;
@@ -81,6 +93,9 @@ public final class LoraAdapter {
         this.config = config;
         this.adaLora = ada;
         this.rankPattern = pattern == null ? null : copy(pattern);
+        this.bottleneck = null;
+        this.bottlenecks = null;
+        this.allBottlenecks = List.of();
         boolean residual = ResidualInit.mutatesBase(config.initLoraWeights());
         if (residual && ada != null) {
             throw new IllegalArgumentException("init_lora_weights " + config.initLoraWeights() + " is a LoRA initialisation; "
@@ -172,6 +187,100 @@ public final class LoraAdapter {
     }
 
     /**
+     * A fresh bottleneck adapter (AdapterHub's {@code add_adapter} with a {@code BnConfig}): a module after each
+     * sublayer {@code config} adapts in every block not left out, initialised as its {@code init_weights} says.
+     */
+    public LoraAdapter(String name, BottleneckConfig config, BaseModel base, long seed) {
+        this(name, config, base, seed, true, MAX_PARAMETERS, "one Java array holds no more");
+    }
+
+    /** A bottleneck adapter whose values a loader fills (see {@link #uninitialised(String, LoraConfig, BaseModel, long, String)}). */
+    static LoraAdapter uninitialised(String name, BottleneckConfig config, BaseModel base, long stored, String what) {
+        return new LoraAdapter(name, config, base, 0, false, stored + LOADING_SLACK, what);
+    }
+
+    private LoraAdapter(String name, BottleneckConfig config, BaseModel base, long seed, boolean initialise, long limit,
+                        String limitWhat) {
+        this.name = name;
+        this.config = NO_LORA;
+        this.adaLora = null;
+        this.bottleneck = config;
+        LlamaConfig c = base.config();
+        int C = c.dim();
+        layers = new LoraLayer[c.nLayers()][LinearModule.values().length];
+        all = List.of();
+        lmHead = null;
+        embedTokens = null;
+        for (int l : config.leaveOut()) {
+            if (l < 0 || l >= c.nLayers()) {
+                throw new IllegalArgumentException("leave_out names layer " + l + "; the model has layers 0.." + (c.nLayers() - 1));
+            }
+        }
+        List<ParamStore.Spec> specs = new ArrayList<>();
+        long total = 0;
+        for (int l = 0; l < c.nLayers(); l++) {
+            for (Sublayer s : Sublayer.values()) {
+                if (adapts(config, l, s)) {
+                    int d = config.width(l, C);
+                    total += 2L * C * d + d + C;
+                    specs.addAll(BottleneckLayer.specs(l, s, C, d));
+                }
+            }
+        }
+        if (specs.isEmpty()) {
+            throw new IllegalArgumentException("leave_out " + config.leaveOut() + " leaves out every layer: the adapter would have no module");
+        }
+        if (total > limit) {
+            throw new IllegalArgumentException("the adapter would have " + total + " parameters (reduction_factor "
+                    + config.reductionFactor() + "), more than " + limit + ": " + limitWhat);
+        }
+        store = new ParamStore(specs);
+        bottlenecks = new BottleneckLayer[c.nLayers()][Sublayer.values().length];
+        List<BottleneckLayer> list = new ArrayList<>();
+        SplittableRandom rnd = new SplittableRandom(seed);
+        for (int l = 0; l < c.nLayers(); l++) {
+            for (Sublayer s : Sublayer.values()) {
+                if (adapts(config, l, s)) {
+                    BottleneckLayer b = new BottleneckLayer(l, s, C, config.width(l, C), store);
+                    if (initialise) {
+                        b.initialise(config.initWeights(), rnd);
+                    }
+                    bottlenecks[l][s.ordinal()] = b;
+                    list.add(b);
+                }
+            }
+        }
+        allBottlenecks = Collections.unmodifiableList(list);
+    }
+
+    private static boolean adapts(BottleneckConfig config, int l, Sublayer s) {
+        return config.adapts(l) && (s == Sublayer.ATTENTION ? config.mhAdapter() : config.outputAdapter());
+    }
+
+    /** Refuses a bottleneck adapter for an operation ({@code what}) on LoRA weights, such as merging or combining. */
+    public void requireLora(String what) {
+        if (bottleneck != null) {
+            throw new IllegalArgumentException("adapter " + name + " is a bottleneck adapter: " + what + " applies to LoRA "
+                    + "adapters only (its nonlinearity cannot be folded into a weight, so it always runs unmerged)");
+        }
+    }
+
+    /** A bottleneck adapter's settings, or null for a LoRA or AdaLoRA adapter. */
+    public BottleneckConfig bottleneckConfig() {
+        return bottleneck;
+    }
+
+    /** The bottleneck module after sublayer {@code s} of block {@code l}, or null. */
+    public BottleneckLayer bottleneck(int l, Sublayer s) {
+        return bottlenecks == null ? null : bottlenecks[l][s.ordinal()];
+    }
+
+    /** Every bottleneck module, block by block (empty for a LoRA adapter). */
+    public List<BottleneckLayer> bottlenecks() {
+        return allBottlenecks;
+    }
+
+    /**
      * The values PiSSA or OLoRA initialised this adapter with (A₀, B₀ at their store offsets), whose
      * {@code s·B₀A₀} was taken out of the base; null for every other adapter. Saving converts with them
      * (PEFT's {@code path_initial_model_for_weight_conversion}); checkpoints keep them.
@@ -257,6 +366,9 @@ public final class LoraAdapter {
         long n = 0;
         for (LoraLayer l : all) {
             n += l.parameterCount();
+        }
+        for (BottleneckLayer b : allBottlenecks) {
+            n += b.parameterCount();
         }
         n += lmHead == null ? 0 : lmHead.len();
         n += embedTokens == null ? 0 : embedTokens.len();

@@ -73,6 +73,7 @@ public final class PeftAdapters {
 
     /**
      * Writes {@code dir/adapter_config.json} and {@code dir/adapter_model.safetensors}, each durably ({@link DurableFiles}),
+     * (a bottleneck adapter in AdapterHub's format instead, {@link BottleneckAdapters#save}),
      * as PEFT's {@code save_pretrained}; a PiSSA/OLoRA adapter as {@code save_pretrained(dir,
      * path_initial_model_for_weight_conversion=…)} writes it, so that it applies to the original base.
      */
@@ -93,6 +94,10 @@ public final class PeftAdapters {
      * decomposition did not touch.
      */
     public static void save(LoraAdapter a, BaseModel base, Path dir, boolean truncate) {
+        if (a.bottleneckConfig() != null) {
+            BottleneckAdapters.save(a, base, dir);
+            return;
+        }
         write(a, base, dir, truncate, a.initialValues() == null ? Form.AS_IS : Form.CONVERTED);
     }
 
@@ -102,6 +107,10 @@ public final class PeftAdapters {
      * which {@link #load(Path, BaseModel, String, Path)} takes to rebuild the same residual base.
      */
     public static void saveCheckpoint(LoraAdapter a, BaseModel base, Path dir) {
+        if (a.bottleneckConfig() != null) {
+            BottleneckAdapters.save(a, base, dir);
+            return;
+        }
         write(a, base, dir, false, Form.AS_IS);
         if (a.initialValues() != null) {
             write(a, base, dir.resolve(INITIAL), false, Form.INITIAL);
@@ -333,6 +342,10 @@ public final class PeftAdapters {
         if (n == null || !n.isObject()) {
             throw new ModelFormatException(file, "not a JSON object");
         }
+        if (n.path("config").isObject() && !n.has("peft_type")) {
+            throw new ModelFormatException(file, "an AdapterHub adapter config, not PEFT's (its weights would be "
+                    + BottleneckAdapters.WEIGHTS + ")");
+        }
         String type = n.path("peft_type").asText("LORA");
         if (!type.equals("LORA") && !type.equals("ADALORA")) {
             throw new ModelFormatException(file, "peft_type " + type + " is not a LoRA or AdaLoRA adapter");
@@ -428,7 +441,8 @@ public final class PeftAdapters {
     }
 
     /**
-     * Loads the adapter in {@code dir} for {@code base}: every targeted module must have lora_A and
+     * Loads the adapter in {@code dir} for {@code base} (an AdapterHub bottleneck adapter when the directory holds
+     * {@link BottleneckAdapters#WEIGHTS}, see {@link BottleneckAdapters#load}): every targeted module must have lora_A and
      * lora_B (and for AdaLoRA lora_E) of the right shapes, no tensor may be left over, and every
      * value must be finite.
      */
@@ -445,6 +459,9 @@ public final class PeftAdapters {
      * projection is not in the file. The tensors are read and checked before the base is touched.
      */
     public static LoraAdapter load(Path dir, BaseModel base, String name, Path initial) {
+        if (BottleneckAdapters.isBottleneck(dir)) {
+            return BottleneckAdapters.load(dir, base, name);
+        }
         Config cfg = readConfig(dir);
         try (SafetensorsFile st = SafetensorsFile.open(dir.resolve(WEIGHTS))) {
             return load(cfg, dir.resolve(CONFIG), st, base, name, initial);

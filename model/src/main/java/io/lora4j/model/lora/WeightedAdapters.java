@@ -95,6 +95,7 @@ public final class WeightedAdapters {
         }
         Set<String> saved = new HashSet<>();
         for (LoraAdapter a : adapters) {
+            a.requireLora("combining");
             LoraConfig c = a.config();
             if (ResidualInit.mutatesBase(c.initLoraWeights())) {
                 throw new IllegalArgumentException("adapter " + a.name() + " (init_lora_weights " + c.initLoraWeights()

@@ -1,6 +1,7 @@
 package io.lora4j.model.serve;
 
 import io.lora4j.kernels.Attention;
+import io.lora4j.kernels.Bottleneck;
 import io.lora4j.kernels.Dora;
 import io.lora4j.kernels.Lora;
 import io.lora4j.kernels.Matmul;
@@ -11,10 +12,12 @@ import io.lora4j.model.State;
 import io.lora4j.model.arch.Layer;
 import io.lora4j.model.arch.LinearModule;
 import io.lora4j.model.arch.LlamaConfig;
+import io.lora4j.model.arch.Sublayer;
 import io.lora4j.model.block.Buf;
 import io.lora4j.model.block.JvmOps;
 import io.lora4j.model.block.LlamaBlock;
 import io.lora4j.model.lora.AdapterSet;
+import io.lora4j.model.lora.BottleneckLayer;
 import io.lora4j.model.lora.LoraLayer;
 
 import java.util.ArrayList;
@@ -234,6 +237,39 @@ final class BatchDecode extends JvmOps {
         LoraLayer ll = b.ll;
         float[] norm = ll.weightNorm(mod.weight(layer()), b.scale * ll.scaling);
         Dora.forwardRows(buf(y), b.rows, b.n, ll.values(), ll.magnitude.off(), norm, ll.out);
+    }
+
+    /** The most bottleneck modules any row's adapters have after the sublayer. */
+    @Override
+    public int bottlenecks(Sublayer site) {
+        int n = 0;
+        for (int t = 0; t < T; t++) {
+            int k = 0;
+            for (AdapterSet.Active a : adapters.get(t)) {
+                k += a.adapter().bottleneck(layer, site) != null ? 1 : 0;
+            }
+            n = Math.max(n, k);
+        }
+        return n;
+    }
+
+    /** Each row's i-th bottleneck module after the sublayer (if it has one), on that row alone. */
+    @Override
+    public void bottleneck(Sublayer site, int i, Buf y) {
+        float[] out = buf(y);
+        int C = c.dim();
+        for (int t = 0; t < T; t++) {
+            int k = 0;
+            for (AdapterSet.Active a : adapters.get(t)) {
+                BottleneckLayer b = a.adapter().bottleneck(layer, site);
+                if (b != null && k++ == i) {
+                    float[] row = java.util.Arrays.copyOfRange(out, t * C, (t + 1) * C), za = new float[b.d];
+                    Bottleneck.forward(row, null, za, za, b.values(), b.down.off(), b.downBias.off(), b.up.off(), b.upBias.off(),
+                            a.adapter().bottleneckConfig().activation(), a.scale() * a.adapter().bottleneckConfig().scaling(), 1, C, b.d);
+                    System.arraycopy(row, 0, out, t * C, C);
+                }
+            }
+        }
     }
 
     @Override

@@ -15,6 +15,7 @@ import io.lora4j.model.format.SafetensorsWriter;
 import io.lora4j.model.format.TensorInfo;
 import io.lora4j.model.lora.LoraAdapter;
 import io.lora4j.model.lora.ParamStore;
+import io.lora4j.model.lora.BottleneckAdapters;
 import io.lora4j.model.lora.PeftAdapters;
 
 import java.io.IOException;
@@ -92,7 +93,8 @@ public final class Checkpoints {
                 aw.write(tmp.resolve(ALLOCATOR));
             }
             for (Map.Entry<String, byte[]> e : extra.entrySet()) {
-                if (e.getKey().equals(STATE) || files(true, true).contains(e.getKey()) || e.getKey().contains("/")) {
+                if (e.getKey().equals(STATE) || files(true, true, false).contains(e.getKey())
+                        || e.getKey().equals(BottleneckAdapters.WEIGHTS) || e.getKey().contains("/")) {
                     throw new IllegalArgumentException("a checkpoint's extra file cannot be called " + e.getKey());
                 }
                 DurableFiles.write(tmp.resolve(e.getKey()), e.getValue());
@@ -125,7 +127,7 @@ public final class Checkpoints {
             }
             st.put("quantize", t.model().quantization().label());
             ObjectNode hashes = st.putObject("sha256");
-            for (String f : files(t.allocator() != null, t.adapter().initialValues() != null)) {
+            for (String f : files(t.allocator() != null, t.adapter().initialValues() != null, t.adapter().bottleneckConfig() != null)) {
                 hashes.put(f, sha256(tmp.resolve(f)));
             }
             for (String f : extra.keySet()) {
@@ -197,9 +199,10 @@ public final class Checkpoints {
         }
     }
 
-    /** The files a checkpoint's hashes cover (a PiSSA/OLoRA adapter's initial values too). */
-    private static List<String> files(boolean adaLora, boolean initial) {
-        List<String> f = new ArrayList<>(List.of(PeftAdapters.CONFIG, PeftAdapters.WEIGHTS, OPTIMIZER));
+    /** The files a checkpoint's hashes cover (a PiSSA/OLoRA adapter's initial values too; a bottleneck adapter's AdapterHub weights). */
+    private static List<String> files(boolean adaLora, boolean initial, boolean bottleneck) {
+        List<String> f = new ArrayList<>(List.of(PeftAdapters.CONFIG, bottleneck ? BottleneckAdapters.WEIGHTS : PeftAdapters.WEIGHTS,
+                OPTIMIZER));
         if (adaLora) {
             f.add(ALLOCATOR);
         }
@@ -214,7 +217,7 @@ public final class Checkpoints {
     public static void verify(Path checkpoint) {
         JsonNode st = read(checkpoint);
         java.util.Set<String> hashed = new java.util.LinkedHashSet<>(files(st.has("adalora"),
-                st.path("sha256").has(PeftAdapters.INITIAL + "/" + PeftAdapters.CONFIG)));
+                st.path("sha256").has(PeftAdapters.INITIAL + "/" + PeftAdapters.CONFIG), st.path("sha256").has(BottleneckAdapters.WEIGHTS)));
         st.path("sha256").fieldNames().forEachRemaining(hashed::add);
         for (String f : hashed) {
             if (Path.of(f).isAbsolute() || Path.of(f).normalize().startsWith("..") || f.contains("\\")) {

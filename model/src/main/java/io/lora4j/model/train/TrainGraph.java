@@ -1,6 +1,7 @@
 package io.lora4j.model.train;
 
 import io.lora4j.kernels.Attention;
+import io.lora4j.kernels.Bottleneck;
 import io.lora4j.kernels.CrossEntropy;
 import io.lora4j.kernels.Dequant;
 import io.lora4j.kernels.Dora;
@@ -19,6 +20,8 @@ import io.lora4j.model.block.JvmOps;
 import io.lora4j.model.block.LlamaBlock;
 import io.lora4j.model.arch.Layer;
 import io.lora4j.model.arch.LinearModule;
+import io.lora4j.model.arch.Sublayer;
+import io.lora4j.model.lora.BottleneckLayer;
 import io.lora4j.model.lora.LoraAdapter;
 import io.lora4j.model.lora.LoraLayer;
 
@@ -26,8 +29,8 @@ import java.lang.foreign.MemorySegment;
 import java.util.Arrays;
 
 /**
- * Forward with saved activations and the hand-written backward pass of a whole Llama with a LoRA
- * adapter, for one sequence of up to {@code maxT} tokens. Gradients flow through the frozen base
+ * Forward with saved activations and the hand-written backward pass of a whole Llama with an adapter (LoRA, AdaLoRA,
+ * DoRA or bottleneck), for one sequence of up to {@code maxT} tokens. Gradients flow through the frozen base
  * weights to the activations but accumulate only into the adapter ({@code +=}, so micro-batches
  * add up); activation gradients are assigned, except on the residual stream.
  * <p>
@@ -56,6 +59,8 @@ public final class TrainGraph {
         final float[][] loraIn = new float[LinearModule.values().length][]; // dropped-out inputs (T, IN), when dropout > 0
         final float[][] ax = new float[LinearModule.values().length][];     // (T, r)
         final float[][] pre = new float[LinearModule.values().length][];    // (T, OUT) a DoRA projection before its rescale
+        final float[][] bnIn = new float[Sublayer.values().length][];       // (T, C) a bottleneck adapter's input
+        final float[][] bnZ = new float[Sublayer.values().length][];        // (T, d) its pre-activation
 
         LayerActs(LlamaConfig c, int T, LoraAdapter ad, int l, boolean dropout, boolean full) {
             xIn = new float[T * c.dim()];
@@ -88,6 +93,13 @@ public final class TrainGraph {
                     }
                 }
             }
+            for (Sublayer s : Sublayer.values()) {
+                BottleneckLayer b = ad == null || l < 0 ? null : ad.bottleneck(l, s);
+                if (b != null) {
+                    bnIn[s.ordinal()] = new float[T * b.C];
+                    bnZ[s.ordinal()] = new float[T * b.d];
+                }
+            }
         }
 
         long bytes() {
@@ -98,6 +110,9 @@ public final class TrainGraph {
             for (int i = 0; i < ax.length; i++) {
                 n += (ax[i] == null ? 0 : ax[i].length) + (loraIn[i] == null ? 0 : loraIn[i].length)
                         + (pre[i] == null ? 0 : pre[i].length);
+            }
+            for (int i = 0; i < bnIn.length; i++) {
+                n += (bnIn[i] == null ? 0 : bnIn[i].length) + (bnZ[i] == null ? 0 : bnZ[i].length);
             }
             return 4 * n;
         }
@@ -117,6 +132,8 @@ public final class TrainGraph {
     private final int[] targetsBuf;
     // backward scratch; DoRA: the rescaled output gradient, and with dropout (1 − g) ⊙ dy and the base's share Wᵀ((1 − g) ⊙ dy)
     private final float[] dResid, dxb, dq, dk, dv, dAttOut, dAtt, dh, dgate, dup, dLoraIn, dlosses, tmpC, dScaled, dyRest, dDoraIn;
+    // bottleneck adapters: dL/d(sublayer output) before the adapter (T, C), and (T, d) scratch for dz and f(z)
+    private final float[] dProj, bnDz, bnAct;
     // DoRA's row norms ‖W + s·B A‖ by block and projection ordinal, taken at the start of each forward unless held
     private final float[][][] norms;
     private boolean holdNorms;
@@ -161,6 +178,26 @@ public final class TrainGraph {
                 }
             }
         }
+        int bnWidth = 0;
+        if (adapter != null) {
+            if (adapter.bottleneckConfig() != null && adapter.bottleneckConfig().dropout() > 0) {
+                throw new IllegalArgumentException("dropout " + adapter.bottleneckConfig().dropout() + " on a bottleneck adapter's "
+                        + "output: training with it is not implemented (AdapterHub's default is 0.0)");
+            }
+            for (BottleneckLayer b : adapter.bottlenecks()) {
+                bnWidth = Math.max(bnWidth, b.d);
+                if (checkpointing) {
+                    int i = b.site.ordinal();
+                    if (work.bnZ[i] == null || work.bnZ[i].length < maxT * b.d) {
+                        work.bnIn[i] = new float[maxT * b.C];
+                        work.bnZ[i] = new float[maxT * b.d];
+                    }
+                }
+            }
+        }
+        dProj = bnWidth > 0 ? new float[maxT * c.dim()] : new float[0];
+        bnDz = new float[maxT * bnWidth];
+        bnAct = new float[maxT * bnWidth];
         output = adapter != null && adapter.lmHead != null
                 ? new Weight("lm_head", GgmlType.F32, adapter.lmHead.segment(), c.vocabSize(), c.dim())
                 : m.baseOutput();
@@ -238,7 +275,7 @@ public final class TrainGraph {
     public long scratchBytes() {
         return 4L * (dResid.length + dxb.length + tmpC.length + dq.length + dk.length + dv.length + dAttOut.length
                 + dAtt.length + dh.length + dgate.length + dup.length + dLoraIn.length + dlosses.length + dScaled.length
-                + dyRest.length + dDoraIn.length);
+                + dyRest.length + dDoraIn.length + dProj.length + bnDz.length + bnAct.length);
     }
 
     /**
@@ -402,6 +439,7 @@ public final class TrainGraph {
                 case D_UP -> dup;
                 case D_HB -> dh;
                 case D_SCALED -> dScaled;
+                case D_PROJ -> dProj;
                 default -> throw new IllegalArgumentException(b + " is not a block buffer");
             };
         }
@@ -466,6 +504,27 @@ public final class TrainGraph {
             } else {
                 Dora.forward(buf(y), training ? a.pre[j] : null, ll.values(), ll.magnitude.off(), norm, T, ll.out);
             }
+        }
+
+        @Override
+        public int bottlenecks(Sublayer s) {
+            return ad != null && ad.bottleneck(l, s) != null ? 1 : 0;
+        }
+
+        /** Keeps the module's input and pre-activation for the backward. */
+        @Override
+        public void bottleneck(Sublayer s, int i, Buf y) {
+            BottleneckLayer b = ad.bottleneck(l, s);
+            Bottleneck.forward(buf(y), a.bnIn[s.ordinal()], a.bnZ[s.ordinal()], bnAct, b.values(), b.down.off(), b.downBias.off(),
+                    b.up.off(), b.upBias.off(), ad.bottleneckConfig().activation(), ad.bottleneckConfig().scaling(), T, b.C, b.d);
+        }
+
+        @Override
+        public void bottleneckBackward(Sublayer s, int i, Buf dx, Buf dy) {
+            BottleneckLayer b = ad.bottleneck(l, s);
+            Bottleneck.backward(buf(dx), b.grads(), bnDz, bnAct, buf(dy), a.bnIn[s.ordinal()], a.bnZ[s.ordinal()], b.values(),
+                    b.down.off(), b.downBias.off(), b.up.off(), b.upBias.off(), ad.bottleneckConfig().activation(),
+                    ad.bottleneckConfig().scaling(), T, b.C, b.d);
         }
 
         @Override

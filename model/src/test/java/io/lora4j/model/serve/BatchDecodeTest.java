@@ -72,6 +72,39 @@ class BatchDecodeTest {
         assertTrue(diff > 1e-3, "LoRA then DoRA vs DoRA then LoRA: logits differ by " + diff + " only");
     }
 
+    /** Bottleneck adapters stack in each row's order, beside LoRA branches, as the single-sequence backend runs them. */
+    @Test
+    void bottleneckAdaptersApplyInEachRowsOwnOrder() {
+        Llama m = new Llama(new TinyModel(C, 9, false));
+        LoraAdapter lora = new LoraAdapter("l", new LoraConfig(4, 8f, 0f, List.of("o_proj", "down_proj"), null, "none",
+                false, "false", List.of(), Map.of(), Map.of(), List.of()), m, 1);
+        LoraAdapter b1 = bottleneck(m, "b1", new io.lora4j.model.lora.BottleneckConfig(true, true, 8, Map.of(), "swish", "bert", 1f,
+                List.of(), 0f), 5);
+        LoraAdapter b2 = bottleneck(m, "b2", new io.lora4j.model.lora.BottleneckConfig(false, true, 16, Map.of(), "tanh", "bert", 2f,
+                List.of(0), 0f), 6);
+        List<List<AdapterSet.Active>> adapters = List.of(
+                List.of(new AdapterSet.Active(b1, 1f)),
+                List.of(new AdapterSet.Active(b1, 1f), new AdapterSet.Active(b2, 0.8f)),
+                List.of(new AdapterSet.Active(b2, 0.8f), new AdapterSet.Active(lora, 1f), new AdapterSet.Active(b1, 1f)),
+                List.of());
+        float[][] rows = assertBatchGivesEachRowItsOwnLogits(m, adapters, new int[][]{{1, 5, 9, 2}, {1, 7}, {1, 7}, {1, 12, 13}}, 1);
+        float diff = 0;
+        for (int v = 0; v < C.vocabSize(); v++) {
+            diff = Math.max(diff, Math.abs(rows[1][v] - rows[2][v]));
+        }
+        assertTrue(diff > 1e-3, "the adapters change the logits: " + diff);
+    }
+
+    /** A bottleneck adapter whose bert-initialised weights are scaled up to matter. */
+    static LoraAdapter bottleneck(Llama m, String name, io.lora4j.model.lora.BottleneckConfig cfg, long seed) {
+        LoraAdapter a = new LoraAdapter(name, cfg, m, seed);
+        float[] p = a.store().values;
+        for (int i = 0; i < p.length; i++) {
+            p[i] *= 10;
+        }
+        return a;
+    }
+
     /** A DoRA adapter with random A and B and magnitudes away from the row norms (g ≠ 1). */
     static LoraAdapter dora(Llama m, String name, List<String> targets, long seed) {
         LoraAdapter a = new LoraAdapter(name, new LoraConfig(3, 6f, 0f, targets, null, "none", false, "false", List.of(), Map.of(),

@@ -107,13 +107,7 @@ class TrainGraphGradientTest {
         LoraAdapter a1 = doraAdapter(m, 0.1f), a2 = doraAdapter(m, 0.1f);
         double l1 = new TrainGraph(m, a1, 8, false).forwardBackward(TOKENS, TARGETS, TOKENS.length, 0.5f, 42);
         double l2 = new TrainGraph(m, a2, 8, true).forwardBackward(TOKENS, TARGETS, TOKENS.length, 0.5f, 42);
-        assertEquals(l1, l2, 0.0, "same loss");
-        for (ParamStore.View v : a1.store().views()) {
-            for (int j = 0; j < v.len(); j++) {
-                float x = v.grad(j), y = a2.store().grads[v.off() + j];
-                assertEquals(x, y, 1e-6f * Math.max(1, Math.abs(x)), v.name() + " gradient " + j);
-            }
-        }
+        assertSameLossAndGradients(l1, l2, a1, a2);
     }
 
     @ParameterizedTest
@@ -125,6 +119,17 @@ class TrainGraphGradientTest {
         int T = TOKENS.length;
         g.forwardBackward(TOKENS, TARGETS, T, 1f, 0);
         assertAdapterGradients(g, ad, T, 3, 7, 300);
+    }
+
+    /** Two runs (e.g. with and without checkpointing) gave the same loss and, within 1e-6, the same gradients. */
+    static void assertSameLossAndGradients(double l1, double l2, LoraAdapter a1, LoraAdapter a2) {
+        assertEquals(l1, l2, 0.0, "same loss");
+        for (ParamStore.View v : a1.store().views()) {
+            for (int j = 0; j < v.len(); j++) {
+                float x = v.grad(j), y = a2.store().grads[v.off() + j];
+                assertEquals(x, y, 1e-6f * Math.max(1, Math.abs(x)), v.name() + " gradient " + j);
+            }
+        }
     }
 
     /**
@@ -220,13 +225,7 @@ class TrainGraphGradientTest {
         TrainGraph ckpt = new TrainGraph(m, a2, 8, true);
         double l1 = plain.forwardBackward(TOKENS, TARGETS, TOKENS.length, 0.5f, 42);
         double l2 = ckpt.forwardBackward(TOKENS, TARGETS, TOKENS.length, 0.5f, 42);
-        assertEquals(l1, l2, 0.0, "same loss");
-        for (ParamStore.View v : a1.store().views()) {
-            for (int j = 0; j < v.len(); j++) {
-                float x = v.grad(j), y = a2.store().grads[v.off() + j];
-                assertEquals(x, y, 1e-6f * Math.max(1, Math.abs(x)), v.name() + " gradient " + j);
-            }
-        }
+        assertSameLossAndGradients(l1, l2, a1, a2);
         assertTrue(ckpt.activationBytes() < plain.activationBytes(),
                 ckpt.activationBytes() + " vs " + plain.activationBytes());
     }
