@@ -245,10 +245,16 @@ public final class Matmul {
             }
             total += w.rows();
         }
-        Threads.parallelFor(total, 2L * cols * R, (from, to) -> rowsBlock(outs, x, ws, R, cols, from, to, scratch(cols)));
+        Threads.parallelFor(total, 2L * cols * R, (from, to) -> rowsBlock(outs, x, ws, R, cols, from, to, scratch(RB * cols)));
     }
 
-    /** {@link #forwardRows} for the rows {@code from..to} of the matrices laid end to end; h is a scratch row. */
+    /**
+     * {@link #forwardRows} for the rows {@code from..to} of the matrices laid end to end; h is scratch for
+     * {@link #RB} decoded weight rows. Weight rows are decoded {@link #RB} at a time and every pair of input
+     * rows runs over them with RB × 2 accumulators (6 loads per 8 FMAs, where one weight row against one
+     * input needs 2 per FMA); whatever the blocking, each output element is one accumulator chain over c
+     * in vector steps, the fixed fold and the scalar tail, so a row's result does not depend on the others.
+     */
     private static void rowsBlock(float[][] outs, float[] x, Weight[] ws, int R, int cols, int from, int to, float[] h) {
         int upper = F.loopBound(cols);
         int base = 0;
@@ -258,20 +264,74 @@ public final class Matmul {
             int lo = Math.max(from - base, 0);
             int hi = Math.min(to - base, rows);
             float[] out = outs[i];
-            for (int r = lo; r < hi; r++) {
-                Dequant.row(w, r, h, 0);
+            int r = lo;
+            for (; r + RB <= hi; r += RB) {
+                for (int k = 0; k < RB; k++) {
+                    Dequant.row(w, r + k, h, k * cols);
+                }
+                int h1 = cols, h2 = 2 * cols, h3 = 3 * cols;
                 int t = 0;
-                // four input rows at a time: four independent accumulator chains, each summing exactly as one row alone
-                for (; t + 4 <= R; t += 4) {
-                    int x0 = t * cols, x1 = x0 + cols, x2 = x1 + cols, x3 = x2 + cols;
+                for (; t + 2 <= R; t += 2) {
+                    int x0 = t * cols, x1 = x0 + cols;
+                    FloatVector a00 = FloatVector.zero(F), a01 = a00, a10 = a00, a11 = a00;
+                    FloatVector a20 = a00, a21 = a00, a30 = a00, a31 = a00;
+                    int c = 0;
+                    for (; c < upper; c += L) {
+                        FloatVector v0 = FloatVector.fromArray(F, x, x0 + c), v1 = FloatVector.fromArray(F, x, x1 + c);
+                        FloatVector w0 = FloatVector.fromArray(F, h, c), w1 = FloatVector.fromArray(F, h, h1 + c);
+                        FloatVector w2 = FloatVector.fromArray(F, h, h2 + c), w3 = FloatVector.fromArray(F, h, h3 + c);
+                        a00 = w0.fma(v0, a00);
+                        a01 = w0.fma(v1, a01);
+                        a10 = w1.fma(v0, a10);
+                        a11 = w1.fma(v1, a11);
+                        a20 = w2.fma(v0, a20);
+                        a21 = w2.fma(v1, a21);
+                        a30 = w3.fma(v0, a30);
+                        a31 = w3.fma(v1, a31);
+                    }
+                    for (VectorShuffle<Float> fold : FOLDS) {
+                        a00 = a00.add(a00.rearrange(fold));
+                        a01 = a01.add(a01.rearrange(fold));
+                        a10 = a10.add(a10.rearrange(fold));
+                        a11 = a11.add(a11.rearrange(fold));
+                        a20 = a20.add(a20.rearrange(fold));
+                        a21 = a21.add(a21.rearrange(fold));
+                        a30 = a30.add(a30.rearrange(fold));
+                        a31 = a31.add(a31.rearrange(fold));
+                    }
+                    float s00 = a00.lane(0), s01 = a01.lane(0), s10 = a10.lane(0), s11 = a11.lane(0);
+                    float s20 = a20.lane(0), s21 = a21.lane(0), s30 = a30.lane(0), s31 = a31.lane(0);
+                    for (int k = c; k < cols; k++) {
+                        float v0 = x[x0 + k], v1 = x[x1 + k];
+                        s00 += h[k] * v0;
+                        s01 += h[k] * v1;
+                        s10 += h[h1 + k] * v0;
+                        s11 += h[h1 + k] * v1;
+                        s20 += h[h2 + k] * v0;
+                        s21 += h[h2 + k] * v1;
+                        s30 += h[h3 + k] * v0;
+                        s31 += h[h3 + k] * v1;
+                    }
+                    int o0 = t * rows + r, o1 = o0 + rows;
+                    out[o0] = s00;
+                    out[o1] = s01;
+                    out[o0 + 1] = s10;
+                    out[o1 + 1] = s11;
+                    out[o0 + 2] = s20;
+                    out[o1 + 2] = s21;
+                    out[o0 + 3] = s30;
+                    out[o1 + 3] = s31;
+                }
+                if (t < R) { // the last input of an odd count (the only one when R = 1): RB accumulators
+                    int x0 = t * cols;
                     FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0;
                     int c = 0;
                     for (; c < upper; c += L) {
-                        FloatVector hv = FloatVector.fromArray(F, h, c);
-                        a0 = hv.fma(FloatVector.fromArray(F, x, x0 + c), a0);
-                        a1 = hv.fma(FloatVector.fromArray(F, x, x1 + c), a1);
-                        a2 = hv.fma(FloatVector.fromArray(F, x, x2 + c), a2);
-                        a3 = hv.fma(FloatVector.fromArray(F, x, x3 + c), a3);
+                        FloatVector v0 = FloatVector.fromArray(F, x, x0 + c);
+                        a0 = FloatVector.fromArray(F, h, c).fma(v0, a0);
+                        a1 = FloatVector.fromArray(F, h, h1 + c).fma(v0, a1);
+                        a2 = FloatVector.fromArray(F, h, h2 + c).fma(v0, a2);
+                        a3 = FloatVector.fromArray(F, h, h3 + c).fma(v0, a3);
                     }
                     for (VectorShuffle<Float> fold : FOLDS) {
                         a0 = a0.add(a0.rearrange(fold));
@@ -281,35 +341,52 @@ public final class Matmul {
                     }
                     float s0 = a0.lane(0), s1 = a1.lane(0), s2 = a2.lane(0), s3 = a3.lane(0);
                     for (int k = c; k < cols; k++) {
-                        s0 += h[k] * x[x0 + k];
-                        s1 += h[k] * x[x1 + k];
-                        s2 += h[k] * x[x2 + k];
-                        s3 += h[k] * x[x3 + k];
+                        float v0 = x[x0 + k];
+                        s0 += h[k] * v0;
+                        s1 += h[h1 + k] * v0;
+                        s2 += h[h2 + k] * v0;
+                        s3 += h[h3 + k] * v0;
                     }
-                    out[t * rows + r] = s0;
-                    out[(t + 1) * rows + r] = s1;
-                    out[(t + 2) * rows + r] = s2;
-                    out[(t + 3) * rows + r] = s3;
+                    int o0 = t * rows + r;
+                    out[o0] = s0;
+                    out[o0 + 1] = s1;
+                    out[o0 + 2] = s2;
+                    out[o0 + 3] = s3;
                 }
-                for (; t < R; t++) {
-                    int xo = t * cols;
-                    FloatVector acc = FloatVector.zero(F);
-                    int c = 0;
-                    for (; c < upper; c += L) {
-                        acc = FloatVector.fromArray(F, h, c).fma(FloatVector.fromArray(F, x, xo + c), acc);
-                    }
-                    for (VectorShuffle<Float> fold : FOLDS) {
-                        acc = acc.add(acc.rearrange(fold));
-                    }
-                    float sum = acc.lane(0);
-                    for (; c < cols; c++) {
-                        sum += h[c] * x[xo + c];
-                    }
-                    out[t * rows + r] = sum;
+            }
+            for (; r < hi; r++) {
+                Dequant.row(w, r, h, 0);
+                for (int t = 0; t < R; t++) {
+                    out[t * rows + r] = rowDot(h, 0, x, t * cols, cols, upper);
                 }
             }
             base += rows;
         }
+    }
+
+    /** Weight rows decoded together by {@link #forwardRows}. */
+    private static final int RB = 4;
+
+    /**
+     * One output of {@link #forwardRows}: {@code Σ_c h[ho + c] · x[xo + c]} as one accumulator chain, the fold,
+     * the scalar tail — the order the blocked kernel keeps for every element. Called only for the weight rows
+     * left over after the blocks (fewer than {@link #RB} per thread and matrix), so its vector calls being
+     * virtual when C2 compiles it early (see {@link #FOLDS}) costs little.
+     */
+    private static float rowDot(float[] h, int ho, float[] x, int xo, int cols, int upper) {
+        FloatVector acc = FloatVector.zero(F);
+        int c = 0;
+        for (; c < upper; c += L) {
+            acc = FloatVector.fromArray(F, h, ho + c).fma(FloatVector.fromArray(F, x, xo + c), acc);
+        }
+        for (VectorShuffle<Float> fold : FOLDS) {
+            acc = acc.add(acc.rearrange(fold));
+        }
+        float sum = acc.lane(0);
+        for (; c < cols; c++) {
+            sum += h[ho + c] * x[xo + c];
+        }
+        return sum;
     }
 
     /**
