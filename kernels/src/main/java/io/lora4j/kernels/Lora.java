@@ -106,27 +106,33 @@ public final class Lora {
                                int T, int IN, int OUT, int r) {
         Threads.parallelFor(T, (long) r * (IN + OUT) * 2, (from, to) -> {
             for (int t = from; t < to; t++) {
-                int xo = t * IN;
-                for (int j = 0; j < r; j++) {
-                    float acc = 0f;
-                    int ao = aOff + j * IN;
-                    for (int c = 0; c < IN; c++) {
-                        acc += p[ao + c] * x[xo + c];
-                    }
-                    ax[t * r + j] = acc;
-                }
-                int yo = t * OUT;
-                for (int o = 0; o < OUT; o++) {
-                    float acc = 0f;
-                    int bo = bOff + o * r;
-                    for (int j = 0; j < r; j++) {
-                        float e = eOff < 0 ? 1f : p[eOff + j];
-                        acc += p[bo + j] * (e * ax[t * r + j]);
-                    }
-                    y[yo + o] += s * acc;
-                }
+                row(y, ax, x, t, p, aOff, eOff, bOff, s, IN, OUT, r);
             }
         });
+    }
+
+    /** Row t of {@link #forward}: {@code ax[t] = A x[t]}, {@code y[t] += s · B (e ⊙ ax[t])}. */
+    private static void row(float[] y, float[] ax, float[] x, int t, float[] p, int aOff, int eOff, int bOff, float s,
+                            int IN, int OUT, int r) {
+        int xo = t * IN;
+        for (int j = 0; j < r; j++) {
+            float acc = 0f;
+            int ao = aOff + j * IN;
+            for (int c = 0; c < IN; c++) {
+                acc += p[ao + c] * x[xo + c];
+            }
+            ax[t * r + j] = acc;
+        }
+        int yo = t * OUT;
+        for (int o = 0; o < OUT; o++) {
+            float acc = 0f;
+            int bo = bOff + o * r;
+            for (int j = 0; j < r; j++) {
+                float e = eOff < 0 ? 1f : p[eOff + j];
+                acc += p[bo + j] * (e * ax[t * r + j]);
+            }
+            y[yo + o] += s * acc;
+        }
     }
 
     /**
@@ -138,26 +144,7 @@ public final class Lora {
                                    int bOff, float s, int IN, int OUT, int r) {
         Threads.parallelFor(n, (long) r * (IN + OUT) * 2, (from, to) -> {
             for (int k = from; k < to; k++) {
-                int t = rows[k];
-                int xo = t * IN;
-                for (int j = 0; j < r; j++) {
-                    float acc = 0f;
-                    int ao = aOff + j * IN;
-                    for (int c = 0; c < IN; c++) {
-                        acc += p[ao + c] * x[xo + c];
-                    }
-                    ax[t * r + j] = acc;
-                }
-                int yo = t * OUT;
-                for (int o = 0; o < OUT; o++) {
-                    float acc = 0f;
-                    int bo = bOff + o * r;
-                    for (int j = 0; j < r; j++) {
-                        float e = eOff < 0 ? 1f : p[eOff + j];
-                        acc += p[bo + j] * (e * ax[t * r + j]);
-                    }
-                    y[yo + o] += s * acc;
-                }
+                row(y, ax, x, rows[k], p, aOff, eOff, bOff, s, IN, OUT, r);
             }
         });
     }

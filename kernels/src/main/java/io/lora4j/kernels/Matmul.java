@@ -357,7 +357,7 @@ public final class Matmul {
             for (; r < hi; r++) {
                 Dequant.row(w, r, h, 0);
                 for (int t = 0; t < R; t++) {
-                    out[t * rows + r] = rowDot(h, 0, x, t * cols, cols, upper);
+                    out[t * rows + r] = dotArrays(h, 0, x, t * cols, cols); // the order of the blocks' chains
                 }
             }
             base += rows;
@@ -366,28 +366,6 @@ public final class Matmul {
 
     /** Weight rows decoded together by {@link #forwardRows}. */
     private static final int RB = 4;
-
-    /**
-     * One output of {@link #forwardRows}: {@code Σ_c h[ho + c] · x[xo + c]} as one accumulator chain, the fold,
-     * the scalar tail — the order the blocked kernel keeps for every element. Called only for the weight rows
-     * left over after the blocks (fewer than {@link #RB} per thread and matrix), so its vector calls being
-     * virtual when C2 compiles it early (see {@link #FOLDS}) costs little.
-     */
-    private static float rowDot(float[] h, int ho, float[] x, int xo, int cols, int upper) {
-        FloatVector acc = FloatVector.zero(F);
-        int c = 0;
-        for (; c < upper; c += L) {
-            acc = FloatVector.fromArray(F, h, ho + c).fma(FloatVector.fromArray(F, x, xo + c), acc);
-        }
-        for (VectorShuffle<Float> fold : FOLDS) {
-            acc = acc.add(acc.rearrange(fold));
-        }
-        float sum = acc.lane(0);
-        for (; c < cols; c++) {
-            sum += h[ho + c] * x[xo + c];
-        }
-        return sum;
-    }
 
     /**
      * Shuffles that bring lane i + L/2, then i + L/4, … onto lane i: a fixed pairwise reduction tree.

@@ -73,24 +73,29 @@ public final class Rope {
 
     /** Fast twin: one cos/sin per (token, pair) shared by all heads, parallel over tokens. */
     public static void forward(float[] x, float[] freqs, int T, int NH, int HS, int pos0, boolean halves) {
-        int half = HS / 2;
         Threads.parallelFor(T, (long) NH * HS * 2, (from, to) -> {
             for (int t = from; t < to; t++) {
-                for (int i = 0; i < half; i++) {
-                    float angle = (pos0 + t) * freqs[i];
-                    float c = (float) Math.cos(angle);
-                    float s = (float) Math.sin(angle);
-                    int j0 = t * NH * HS + (halves ? i : 2 * i);
-                    int d = halves ? half : 1;
-                    for (int h = 0; h < NH; h++, j0 += HS) {
-                        float v0 = x[j0];
-                        float v1 = x[j0 + d];
-                        x[j0] = v0 * c - v1 * s;
-                        x[j0 + d] = v0 * s + v1 * c;
-                    }
-                }
+                row(x, freqs, t, pos0 + t, NH, HS, halves);
             }
         });
+    }
+
+    /** Rotates row t (all heads) to position {@code position}: one cos/sin per pair, shared by the heads. */
+    private static void row(float[] x, float[] freqs, int t, int position, int NH, int HS, boolean halves) {
+        int half = HS / 2;
+        for (int i = 0; i < half; i++) {
+            float angle = position * freqs[i];
+            float c = (float) Math.cos(angle);
+            float s = (float) Math.sin(angle);
+            int j0 = t * NH * HS + (halves ? i : 2 * i);
+            int d = halves ? half : 1;
+            for (int h = 0; h < NH; h++, j0 += HS) {
+                float v0 = x[j0];
+                float v1 = x[j0 + d];
+                x[j0] = v0 * c - v1 * s;
+                x[j0 + d] = v0 * s + v1 * c;
+            }
+        }
     }
 
     /**
@@ -98,22 +103,9 @@ public final class Rope {
      * sequences); each row is rotated exactly as {@link #forward} rotates a row at that position.
      */
     public static void forwardRows(float[] x, float[] freqs, int[] pos, int R, int NH, int HS, boolean halves) {
-        int half = HS / 2;
         Threads.parallelFor(R, (long) NH * HS * 2, (from, to) -> {
             for (int t = from; t < to; t++) {
-                for (int i = 0; i < half; i++) {
-                    float angle = pos[t] * freqs[i];
-                    float c = (float) Math.cos(angle);
-                    float s = (float) Math.sin(angle);
-                    int j0 = t * NH * HS + (halves ? i : 2 * i);
-                    int d = halves ? half : 1;
-                    for (int h = 0; h < NH; h++, j0 += HS) {
-                        float v0 = x[j0];
-                        float v1 = x[j0 + d];
-                        x[j0] = v0 * c - v1 * s;
-                        x[j0 + d] = v0 * s + v1 * c;
-                    }
-                }
+                row(x, freqs, t, pos[t], NH, HS, halves);
             }
         });
     }
