@@ -56,6 +56,8 @@ public class MatmulBench {
     private float[] out;
     private float[] dy;
     private float[] dx;
+    private float[][] rows;
+    private Weight[] ws;
 
     /** Throughput beside the time: weight bytes read and floating-point operations per second. */
     @State(Scope.Thread)
@@ -88,6 +90,8 @@ public class MatmulBench {
         x = random(r, tokens * cols);
         dy = random(r, tokens * rows);
         out = new float[tokens * rows];
+        this.rows = new float[][]{out};
+        ws = new Weight[]{w};
         dx = new float[tokens * cols];
     }
 
@@ -102,6 +106,14 @@ public class MatmulBench {
     @Benchmark
     public float[] matmul(Rates rates) {
         Matmul.forward(out, x, w, tokens);
+        count(rates);
+        return out;
+    }
+
+    /** A server's decode step: {@code tokens} rows from different sequences, the weights read once ({@link Matmul#forwardRows}). */
+    @Benchmark
+    public float[] batchRows(Rates rates) {
+        Matmul.forwardRows(rows, x, ws, tokens);
         count(rates);
         return out;
     }

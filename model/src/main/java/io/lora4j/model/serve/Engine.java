@@ -1,6 +1,7 @@
 package io.lora4j.model.serve;
 
 import io.lora4j.kernels.Dequant;
+import io.lora4j.kernels.Threads;
 import io.lora4j.model.JvmBackend;
 import io.lora4j.model.Llama;
 import io.lora4j.model.Sampler;
@@ -102,7 +103,8 @@ public final class Engine implements AutoCloseable {
     private final Deque<Sequence> queue = new ArrayDeque<>();
     private final List<Sequence> running = new ArrayList<>();
     private final Deque<State> freeStates = new ArrayDeque<>();
-    private final float[] rowLogits;
+    private final float[][] rowLogits;
+    private final int[] next;
     private final Thread thread;
     private volatile boolean closed;
     // counters for metrics
@@ -114,7 +116,8 @@ public final class Engine implements AutoCloseable {
         this.model = model;
         this.opt = opt;
         this.batch = new BatchDecode(model, opt.maxSequences(), maxRank);
-        this.rowLogits = new float[model.config().vocabSize()];
+        this.rowLogits = new float[opt.maxSequences()][];
+        this.next = new int[opt.maxSequences()];
         this.thread = Thread.ofPlatform().name("lora4j-engine").daemon(true).start(this::loop);
     }
 
@@ -272,20 +275,51 @@ public final class Engine implements AutoCloseable {
         }
         batch.step(states, adapters, R);
         List<Sequence> rows = new ArrayList<>(running);
+        // the rows' samplers are independent (each its own seed, history and logits): drawn in parallel,
+        // delivered in row order on this thread
+        int V = model.config().vocabSize();
+        Threads.parallelFor(R, 64L * V, (from, to) -> {
+            for (int t = from; t < to; t++) {
+                Sequence s = rows.get(t);
+                if (!s.handle.cancelled) {
+                    next[t] = sample(s, rowLogits(t), batch.logits, t * V);
+                }
+            }
+        });
         for (int t = 0; t < R; t++) {
-            emit(rows.get(t), batch.logits, t * model.config().vocabSize());
+            deliver(rows.get(t), next[t]);
         }
+    }
+
+    /** Row t's scratch for its sampler's logits (the repetition penalty writes to it). */
+    private float[] rowLogits(int t) {
+        if (rowLogits[t] == null) {
+            rowLogits[t] = new float[model.config().vocabSize()];
+        }
+        return rowLogits[t];
+    }
+
+    private int sample(Sequence s, float[] scratch, float[] logits, int off) {
+        int V = model.config().vocabSize();
+        System.arraycopy(logits, off, scratch, 0, V);
+        return s.sampler.sample(scratch, V, s.history, s.n);
     }
 
     /** Samples the next token of s from logits[off..off+V), passes it on, and ends s when it is done. */
     private void emit(Sequence s, float[] logits, int off) {
-        int V = model.config().vocabSize();
+        if (!s.handle.cancelled) {
+            deliver(s, sample(s, rowLogits(0), logits, off));
+        } else {
+            finish(s, Finish.CANCELLED);
+        }
+    }
+
+    /** Passes s's next token on and ends s when it is done (or cancelled meanwhile). */
+    private void deliver(Sequence s, int next) {
         if (s.handle.cancelled) {
             finish(s, Finish.CANCELLED);
             return;
         }
-        System.arraycopy(logits, off, rowLogits, 0, V);
-        int next = s.sampler.sample(rowLogits, V, s.history, s.n);
         if (s.req.stopTokens().contains(next)) {
             finish(s, Finish.STOP);
             return;
