@@ -62,7 +62,8 @@ final class ServeCommand implements Callable<Integer> {
     int queue;
 
     @Option(names = {"-b", "--batch-size"}, defaultValue = "64", paramLabel = "N",
-            description = "Prompt tokens per batched forward when a request joins (default ${DEFAULT-VALUE}).")
+            description = "Prompt tokens per step: joining prompts run beside the decoding sequences, at most this many "
+                    + "of their tokens per step (default ${DEFAULT-VALUE}).")
     int prefillChunk;
 
     @Option(names = "--max-body", defaultValue = "1048576", description = "Largest request body in bytes (default ${DEFAULT-VALUE}).")

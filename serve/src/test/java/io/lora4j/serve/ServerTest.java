@@ -130,11 +130,16 @@ class ServerTest {
         assertEquals(answer, r.aiMessage().text());
     }
 
-    /** 16 concurrent greedy requests over 4 adapters and the base return what each returns alone. */
+    /**
+     * 16 concurrent greedy requests over 4 adapters and the base return what each returns alone; the long
+     * prompt (over the fixture's 32 prompt rows per step) is prefilled over several steps, cut differently
+     * alone and beside other joining prompts.
+     */
     @Test
     void batchingChangesNothing() throws Exception {
         String[] models = {"stories260K", "a0", "a1", "a2", "a3"};
-        String[] prompts = {"Once upon a time", "The dragon", "Tom the cat", "A small boat", "Mia built"};
+        String[] prompts = {"Once upon a time", "The dragon", "Tom the cat", "A small boat",
+            "Mia built a big sand castle by the sea. Her brother Sam wanted to help, so he brought a bucket of water and a little red flag"};
         List<String[]> cases = new ArrayList<>();
         for (int i = 0; i < 16; i++) {
             cases.add(new String[]{models[i % models.length], prompts[(i * 3) % prompts.length]});

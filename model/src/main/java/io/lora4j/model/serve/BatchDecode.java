@@ -29,7 +29,8 @@ import java.util.List;
  * for all R rows ({@link Matmul#forwardRows}: the weights are read once); each adapter branch runs on
  * the rows whose sequence uses it ({@link Lora#forwardRows}); attention and RoPE run per row at the
  * row's position. Every kernel computes a row the same way whatever the other rows are, so a
- * sequence's tokens do not depend on what it is batched with. A row's adapters apply in the row's own
+ * sequence's tokens do not depend on what it is batched with. Rows may also be a prompt's tokens, one
+ * row per position (the logits computed only for the rows that want them). A row's adapters apply in the row's own
  * order (a DoRA branch rescales what came before it): branches are grouped by their place in the rows'
  * adapter lists first.
  * <pre>
@@ -44,6 +45,8 @@ final class BatchDecode extends JvmOps {
     private final float[] x, xb, rstd, q, k, v, attOut, proj, hb, hb2, ax;
     final float[] logits;
     final int[] pos;
+    private final int[] logitRows;
+    private int nLogits;
     private final State[] states;
     private final List<List<AdapterSet.Active>> adapters = new ArrayList<>();
     private final float[][] kCaches, vCaches;
@@ -58,9 +61,15 @@ final class BatchDecode extends JvmOps {
     }
 
     BatchDecode(Llama m, int maxRows, int maxRank) {
+        this(m, maxRows, maxRows, maxRank);
+    }
+
+    /** Steps of up to maxRows rows, of which up to maxLogitRows want logits (prompt rows but a prompt's last need none). */
+    BatchDecode(Llama m, int maxRows, int maxLogitRows, int maxRank) {
         super(m.config(), m.ropeFreqs());
         this.m = m;
         this.maxRows = maxRows;
+        this.logitRows = new int[maxLogitRows];
         LlamaConfig c = m.config();
         int R = maxRows;
         x = new float[R * c.dim()];
@@ -74,7 +83,7 @@ final class BatchDecode extends JvmOps {
         hb = new float[R * c.hiddenDim()];
         hb2 = new float[R * c.hiddenDim()];
         ax = new float[R * Math.max(1, maxRank)];
-        logits = new float[Math.multiplyExact(R, c.vocabSize())];
+        logits = new float[Math.multiplyExact(maxLogitRows, c.vocabSize())];
         pos = new int[R];
         states = new State[R];
         kCaches = new float[R][];
@@ -91,9 +100,23 @@ final class BatchDecode extends JvmOps {
      * {@code states.get(t)} and whose adapters are {@code rowAdapters.get(t)}; leaves (R, V) logits.
      */
     void step(List<State> rowStates, List<List<AdapterSet.Active>> rowAdapters, int R) {
-        if (R < 1 || R > maxRows) {
-            throw new IllegalArgumentException(R + " rows; this batch takes 1.." + maxRows);
+        int[] all = new int[R];
+        java.util.Arrays.setAll(all, t -> t);
+        step(rowStates, rowAdapters, R, all, R);
+    }
+
+    /**
+     * {@link #step} where only the rows {@code wanted[0..n)} (ascending) need logits: the logits of row
+     * {@code wanted[j]} are left at {@code j · V}. Several rows may be one sequence's consecutive
+     * positions (a prompt's tokens): every row's K and V go to the caches before any row attends.
+     */
+    void step(List<State> rowStates, List<List<AdapterSet.Active>> rowAdapters, int R, int[] wanted, int n) {
+        if (R < 1 || R > maxRows || n > logitRows.length) {
+            throw new IllegalArgumentException(R + " rows (" + n + " with logits); this batch takes 1.." + maxRows
+                    + " (" + logitRows.length + ")");
         }
+        System.arraycopy(wanted, 0, logitRows, 0, n);
+        nLogits = n;
         T = R;
         adapters.clear();
         adapters.addAll(rowAdapters);
@@ -293,7 +316,16 @@ final class BatchDecode extends JvmOps {
 
     @Override
     public void logits(Buf out, Buf in) {
-        Matmul.forwardRows(new float[][]{buf(out)}, buf(in), new Weight[]{m.output()}, T);
+        float[] x = buf(in);
+        int C = c.dim();
+        for (int j = 0; j < nLogits; j++) { // the wanted rows packed to the front (ascending: nothing overwritten before it is read)
+            if (logitRows[j] != j) {
+                System.arraycopy(x, logitRows[j] * C, x, j * C, C);
+            }
+        }
+        if (nLogits > 0) {
+            Matmul.forwardRows(new float[][]{buf(out)}, x, new Weight[]{m.output()}, nLogits);
+        }
     }
 
     @Override

@@ -2,7 +2,6 @@ package io.lora4j.model.serve;
 
 import io.lora4j.kernels.Dequant;
 import io.lora4j.kernels.Threads;
-import io.lora4j.model.JvmBackend;
 import io.lora4j.model.Llama;
 import io.lora4j.model.Sampler;
 import io.lora4j.model.State;
@@ -19,10 +18,12 @@ import java.util.concurrent.atomic.AtomicLong;
 
 /**
  * Continuous batching on one base model: requests wait in a bounded queue, join the running batch
- * (their prompt prefilled as batched chunks, alone) as soon as a sequence slot is free, and decode
- * together — one {@link BatchDecode} step per token for every running sequence, each with its own KV
- * cache, position, sampler and adapters — until they stop, run out of tokens or are cancelled, which
- * frees their slot for the next request at once. One thread runs the model; listeners are called on
+ * as soon as a sequence slot is free, and decode together — one {@link BatchDecode} step per token for
+ * every running sequence, each with its own KV cache, position, sampler and adapters — until they
+ * stop, run out of tokens or are cancelled, which frees their slot for the next request at once. A
+ * joining prompt is prefilled inside those steps: its tokens are rows of the step beside the decoding
+ * sequences' rows (at most {@code prefillChunk} prompt rows per step, so a long prompt takes several
+ * steps and holds no one up), and the step that reaches its last token gives its first new one. One thread runs the model; listeners are called on
  * it and must not block.
  */
 public final class Engine implements AutoCloseable {
@@ -31,7 +32,7 @@ public final class Engine implements AutoCloseable {
      * @param maxSequences   sequences decoding at once (slots, each with its own KV cache)
      * @param contextLength  positions per sequence (prompt and completion)
      * @param queueCapacity  requests that may wait for a slot; beyond it {@link #submit} refuses
-     * @param prefillChunk   prompt tokens per batched forward when a sequence joins
+     * @param prefillChunk   prompt tokens per step (beside one row per decoding sequence)
      */
     public record Options(int maxSequences, int contextLength, int queueCapacity, int prefillChunk) {
         public Options {
@@ -84,6 +85,7 @@ public final class Engine implements AutoCloseable {
         final Sampler sampler;
         final int[] history;
         int n;         // tokens in history (prompt + generated)
+        int cached;    // positions in the KV cache: a step runs history[cached..n) (a prompt: in chunks)
         int generated;
         State state;
 
@@ -98,13 +100,13 @@ public final class Engine implements AutoCloseable {
 
     private final Llama model;
     private final Options opt;
-    private final JvmBackend backend = new JvmBackend();
     private final BatchDecode batch;
     private final Deque<Sequence> queue = new ArrayDeque<>();
     private final List<Sequence> running = new ArrayList<>();
     private final Deque<State> freeStates = new ArrayDeque<>();
     private final float[][] rowLogits;
     private final int[] next;
+    private final int[] wanted;
     private final Thread thread;
     private volatile boolean closed;
     // counters for metrics
@@ -115,9 +117,11 @@ public final class Engine implements AutoCloseable {
     public Engine(Llama model, Options opt, int maxRank) {
         this.model = model;
         this.opt = opt;
-        this.batch = new BatchDecode(model, opt.maxSequences(), maxRank);
+        int rows = opt.maxSequences() + opt.prefillChunk();
+        this.batch = new BatchDecode(model, rows, opt.maxSequences(), maxRank);
         this.rowLogits = new float[opt.maxSequences()][];
         this.next = new int[opt.maxSequences()];
+        this.wanted = new int[opt.maxSequences()];
         this.thread = Thread.ofPlatform().name("lora4j-engine").daemon(true).start(this::loop);
     }
 
@@ -190,7 +194,7 @@ public final class Engine implements AutoCloseable {
 
     private void loop() {
         while (true) {
-            Sequence next = null;
+            List<Sequence> joining = new ArrayList<>();
             synchronized (this) {
                 while (!closed && queue.isEmpty() && running.isEmpty()) {
                     try {
@@ -202,17 +206,15 @@ public final class Engine implements AutoCloseable {
                 if (closed) {
                     break;
                 }
-                if (running.size() < opt.maxSequences()) {
-                    next = queue.poll();
-                    queuedCount = queue.size();
-                    if (next != null) {
-                        runningCount = running.size() + 1; // taken: it counts against the slots from now
-                    }
+                while (running.size() + joining.size() < opt.maxSequences() && !queue.isEmpty()) {
+                    joining.add(queue.poll());
                 }
+                queuedCount = queue.size();
+                runningCount = running.size() + joining.size(); // taken: they count against the slots from now
             }
             try {
-                if (next != null) {
-                    start(next); // one join per step keeps the others decoding between long prefills
+                for (Sequence s : joining) {
+                    start(s);
                 }
                 if (!running.isEmpty()) {
                     step();
@@ -233,61 +235,73 @@ public final class Engine implements AutoCloseable {
         running.clear();
     }
 
-    /** Prefills a joining sequence and emits its first token. */
+    /** A joining sequence takes a KV cache and runs from the next step on (its prompt first). */
     private void start(Sequence s) {
         if (s.handle.cancelled) {
             end(s, Finish.CANCELLED, null);
             return;
         }
-        try {
-            s.state = freeStates.isEmpty() ? new State(model.config(), opt.prefillChunk(), opt.contextLength(), 1) : freeStates.pop();
-            int C = model.config().dim();
-            int n = s.n;
-            for (int done = 0; done < n; ) {
-                int T = Math.min(opt.prefillChunk(), n - done);
-                for (int t = 0; t < T; t++) {
-                    Dequant.row(model.tokenEmbedding(), s.history[done + t], s.state.x, t * C);
-                }
-                backend.forward(model, s.state, s.req.adapters(), T, done, done + T == n ? 1 : 0);
-                done += T;
-            }
-            promptTokens.addAndGet(n);
-            running.add(s);
-            emit(s, s.state.logits, 0);
-        } catch (RuntimeException e) {
-            running.remove(s);
-            end(s, Finish.ERROR, e);
-        }
+        s.state = freeStates.isEmpty() ? new State(model.config(), 1, opt.contextLength(), 1) : freeStates.pop();
+        running.add(s);
     }
 
-    /** One batched decode step of every running sequence. */
+    /**
+     * One batched step: a row for each decoding sequence's last token, and up to {@code prefillChunk}
+     * rows of joining prompts; every sequence whose rows reach its last token gets its next token.
+     */
     private void step() {
-        int R = running.size();
-        int C = model.config().dim();
-        List<State> states = new ArrayList<>(R);
-        List<List<AdapterSet.Active>> adapters = new ArrayList<>(R);
-        for (int t = 0; t < R; t++) {
-            Sequence s = running.get(t);
-            Dequant.row(model.tokenEmbedding(), s.history[s.n - 1], batch.x(), t * C);
-            batch.pos[t] = s.n - 1;
-            states.add(s.state);
-            adapters.add(s.req.adapters());
+        for (Sequence s : new ArrayList<>(running)) {
+            if (s.handle.cancelled) {
+                finish(s, Finish.CANCELLED);
+            }
         }
-        batch.step(states, adapters, R);
-        List<Sequence> rows = new ArrayList<>(running);
+        int C = model.config().dim();
+        int budget = opt.prefillChunk();
+        int R = 0, nl = 0;
+        List<State> states = new ArrayList<>();
+        List<List<AdapterSet.Active>> adapters = new ArrayList<>();
+        List<Sequence> sampled = new ArrayList<>();
+        for (Sequence s : running) {
+            int rows = s.n - s.cached;
+            if (rows > 1) { // a prompt
+                rows = Math.min(rows, budget);
+                budget -= rows;
+            }
+            for (int i = 0; i < rows; i++) {
+                int p = s.cached + i;
+                Dequant.row(model.tokenEmbedding(), s.history[p], batch.x(), R * C);
+                batch.pos[R] = p;
+                states.add(s.state);
+                adapters.add(s.req.adapters());
+                R++;
+            }
+            s.cached += rows;
+            if (rows > 0 && s.cached == s.n) {
+                wanted[nl++] = R - 1;
+                sampled.add(s);
+            }
+        }
+        if (R == 0) {
+            return;
+        }
+        batch.step(states, adapters, R, wanted, nl);
         // the rows' samplers are independent (each its own seed, history and logits): drawn in parallel,
-        // delivered in row order on this thread
+        // delivered in order on this thread
         int V = model.config().vocabSize();
-        Threads.parallelFor(R, 64L * V, (from, to) -> {
-            for (int t = from; t < to; t++) {
-                Sequence s = rows.get(t);
+        Threads.parallelFor(nl, 64L * V, (from, to) -> {
+            for (int j = from; j < to; j++) {
+                Sequence s = sampled.get(j);
                 if (!s.handle.cancelled) {
-                    next[t] = sample(s, rowLogits(t), batch.logits, t * V);
+                    next[j] = sample(s, rowLogits(j), batch.logits, j * V);
                 }
             }
         });
-        for (int t = 0; t < R; t++) {
-            deliver(rows.get(t), next[t]);
+        for (int j = 0; j < nl; j++) {
+            Sequence s = sampled.get(j);
+            if (s.generated == 0) {
+                promptTokens.addAndGet(s.req.prompt().length);
+            }
+            deliver(s, next[j]);
         }
     }
 
@@ -303,15 +317,6 @@ public final class Engine implements AutoCloseable {
         int V = model.config().vocabSize();
         System.arraycopy(logits, off, scratch, 0, V);
         return s.sampler.sample(scratch, V, s.history, s.n);
-    }
-
-    /** Samples the next token of s from logits[off..off+V), passes it on, and ends s when it is done. */
-    private void emit(Sequence s, float[] logits, int off) {
-        if (!s.handle.cancelled) {
-            deliver(s, sample(s, rowLogits(0), logits, off));
-        } else {
-            finish(s, Finish.CANCELLED);
-        }
     }
 
     /** Passes s's next token on and ends s when it is done (or cancelled meanwhile). */

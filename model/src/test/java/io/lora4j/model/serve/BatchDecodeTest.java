@@ -95,6 +95,64 @@ class BatchDecodeTest {
         assertTrue(diff > 1e-3, "the adapters change the logits: " + diff);
     }
 
+    /**
+     * A server prefills a joining prompt inside a step: its tokens are rows beside other sequences' decode
+     * rows, and only the rows that want logits get them. The prompt's last logits are the same bits as
+     * feeding it one token per step by itself, and the decode row's are those of its step alone.
+     */
+    @Test
+    void promptRowsInAStepAreTheSameAsOneTokenPerStep() {
+        Llama m = new Llama(new TinyModel(C, 9, false));
+        LoraAdapter lora = new LoraAdapter("l", new LoraConfig(4, 8f, 0f, LoraConfig.ALL_LINEAR, null, "none", false, "false",
+                List.of(), Map.of(), Map.of(), List.of()), m, 1);
+        List<AdapterSet.Active> withLora = List.of(new AdapterSet.Active(lora, 1f));
+        int V = C.vocabSize(), D = C.dim();
+        int[] prompt = {1, 5, 9, 2, 7};
+        // alone: one row per step
+        State slow = new State(C, 1, 32, 1);
+        BatchDecode one = new BatchDecode(m, 1, 4);
+        for (int p = 0; p < prompt.length; p++) {
+            io.lora4j.kernels.Dequant.row(m.tokenEmbedding(), prompt[p], one.x(), 0);
+            one.pos[0] = p;
+            one.step(List.of(slow), List.of(withLora), 1);
+        }
+        float[] want = Arrays.copyOf(one.logits, V);
+        // another sequence decoding at position 3 (its cache filled by three single steps), alone
+        State other = new State(C, 1, 32, 1);
+        for (int p = 0; p < 3; p++) {
+            io.lora4j.kernels.Dequant.row(m.tokenEmbedding(), 10 + p, one.x(), 0);
+            one.pos[0] = p;
+            one.step(List.of(other), List.of(List.of()), 1);
+        }
+        float[] otherCache = other.kCache[1].clone(), otherV = other.vCache[1].clone();
+        io.lora4j.kernels.Dequant.row(m.tokenEmbedding(), 13, one.x(), 0);
+        one.pos[0] = 3;
+        one.step(List.of(other), List.of(List.of()), 1);
+        float[] wantOther = Arrays.copyOf(one.logits, V);
+        System.arraycopy(otherCache, 0, other.kCache[1], 0, otherCache.length);
+        System.arraycopy(otherV, 0, other.vCache[1], 0, otherV.length);
+        // together: the decode row first, then the whole prompt as rows of the same step
+        BatchDecode batch = new BatchDecode(m, 1 + prompt.length, 2, 4);
+        State fast = new State(C, 1, 32, 1);
+        List<State> states = new ArrayList<>(List.of(other));
+        List<List<AdapterSet.Active>> adapters = new ArrayList<>(List.of(List.of()));
+        io.lora4j.kernels.Dequant.row(m.tokenEmbedding(), 13, batch.x(), 0);
+        batch.pos[0] = 3;
+        for (int p = 0; p < prompt.length; p++) {
+            io.lora4j.kernels.Dequant.row(m.tokenEmbedding(), prompt[p], batch.x(), (1 + p) * D);
+            batch.pos[1 + p] = p;
+            states.add(fast);
+            adapters.add(withLora);
+        }
+        batch.step(states, adapters, 1 + prompt.length, new int[]{0, prompt.length}, 2);
+        assertArrayEquals(wantOther, Arrays.copyOf(batch.logits, V), "the decode row");
+        assertArrayEquals(want, Arrays.copyOfRange(batch.logits, V, 2 * V), "the prompt's last row");
+        for (int l = 0; l < C.nLayers(); l++) {
+            assertArrayEquals(Arrays.copyOf(slow.kCache[l], prompt.length * C.kvDim()),
+                    Arrays.copyOf(fast.kCache[l], prompt.length * C.kvDim()), "keys of layer " + l);
+        }
+    }
+
     /** A bottleneck adapter whose bert-initialised weights are scaled up to matter. */
     static LoraAdapter bottleneck(Llama m, String name, io.lora4j.model.lora.BottleneckConfig cfg, long seed) {
         LoraAdapter a = new LoraAdapter(name, cfg, m, seed);
