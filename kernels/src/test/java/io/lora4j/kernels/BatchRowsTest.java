@@ -42,6 +42,43 @@ class BatchRowsTest {
         }
     }
 
+    /**
+     * F16 with 8 inputs or more runs {@code f16Rows2x8} (AVX-512) on whole groups of 8 and the scratch path on
+     * the rest and on a single input: the same bits either way, here with a scalar tail (cols not a multiple of
+     * the vector), subnormal and signed-zero halves, and 19 inputs (two groups and 3 left).
+     */
+    @Test
+    void f16GroupsOfEightAreTheScratchPathsBits() {
+        int cols = 536, rows = 203, R = 19; // rows: each thread's share holds whole blocks of 4
+        SplittableRandom rnd = new SplittableRandom(8);
+        java.lang.foreign.MemorySegment seg = java.lang.foreign.MemorySegment.ofArray(new short[rows * cols]);
+        for (int i = 0; i < rows * cols; i++) {
+            short h = switch (i % 97) {
+                case 0 -> (short) (1 + rnd.nextInt(0x3ff)); // subnormal
+                case 1 -> (short) (0x8000 | (1 + rnd.nextInt(0x3ff)));
+                case 2 -> (short) 0x8000; // -0
+                default -> Float.floatToFloat16((float) rnd.nextGaussian() * 0.05f);
+            };
+            seg.set(java.lang.foreign.ValueLayout.JAVA_SHORT_UNALIGNED, 2L * i, h);
+        }
+        Weight w = new Weight("w", GgmlType.F16, seg, rows, cols);
+        float[] x = random(new SplittableRandom(9), R * cols);
+        float[] out = new float[R * rows];
+        Matmul.forwardRows(new float[][]{out}, x, new Weight[]{w}, R);
+        for (int t = 0; t < R; t++) {
+            float[] alone = new float[rows];
+            Matmul.forwardRows(new float[][]{alone}, Arrays.copyOfRange(x, t * cols, (t + 1) * cols), new Weight[]{w}, 1);
+            assertArrayEquals(alone, Arrays.copyOfRange(out, t * rows, (t + 1) * rows), "input " + t + " alone = in the batch");
+        }
+        float[] naive = new float[R * rows];
+        short[] halves = new short[rows * cols];
+        java.lang.foreign.MemorySegment.copy(seg, java.lang.foreign.ValueLayout.JAVA_SHORT_UNALIGNED, 0, halves, 0, halves.length);
+        Matmul.forwardNaive(naive, x, halves, 0, new int[]{R}, R, rows, cols);
+        for (int i = 0; i < naive.length; i++) {
+            assertEquals(naive[i], out[i], 1e-4f * Math.max(1f, Math.abs(naive[i])), "against the naive kernel at " + i);
+        }
+    }
+
     private static Weight weight(GgmlType type, int rows, int cols, long seed) {
         if (!type.ggml) {
             return Kbit.quantize(type, "w", random(new SplittableRandom(seed), rows * cols), rows, cols);
