@@ -78,4 +78,34 @@ class DeviceFormsTest {
         }
         assertArrayEquals(want, java.util.Arrays.copyOfRange(scattered, off + 4 * C, off + 5 * C), 1e-6f);
     }
+
+    /**
+     * The fast LoRA forward (A's rows four chains at a time) and the fast backward's B products are the
+     * device forms' bits: every chain is summed in the oracle's order. r = 6: a block of four and two left.
+     */
+    @Test
+    void fastLoraChainsAreTheOraclesBits() {
+        int T = 5, IN = 37, OUT = 29, r = 6;
+        SplittableRandom rnd = new SplittableRandom(21);
+        float[] p = random(rnd, r * IN + r + OUT * r), x = random(rnd, T * IN), y0 = random(rnd, T * OUT), dy = random(rnd, T * OUT);
+        int aOff = 0, eOff = r * IN, bOff = eOff + r;
+        for (int eo : new int[]{-1, eOff}) {
+            float[] yNaive = y0.clone(), yFast = y0.clone(), axNaive = new float[T * r], axFast = new float[T * r];
+            Lora.forwardNaive(yNaive, axNaive, x, p, aOff, eo, bOff, new int[]{T}, 0.7f, T, IN, OUT, r);
+            Lora.forward(yFast, axFast, x, p, aOff, eo, bOff, 0.7f, T, IN, OUT, r);
+            assertArrayEquals(axNaive, axFast, "A x");
+            assertArrayEquals(yNaive, yFast, "y");
+            float[] a = java.util.Arrays.copyOfRange(p, aOff, aOff + r * IN), b = java.util.Arrays.copyOfRange(p, bOff, bOff + OUT * r);
+            float[] e = new float[r];
+            java.util.Arrays.fill(e, 1f);
+            if (eo >= 0) {
+                e = java.util.Arrays.copyOfRange(p, eOff, eOff + r);
+            }
+            float[] daxNaive = new float[T * r], daxFast = new float[T * r];
+            Lora.backwardNaive(new float[T * IN], new float[r * IN], new float[r], new float[OUT * r], daxNaive, dy, axFast, x, a, e, b,
+                    0.7f, T, IN, OUT, r);
+            Lora.backward(new float[T * IN], new float[p.length], daxFast, dy, axFast, x, p, aOff, eo, bOff, 0.7f, T, IN, OUT, r);
+            assertArrayEquals(daxNaive, daxFast, "e ⊙ s·Bᵀdy");
+        }
+    }
 }
