@@ -264,19 +264,30 @@ public final class Matmul {
             int lo = Math.max(from - base, 0);
             int hi = Math.min(to - base, rows);
             float[] out = outs[i];
-            // F16 with AVX-512 and 8 rows or more: groups of 8 inputs straight from the weights (see f16Rows2x8)
-            int r8 = w.type() == GgmlType.F16 && L == 16 && FUSED ? R / 8 * 8 : 0;
+            // F16 or Q8_0 with AVX-512: groups of 8 inputs straight from the weights (rows2x8); Q8_0's last
+            // one or two inputs likewise one at a time (rows2x1: 4x the scratch path's speed at one input, where
+            // F16's scratch path, its decode a VCVTPH2PS loop, is faster than 15 integer operations per vector)
+            boolean q8 = w.type() == GgmlType.Q8_0;
+            boolean inRegisters = (w.type() == GgmlType.F16 || q8) && L == 16 && FUSED;
+            int r8 = inRegisters ? R / 8 * 8 : 0;
             int r = lo;
             for (; r + RB <= hi; r += RB) {
                 int t = 0;
                 if (r8 > 0) {
                     for (int k = 0; k < RB; k += 2) {
-                        f16Rows2x8(out, rows, x, w.data(), w.rowBytes(), r + k, r8, cols);
+                        rows2x8(out, rows, x, w.data(), w.rowBytes(), q8, r + k, r8, cols);
                     }
                     t = r8;
-                    if (t == R) {
-                        continue;
+                }
+                if (q8 && inRegisters && R - t <= 2) {
+                    for (; t < R; t++) {
+                        for (int k = 0; k < RB; k += 2) {
+                            rows2x1(out, rows, x, w.data(), w.rowBytes(), q8, r + k, t, cols);
+                        }
                     }
+                }
+                if (t == R) {
+                    continue;
                 }
                 for (int k = 0; k < RB; k++) {
                     Dequant.row(w, r + k, h, k * cols);
@@ -376,14 +387,16 @@ public final class Matmul {
     }
 
     /**
-     * Rows r and r + 1 of an F16 matrix (rows at {@code rowBytes} apart in seg) against the inputs 0..n
-     * (n a multiple of 8), 8 at a time: 16 accumulators, each weight vector decoded in registers
-     * ({@link #halves}) and used by 8 inputs. Weights stream from memory while the FMAs run (decoding a
-     * block of rows to a scratch first left the cores waiting on memory during the decode: a third of a
-     * server's step); the results are those of the scratch path bit for bit (the same exact decoded values,
-     * one chain per output over c in vector steps, the fixed fold, the scalar tail).
+     * Rows r and r + 1 of an F16 or a Q8_0 matrix (rows at {@code rowBytes} apart in seg) against the
+     * inputs 0..n (n a multiple of 8), 8 at a time: 16 accumulators, each weight vector decoded in
+     * registers (F16: {@link #halves}; Q8_0: its 16 quants widened to floats times the block's scale) and
+     * used by 8 inputs. Weights stream from memory while the FMAs run (decoding a block of rows to a
+     * scratch first left the cores waiting on memory during the decode: a third of a server's step); the
+     * results are those of the scratch path bit for bit (the same exact decoded values, one chain per output
+     * over c in vector steps, the fixed fold, the scalar tail).
      */
-    private static void f16Rows2x8(float[] out, int rows, float[] x, MemorySegment seg, long rowBytes, int r, int n, int cols) {
+    private static void rows2x8(float[] out, int rows, float[] x, MemorySegment seg, long rowBytes, boolean q8, int r, int n,
+                                int cols) {
         int upper = F.loopBound(cols);
         long b0 = r * rowBytes, b1 = b0 + rowBytes;
         for (int t0 = 0; t0 < n; t0 += 8) {
@@ -393,7 +406,7 @@ public final class Matmul {
             FloatVector e0 = a0, e1 = a0, e2 = a0, e3 = a0, e4 = a0, e5 = a0, e6 = a0, e7 = a0;
             int c = 0;
             for (; c < upper; c += L) {
-                FloatVector w0 = halves(seg, b0 + 2L * c), w1 = halves(seg, b1 + 2L * c);
+                FloatVector w0 = weights(seg, b0, c, q8), w1 = weights(seg, b1, c, q8);
                 FloatVector v = FloatVector.fromArray(F, x, x0 + c);
                 a0 = w0.fma(v, a0);
                 e0 = w1.fma(v, e0);
@@ -439,7 +452,7 @@ public final class Matmul {
             }
             float[] s0 = {a0.lane(0), a1.lane(0), a2.lane(0), a3.lane(0), a4.lane(0), a5.lane(0), a6.lane(0), a7.lane(0)};
             float[] s1 = {e0.lane(0), e1.lane(0), e2.lane(0), e3.lane(0), e4.lane(0), e5.lane(0), e6.lane(0), e7.lane(0)};
-            for (int k = c; k < cols; k++) {
+            for (int k = c; k < cols; k++) { // F16 only: a Q8_0 row is whole blocks of 32
                 float w0 = Float.float16ToFloat(seg.get(SHORT, b0 + 2L * k)), w1 = Float.float16ToFloat(seg.get(SHORT, b1 + 2L * k));
                 for (int j = 0; j < 8; j++) {
                     float v = x[x0 + j * cols + k];
@@ -452,6 +465,46 @@ public final class Matmul {
                 out[(t0 + j) * rows + r + 1] = s1[j];
             }
         }
+    }
+
+    /** Rows r and r + 1 against input t alone: {@link #rows2x8}'s chains for one input (a server's single stream, a batch's last rows; used for Q8_0). */
+    private static void rows2x1(float[] out, int rows, float[] x, MemorySegment seg, long rowBytes, boolean q8, int r, int t,
+                                int cols) {
+        int upper = F.loopBound(cols);
+        long b0 = r * rowBytes, b1 = b0 + rowBytes;
+        int x0 = t * cols;
+        FloatVector a = FloatVector.zero(F), e = a;
+        int c = 0;
+        for (; c < upper; c += L) {
+            FloatVector v = FloatVector.fromArray(F, x, x0 + c);
+            a = weights(seg, b0, c, q8).fma(v, a);
+            e = weights(seg, b1, c, q8).fma(v, e);
+        }
+        for (VectorShuffle<Float> fold : FOLDS) {
+            a = a.add(a.rearrange(fold));
+            e = e.add(e.rearrange(fold));
+        }
+        float s0 = a.lane(0), s1 = e.lane(0);
+        for (int k = c; k < cols; k++) { // F16 only: a Q8_0 row is whole blocks of 32
+            float v = x[x0 + k];
+            s0 += Float.float16ToFloat(seg.get(SHORT, b0 + 2L * k)) * v;
+            s1 += Float.float16ToFloat(seg.get(SHORT, b1 + 2L * k)) * v;
+        }
+        out[t * rows + r] = s0;
+        out[t * rows + r + 1] = s1;
+    }
+
+    /**
+     * Columns c..c + L of the F16 or Q8_0 row at byte {@code base}, exactly as {@link Dequant#row} decodes
+     * them (Q8_0: blocks of 32, 2 bytes of fp16 scale then 32 quants; column c in block c / 32).
+     */
+    private static FloatVector weights(MemorySegment seg, long base, int c, boolean q8) {
+        if (!q8) {
+            return halves(seg, base + 2L * c);
+        }
+        long p = base + 34L * (c >> 5);
+        return ((FloatVector) ByteVector.fromMemorySegment(B, seg, p + 2 + (c & 31), ByteOrder.LITTLE_ENDIAN)
+                .convertShape(VectorOperators.B2F, F, 0)).mul(Float.float16ToFloat(seg.get(SHORT, p)));
     }
 
     /** Weight rows decoded together by {@link #forwardRows}. */

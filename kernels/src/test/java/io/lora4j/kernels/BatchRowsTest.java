@@ -43,7 +43,7 @@ class BatchRowsTest {
     }
 
     /**
-     * F16 with 8 inputs or more runs {@code f16Rows2x8} (AVX-512) on whole groups of 8 and the scratch path on
+     * F16 with 8 inputs or more runs {@code rows2x8} (AVX-512) on whole groups of 8 and the scratch path on
      * the rest and on a single input: the same bits either way, here with a scalar tail (cols not a multiple of
      * the vector), subnormal and signed-zero halves, and 19 inputs (two groups and 3 left).
      */
@@ -74,6 +74,27 @@ class BatchRowsTest {
         short[] halves = new short[rows * cols];
         java.lang.foreign.MemorySegment.copy(seg, java.lang.foreign.ValueLayout.JAVA_SHORT_UNALIGNED, 0, halves, 0, halves.length);
         Matmul.forwardNaive(naive, x, halves, 0, new int[]{R}, R, rows, cols);
+        for (int i = 0; i < naive.length; i++) {
+            assertEquals(naive[i], out[i], 1e-4f * Math.max(1f, Math.abs(naive[i])), "against the naive kernel at " + i);
+        }
+    }
+
+    /** Q8_0 with 8 inputs or more runs {@code rows2x8} too (quants widened and scaled in registers): the scratch path's bits. */
+    @Test
+    void q8GroupsOfEightAreTheScratchPathsBits() {
+        int cols = 544, rows = 203, R = 19;
+        byte[] bytes = MatmulParityTest.randomWeights(GgmlType.Q8_0, rows, cols, 11);
+        Weight w = new Weight("w", GgmlType.Q8_0, MemorySegment.ofArray(bytes), rows, cols);
+        float[] x = random(new SplittableRandom(12), R * cols);
+        float[] out = new float[R * rows];
+        Matmul.forwardRows(new float[][]{out}, x, new Weight[]{w}, R);
+        for (int t = 0; t < R; t++) {
+            float[] alone = new float[rows];
+            Matmul.forwardRows(new float[][]{alone}, Arrays.copyOfRange(x, t * cols, (t + 1) * cols), new Weight[]{w}, 1);
+            assertArrayEquals(alone, Arrays.copyOfRange(out, t * rows, (t + 1) * rows), "input " + t + " alone = in the batch");
+        }
+        float[] naive = new float[R * rows];
+        Matmul.forwardNaive(naive, x, bytes, GgmlType.Q8_0, new float[cols], R, rows, cols);
         for (int i = 0; i < naive.length; i++) {
             assertEquals(naive[i], out[i], 1e-4f * Math.max(1f, Math.abs(naive[i])), "against the naive kernel at " + i);
         }
