@@ -45,58 +45,55 @@ class BatchRowsTest {
     /**
      * F16 with 8 inputs or more runs {@code rows2x8} (AVX-512) on whole groups of 8 and the scratch path on
      * the rest and on a single input: the same bits either way, here with a scalar tail (cols not a multiple of
-     * the vector), subnormal and signed-zero halves, and 19 inputs (two groups and 3 left).
+     * the vector), subnormal and signed-zero halves, and 18 or 19 inputs (two groups, 2 or 3 left).
      */
     @Test
     void f16GroupsOfEightAreTheScratchPathsBits() {
-        int cols = 536, rows = 203, R = 19; // rows: each thread's share holds whole blocks of 4
+        int cols = 536, rows = 203; // rows: each thread's share holds whole blocks of 4
         SplittableRandom rnd = new SplittableRandom(8);
-        java.lang.foreign.MemorySegment seg = java.lang.foreign.MemorySegment.ofArray(new short[rows * cols]);
+        short[] halves = new short[rows * cols];
         for (int i = 0; i < rows * cols; i++) {
-            short h = switch (i % 97) {
+            halves[i] = switch (i % 97) {
                 case 0 -> (short) (1 + rnd.nextInt(0x3ff)); // subnormal
                 case 1 -> (short) (0x8000 | (1 + rnd.nextInt(0x3ff)));
                 case 2 -> (short) 0x8000; // -0
                 default -> Float.floatToFloat16((float) rnd.nextGaussian() * 0.05f);
             };
-            seg.set(java.lang.foreign.ValueLayout.JAVA_SHORT_UNALIGNED, 2L * i, h);
         }
-        Weight w = new Weight("w", GgmlType.F16, seg, rows, cols);
-        float[] x = random(new SplittableRandom(9), R * cols);
-        float[] out = new float[R * rows];
-        Matmul.forwardRows(new float[][]{out}, x, new Weight[]{w}, R);
-        for (int t = 0; t < R; t++) {
-            float[] alone = new float[rows];
-            Matmul.forwardRows(new float[][]{alone}, Arrays.copyOfRange(x, t * cols, (t + 1) * cols), new Weight[]{w}, 1);
-            assertArrayEquals(alone, Arrays.copyOfRange(out, t * rows, (t + 1) * rows), "input " + t + " alone = in the batch");
-        }
-        float[] naive = new float[R * rows];
-        short[] halves = new short[rows * cols];
-        java.lang.foreign.MemorySegment.copy(seg, java.lang.foreign.ValueLayout.JAVA_SHORT_UNALIGNED, 0, halves, 0, halves.length);
-        Matmul.forwardNaive(naive, x, halves, 0, new int[]{R}, R, rows, cols);
-        for (int i = 0; i < naive.length; i++) {
-            assertEquals(naive[i], out[i], 1e-4f * Math.max(1f, Math.abs(naive[i])), "against the naive kernel at " + i);
+        Weight w = new Weight("w", GgmlType.F16, MemorySegment.ofArray(halves.clone()), rows, cols);
+        for (int R : new int[]{18, 19}) {
+            assertEachInputGetsItsOwnBits(w, R, 9, (want, x) -> Matmul.forwardNaive(want, x, halves, 0, new int[]{R}, R, rows, cols));
         }
     }
 
-    /** Q8_0 with 8 inputs or more runs {@code rows2x8} too (quants widened and scaled in registers): the scratch path's bits. */
+    /** Q8_0 runs {@code rows2x8} too (quants widened and scaled in registers), and its last one or two inputs {@code rows2x1}. */
     @Test
     void q8GroupsOfEightAreTheScratchPathsBits() {
-        int cols = 544, rows = 203, R = 19;
+        int cols = 544, rows = 203;
         byte[] bytes = MatmulParityTest.randomWeights(GgmlType.Q8_0, rows, cols, 11);
         Weight w = new Weight("w", GgmlType.Q8_0, MemorySegment.ofArray(bytes), rows, cols);
-        float[] x = random(new SplittableRandom(12), R * cols);
+        for (int R : new int[]{18, 19}) {
+            assertEachInputGetsItsOwnBits(w, R, 12, (want, x) -> Matmul.forwardNaive(want, x, bytes, GgmlType.Q8_0, new float[cols], R,
+                    rows, cols));
+        }
+    }
+
+    /** forwardRows of R random inputs: each input's outputs are the bits it gets alone, and near the naive kernel's (want, x). */
+    private static void assertEachInputGetsItsOwnBits(Weight w, int R, long seed, java.util.function.BiConsumer<float[], float[]> naive) {
+        int rows = w.rows(), cols = w.cols();
+        float[] x = random(new SplittableRandom(seed), R * cols);
         float[] out = new float[R * rows];
         Matmul.forwardRows(new float[][]{out}, x, new Weight[]{w}, R);
         for (int t = 0; t < R; t++) {
             float[] alone = new float[rows];
             Matmul.forwardRows(new float[][]{alone}, Arrays.copyOfRange(x, t * cols, (t + 1) * cols), new Weight[]{w}, 1);
-            assertArrayEquals(alone, Arrays.copyOfRange(out, t * rows, (t + 1) * rows), "input " + t + " alone = in the batch");
+            assertArrayEquals(alone, Arrays.copyOfRange(out, t * rows, (t + 1) * rows), w.type() + ": input " + t + " of " + R
+                    + " alone = in the batch");
         }
-        float[] naive = new float[R * rows];
-        Matmul.forwardNaive(naive, x, bytes, GgmlType.Q8_0, new float[cols], R, rows, cols);
-        for (int i = 0; i < naive.length; i++) {
-            assertEquals(naive[i], out[i], 1e-4f * Math.max(1f, Math.abs(naive[i])), "against the naive kernel at " + i);
+        float[] want = new float[R * rows];
+        naive.accept(want, x);
+        for (int i = 0; i < want.length; i++) {
+            assertEquals(want[i], out[i], 1e-4f * Math.max(1f, Math.abs(want[i])), w.type() + ": against the naive kernel at " + i);
         }
     }
 
