@@ -114,7 +114,8 @@ public final class Sampler {
      * order[0..n) = the n largest logits, largest first. Keys pack a descending-sortable form of the
      * logit above the index, so a primitive sort does it; with top-k a bounded selection first. The
      * whole vocabulary (keys built in index order) goes through {@link #radixSort}: the order of
-     * {@code Arrays.sort} at a sixth of the time (a server samples every running sequence at every step).
+     * {@code Arrays.sort} in 0.15–0.19 against 0.24–0.28 ms for 32,000 logits (a server samples every
+     * running sequence at every step).
      */
     private void sortCandidates(float[] logits, int vocabSize, int n) {
         int m = 0;
@@ -146,8 +147,8 @@ public final class Sampler {
     /**
      * Sorts {@code keys[0..n)} ascending when their low 32 bits (the index) already ascend: a stable
      * least-significant-digit radix sort of the high 32 bits in three passes of 11, 11 and 10 bits
-     * through {@code spare} (a pass where all keys share the digit skipped), so equal high halves keep their index order and the result is exactly
-     * {@code Arrays.sort}'s.
+     * through {@code spare} (a pass where all keys share the digit skipped), so equal high halves keep
+     * their index order and the result is exactly {@code Arrays.sort}'s.
      */
     static void radixSort(long[] keys, long[] spare, int n) {
         long[] src = keys, dst = spare;

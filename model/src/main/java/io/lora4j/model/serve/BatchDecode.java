@@ -30,9 +30,9 @@ import java.util.List;
  * the rows whose sequence uses it ({@link Lora#forwardRows}); attention and RoPE run per row at the
  * row's position. Every kernel computes a row the same way whatever the other rows are, so a
  * sequence's tokens do not depend on what it is batched with. Rows may also be a prompt's tokens, one
- * row per position (the logits computed only for the rows that want them). A row's adapters apply in the row's own
- * order (a DoRA branch rescales what came before it): branches are grouped by their place in the rows'
- * adapter lists first.
+ * row per position (the logits computed only for the rows that want them). A row's adapters apply in
+ * the row's own order (a DoRA branch rescales what came before it): branches are grouped by their
+ * place in the rows' adapter lists first.
  * <pre>
  *   X, X_MID, X_OUT → x (R, C)   XB1, XB2 → xb   Q, K, V → q, k, v → row t's cache at pos[t]
  *   ATT_OUT → attOut   ATT_PROJ, FFN_PROJ → proj   GATE, HB → hb   UP → hb2   LOGITS → logits (R, V)
@@ -64,7 +64,7 @@ final class BatchDecode extends JvmOps {
         this(m, maxRows, maxRows, maxRank);
     }
 
-    /** Steps of up to maxRows rows, of which up to maxLogitRows want logits (prompt rows but a prompt's last need none). */
+    /** Steps of up to maxRows rows, of which up to maxLogitRows want logits (a prompt's rows but its last need none). */
     BatchDecode(Llama m, int maxRows, int maxLogitRows, int maxRank) {
         super(m.config(), m.ropeFreqs());
         this.m = m;

@@ -23,8 +23,8 @@ import java.util.concurrent.atomic.AtomicLong;
  * stop, run out of tokens or are cancelled, which frees their slot for the next request at once. A
  * joining prompt is prefilled inside those steps: its tokens are rows of the step beside the decoding
  * sequences' rows (at most {@code prefillChunk} prompt rows per step, so a long prompt takes several
- * steps and holds no one up), and the step that reaches its last token gives its first new one. One thread runs the model; listeners are called on
- * it and must not block.
+ * steps and holds no one up), and the step that reaches its last token gives its first new one. One
+ * thread runs the model; listeners are called on it and must not block.
  */
 public final class Engine implements AutoCloseable {
 
@@ -105,7 +105,7 @@ public final class Engine implements AutoCloseable {
     private final List<Sequence> running = new ArrayList<>();
     private final Deque<State> freeStates = new ArrayDeque<>();
     private final float[][] rowLogits;
-    private final int[] next;
+    private final int[] drawn;
     private final int[] wanted;
     private final Thread thread;
     private volatile boolean closed;
@@ -120,7 +120,7 @@ public final class Engine implements AutoCloseable {
         int rows = opt.maxSequences() + opt.prefillChunk();
         this.batch = new BatchDecode(model, rows, opt.maxSequences(), maxRank);
         this.rowLogits = new float[opt.maxSequences()][];
-        this.next = new int[opt.maxSequences()];
+        this.drawn = new int[opt.maxSequences()];
         this.wanted = new int[opt.maxSequences()];
         this.thread = Thread.ofPlatform().name("lora4j-engine").daemon(true).start(this::loop);
     }
@@ -292,7 +292,7 @@ public final class Engine implements AutoCloseable {
             for (int j = from; j < to; j++) {
                 Sequence s = sampled.get(j);
                 if (!s.handle.cancelled) {
-                    next[j] = sample(s, rowLogits(j), batch.logits, j * V);
+                    drawn[j] = sample(s, rowLogits(j), batch.logits, j * V);
                 }
             }
         });
@@ -301,7 +301,7 @@ public final class Engine implements AutoCloseable {
             if (s.generated == 0) {
                 promptTokens.addAndGet(s.req.prompt().length);
             }
-            deliver(s, next[j]);
+            deliver(s, drawn[j]);
         }
     }
 
