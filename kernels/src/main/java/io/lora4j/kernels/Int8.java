@@ -106,9 +106,10 @@ public final class Int8 {
 
     private static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
     private static final int L = F.length();
-    static final boolean VECTOR = L == 16 && !Boolean.getBoolean("lora4j.noFusedKernels");
-    private static final VectorSpecies<Byte> B16 = ByteVector.SPECIES_128;
-    private static final VectorSpecies<Integer> I16 = IntVector.SPECIES_512;
+    /** AVX-512 (16 float lanes: 16 bytes widened to 16 ints) or AVX2 (8 lanes: 8 bytes to 8 ints). */
+    static final boolean VECTOR = (L == 16 || L == 8) && !Boolean.getBoolean("lora4j.noFusedKernels");
+    private static final VectorSpecies<Byte> QB = L == 16 ? ByteVector.SPECIES_128 : ByteVector.SPECIES_64;
+    private static final VectorSpecies<Integer> QI = L == 16 ? IntVector.SPECIES_512 : IntVector.SPECIES_256;
     private static final ValueLayout.OfFloat FLOAT = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
 
     private static float rowMax(Weight w, int r) {
@@ -132,7 +133,7 @@ public final class Int8 {
         if (w.type() == GgmlType.INT8) {
             FloatVector acc = FloatVector.zero(F);
             for (int c = 0; c < cols; c += L) {
-                FloatVector q = (FloatVector) ByteVector.fromMemorySegment(B16, s, base + c, ByteOrder.LITTLE_ENDIAN)
+                FloatVector q = (FloatVector) ByteVector.fromMemorySegment(QB, s, base + c, ByteOrder.LITTLE_ENDIAN)
                         .convertShape(VectorOperators.B2F, F, 0);
                 acc = q.fma(FloatVector.fromArray(F, x, c), acc);
             }
@@ -159,8 +160,8 @@ public final class Int8 {
     }
 
     private static FloatVector unsigned(MemorySegment s, long o) {
-        IntVector i = (IntVector) ByteVector.fromMemorySegment(B16, s, o, ByteOrder.LITTLE_ENDIAN)
-                .convertShape(VectorOperators.ZERO_EXTEND_B2I, I16, 0);
+        IntVector i = (IntVector) ByteVector.fromMemorySegment(QB, s, o, ByteOrder.LITTLE_ENDIAN)
+                .convertShape(VectorOperators.ZERO_EXTEND_B2I, QI, 0);
         return (FloatVector) i.convertShape(VectorOperators.I2F, F, 0);
     }
 
@@ -182,7 +183,7 @@ public final class Int8 {
                 FloatVector vd = FloatVector.broadcast(F, d);
                 for (; i + L <= blockEnd; i += L, o += L) {
                     FloatVector v = zp ? unsigned(s, i).add(z).mul(vd)
-                            : ((FloatVector) ByteVector.fromMemorySegment(B16, s, i, ByteOrder.LITTLE_ENDIAN)
+                            : ((FloatVector) ByteVector.fromMemorySegment(QB, s, i, ByteOrder.LITTLE_ENDIAN)
                             .convertShape(VectorOperators.B2F, F, 0)).mul(vd).mul(INV127);
                     v.intoArray(dst, o);
                 }
