@@ -144,13 +144,18 @@ public final class Blockwise4 {
 
     private static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
     private static final int L = F.length();
-    /** The vector paths need 16 float lanes: one 16-byte load is 32 elements, the 16-entry table one register. */
-    static final boolean VECTOR = L == 16 && !Boolean.getBoolean("lora4j.noFusedKernels");
-    private static final VectorSpecies<Byte> B16 = ByteVector.SPECIES_128;
-    private static final VectorSpecies<Integer> I16 = IntVector.SPECIES_512;
-    /** The code tables as int bits, for {@code selectFrom} on nibble indices (a lane permute, vpermd). */
+    /**
+     * The vector paths run at 16 float lanes (AVX-512: one L-byte load is 2L elements, the 16-entry table
+     * one register) or 8 (AVX2: the table in two registers, entries 0–7 and 8–15).
+     */
+    static final boolean VECTOR = (L == 16 || L == 8) && !Boolean.getBoolean("lora4j.noFusedKernels");
+    private static final VectorSpecies<Byte> QB = L == 16 ? ByteVector.SPECIES_128 : ByteVector.SPECIES_64;
+    private static final VectorSpecies<Integer> QI = L == 16 ? IntVector.SPECIES_512 : IntVector.SPECIES_256;
+    /** The code tables as int bits, for {@code selectFrom} on nibble indices (a lane permute, vpermd): entries 0..L and, at 8 lanes, 8..16. */
     private static final IntVector NF4_V = VECTOR ? FloatVector.fromArray(F, NF4, 0).reinterpretAsInts() : null;
     private static final IntVector FP4_V = VECTOR ? FloatVector.fromArray(F, FP4, 0).reinterpretAsInts() : null;
+    private static final IntVector NF4_V8 = VECTOR && L == 8 ? FloatVector.fromArray(F, NF4, 8).reinterpretAsInts() : null;
+    private static final IntVector FP4_V8 = VECTOR && L == 8 ? FloatVector.fromArray(F, FP4, 8).reinterpretAsInts() : null;
     private static final VectorShuffle<Float> ZIP0 = VECTOR ? VectorShuffle.makeZip(F, 0) : null;
     private static final VectorShuffle<Float> ZIP1 = VECTOR ? VectorShuffle.makeZip(F, 1) : null;
     private static final ValueLayout.OfFloat FLOAT = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
@@ -161,6 +166,11 @@ public final class Blockwise4 {
 
     private static IntVector tableVector(GgmlType t) {
         return t == GgmlType.NF4 || t == GgmlType.NF4_DQ ? NF4_V : FP4_V;
+    }
+
+    /** The second half of the table (entries 8..16) at 8 lanes; null at 16. */
+    private static IntVector tableVector8(GgmlType t) {
+        return t == GgmlType.NF4 || t == GgmlType.NF4_DQ ? NF4_V8 : FP4_V8;
     }
 
     /**
@@ -212,18 +222,20 @@ public final class Blockwise4 {
         int h = cols / 2;
         MemorySegment s = w.data();
         Scales sc = Scales.of(w);
-        IntVector table = tableVector(w.type());
+        IntVector table = tableVector(w.type()), table8 = tableVector8(w.type());
         long base = (long) r * h;
         long b0 = (long) r * (cols / BLOCK);
         FloatVector acc = FloatVector.zero(F);
         for (int b = 0; b < cols / BLOCK; b++) {
             int k = 32 * b;
             IntVector q0 = bytes(s, base + k);
-            IntVector q1 = bytes(s, base + k + 16);
-            FloatVector hi = hi(table, q0).mul(FloatVector.fromArray(F, xd, k));
-            FloatVector lo = lo(table, q0).mul(FloatVector.fromArray(F, xd, h + k));
-            hi = hi(table, q1).fma(FloatVector.fromArray(F, xd, k + 16), hi);
-            lo = lo(table, q1).fma(FloatVector.fromArray(F, xd, h + k + 16), lo);
+            FloatVector hi = hi(table, table8, q0).mul(FloatVector.fromArray(F, xd, k));
+            FloatVector lo = lo(table, table8, q0).mul(FloatVector.fromArray(F, xd, h + k));
+            for (int j = L; j < 32; j += L) {
+                IntVector q = bytes(s, base + k + j);
+                hi = hi(table, table8, q).fma(FloatVector.fromArray(F, xd, k + j), hi);
+                lo = lo(table, table8, q).fma(FloatVector.fromArray(F, xd, h + k + j), lo);
+            }
             acc = hi.add(lo).fma(FloatVector.broadcast(F, sc.absmax(b0 + b)), acc);
         }
         for (VectorShuffle<Float> fold : Matmul.FOLDS) {
@@ -232,18 +244,27 @@ public final class Blockwise4 {
         return acc.lane(0);
     }
 
-    /** 16 packed bytes at o, zero-extended to int lanes. */
+    /** L packed bytes at o, zero-extended to int lanes. */
     private static IntVector bytes(MemorySegment s, long o) {
-        return (IntVector) ByteVector.fromMemorySegment(B16, s, o, ByteOrder.LITTLE_ENDIAN)
-                .convertShape(VectorOperators.ZERO_EXTEND_B2I, I16, 0);
+        return (IntVector) ByteVector.fromMemorySegment(QB, s, o, ByteOrder.LITTLE_ENDIAN)
+                .convertShape(VectorOperators.ZERO_EXTEND_B2I, QI, 0);
     }
 
-    private static FloatVector hi(IntVector table, IntVector q) {
-        return q.lanewise(VectorOperators.LSHR, 4).selectFrom(table).reinterpretAsFloats();
+    private static FloatVector hi(IntVector table, IntVector table8, IntVector q) {
+        return look(table, table8, q.lanewise(VectorOperators.LSHR, 4));
     }
 
-    private static FloatVector lo(IntVector table, IntVector q) {
-        return q.and(15).selectFrom(table).reinterpretAsFloats();
+    private static FloatVector lo(IntVector table, IntVector table8, IntVector q) {
+        return look(table, table8, q.and(15));
+    }
+
+    /** table[i] for the nibbles i: one permute at 16 lanes; at 8, a permute of each half and a blend on i ≥ 8. */
+    private static FloatVector look(IntVector table, IntVector table8, IntVector i) {
+        if (L == 16) {
+            return i.selectFrom(table).reinterpretAsFloats();
+        }
+        IntVector i7 = i.and(7);
+        return i7.selectFrom(table).blend(i7.selectFrom(table8), i.compare(VectorOperators.GE, 8)).reinterpretAsFloats();
     }
 
     /** Elements [first, first + n) of the flattened matrix into dst[off..], in order. */
@@ -255,15 +276,15 @@ public final class Blockwise4 {
         long end = first + n;
         int o = off;
         if (VECTOR && first % BLOCK == 0) {
-            IntVector table = tableVector(w.type());
+            IntVector table = tableVector(w.type()), table8 = tableVector8(w.type());
             for (; i + BLOCK <= end; i += BLOCK, o += BLOCK) {
                 FloatVector a = FloatVector.broadcast(F, sc.absmax(i / BLOCK));
-                for (int k = 0; k < 32; k += 16) {
+                for (int k = 0; k < 32; k += L) {
                     IntVector q = bytes(s, i / 2 + k);
-                    FloatVector h = hi(table, q).mul(a);
-                    FloatVector l = lo(table, q).mul(a);
+                    FloatVector h = hi(table, table8, q).mul(a);
+                    FloatVector l = lo(table, table8, q).mul(a);
                     h.rearrange(ZIP0, l).intoArray(dst, o + 2 * k);
-                    h.rearrange(ZIP1, l).intoArray(dst, o + 2 * k + 16);
+                    h.rearrange(ZIP1, l).intoArray(dst, o + 2 * k + L);
                 }
             }
         }
