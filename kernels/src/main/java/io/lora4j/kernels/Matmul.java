@@ -265,7 +265,7 @@ public final class Matmul {
             int hi = Math.min(to - base, rows);
             float[] out = outs[i];
             // F16 or Q8_0 with AVX-512: groups of 8 inputs straight from the weights (rows2x8); Q8_0's last
-            // one or two inputs likewise one at a time (rows2x1: 4x the scratch path's speed at one input, where
+            // one or two inputs likewise, a row at a time (row1: 4x the scratch path's speed at one input, where
             // F16's scratch path, its decode a VCVTPH2PS loop, is faster than 15 integer operations per vector)
             boolean q8 = w.type() == GgmlType.Q8_0;
             boolean inRegisters = (w.type() == GgmlType.F16 || q8) && L == 16 && FUSED;
@@ -281,8 +281,8 @@ public final class Matmul {
                 }
                 if (q8 && inRegisters && R - t <= 2) {
                     for (; t < R; t++) {
-                        for (int k = 0; k < RB; k += 2) {
-                            rows2x1(out, rows, x, w.data(), w.rowBytes(), q8, r + k, t, cols);
+                        for (int k = 0; k < RB; k++) {
+                            row1(out, rows, x, w.data(), w.rowBytes(), q8, r + k, t, cols);
                         }
                     }
                 }
@@ -467,31 +467,24 @@ public final class Matmul {
         }
     }
 
-    /** Rows r and r + 1 against input t alone: {@link #rows2x8}'s chains for one input (a server's single stream, a batch's last rows; used for Q8_0). */
-    private static void rows2x1(float[] out, int rows, float[] x, MemorySegment seg, long rowBytes, boolean q8, int r, int t,
-                                int cols) {
+    /** Row r against input t alone: one stream of weights (two rows interleaved stream worse from memory). */
+    private static void row1(float[] out, int rows, float[] x, MemorySegment seg, long rowBytes, boolean q8, int r, int t, int cols) {
         int upper = F.loopBound(cols);
-        long b0 = r * rowBytes, b1 = b0 + rowBytes;
+        long b0 = r * rowBytes;
         int x0 = t * cols;
-        FloatVector a = FloatVector.zero(F), e = a;
+        FloatVector a = FloatVector.zero(F);
         int c = 0;
         for (; c < upper; c += L) {
-            FloatVector v = FloatVector.fromArray(F, x, x0 + c);
-            a = weights(seg, b0, c, q8).fma(v, a);
-            e = weights(seg, b1, c, q8).fma(v, e);
+            a = weights(seg, b0, c, q8).fma(FloatVector.fromArray(F, x, x0 + c), a);
         }
         for (VectorShuffle<Float> fold : FOLDS) {
             a = a.add(a.rearrange(fold));
-            e = e.add(e.rearrange(fold));
         }
-        float s0 = a.lane(0), s1 = e.lane(0);
+        float s0 = a.lane(0);
         for (int k = c; k < cols; k++) { // F16 only: a Q8_0 row is whole blocks of 32
-            float v = x[x0 + k];
-            s0 += Float.float16ToFloat(seg.get(SHORT, b0 + 2L * k)) * v;
-            s1 += Float.float16ToFloat(seg.get(SHORT, b1 + 2L * k)) * v;
+            s0 += Float.float16ToFloat(seg.get(SHORT, b0 + 2L * k)) * x[x0 + k];
         }
         out[t * rows + r] = s0;
-        out[t * rows + r + 1] = s1;
     }
 
     /**
