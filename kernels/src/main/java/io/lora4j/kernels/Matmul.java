@@ -265,7 +265,7 @@ public final class Matmul {
             int hi = Math.min(to - base, rows);
             float[] out = outs[i];
             // F16 or Q8_0 with AVX-512: groups of 8 inputs straight from the weights (rows2x8); Q8_0's last
-            // one or two inputs likewise, a row at a time (row1: 4x the scratch path's speed at one input, where
+            // one or two inputs likewise, a row at a time (q8Row: 4x the scratch path's speed at one input, where
             // F16's scratch path, its decode a VCVTPH2PS loop, is faster than 15 integer operations per vector)
             boolean q8 = w.type() == GgmlType.Q8_0;
             boolean inRegisters = (w.type() == GgmlType.F16 || q8) && L == 16 && FUSED;
@@ -282,7 +282,7 @@ public final class Matmul {
                 if (q8 && inRegisters && R - t <= 2) {
                     for (; t < R; t++) {
                         for (int k = 0; k < RB; k++) {
-                            row1(out, rows, x, w.data(), w.rowBytes(), q8, r + k, t, cols);
+                            q8Row(out, rows, x, w.data(), w.rowBytes(), r + k, t, cols);
                         }
                     }
                 }
@@ -467,24 +467,18 @@ public final class Matmul {
         }
     }
 
-    /** Row r against input t alone: one stream of weights (two rows interleaved stream worse from memory). */
-    private static void row1(float[] out, int rows, float[] x, MemorySegment seg, long rowBytes, boolean q8, int r, int t, int cols) {
-        int upper = F.loopBound(cols);
+    /** Q8_0 row r against input t alone, {@link #rows2x8}'s chain for one output: one stream of weights (two rows interleaved stream worse from memory). */
+    private static void q8Row(float[] out, int rows, float[] x, MemorySegment seg, long rowBytes, int r, int t, int cols) {
         long b0 = r * rowBytes;
         int x0 = t * cols;
         FloatVector a = FloatVector.zero(F);
-        int c = 0;
-        for (; c < upper; c += L) {
-            a = weights(seg, b0, c, q8).fma(FloatVector.fromArray(F, x, x0 + c), a);
+        for (int c = 0; c < cols; c += L) { // whole blocks of 32: no tail
+            a = weights(seg, b0, c, true).fma(FloatVector.fromArray(F, x, x0 + c), a);
         }
         for (VectorShuffle<Float> fold : FOLDS) {
             a = a.add(a.rearrange(fold));
         }
-        float s0 = a.lane(0);
-        for (int k = c; k < cols; k++) { // F16 only: a Q8_0 row is whole blocks of 32
-            s0 += Float.float16ToFloat(seg.get(SHORT, b0 + 2L * k)) * x[x0 + k];
-        }
-        out[t * rows + r] = s0;
+        out[t * rows + r] = a.lane(0);
     }
 
     /**

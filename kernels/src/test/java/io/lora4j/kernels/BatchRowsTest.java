@@ -66,7 +66,7 @@ class BatchRowsTest {
         }
     }
 
-    /** Q8_0 runs {@code rows2x8} too (quants widened and scaled in registers), and its last one or two inputs {@code row1}. */
+    /** Q8_0 runs {@code rows2x8} too (quants widened and scaled in registers), and its last one or two inputs {@code q8Row}. */
     @Test
     void q8GroupsOfEightAreTheScratchPathsBits() {
         int cols = 544, rows = 203;
