@@ -79,6 +79,11 @@ final class BenchServeCommand implements Callable<Integer> {
     @Option(names = "--timeout", defaultValue = "600", description = "Stop after this many seconds (default ${DEFAULT-VALUE}).")
     int timeout;
 
+    @Option(names = "--warmup", defaultValue = "10", paramLabel = "SECONDS",
+            description = "Untimed warm-up before the clock starts: rounds of the same load (every adapter used) until this many "
+                    + "seconds have passed, at least one round (default ${DEFAULT-VALUE}; 0 = one round).")
+    int warmup;
+
     @Option(names = "--max-sequences", defaultValue = "8", description = "In-process server: sequences decoding at once (default ${DEFAULT-VALUE}).")
     int maxSequences;
 
@@ -88,8 +93,10 @@ final class BenchServeCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
-        if (requests < 1 || requests > 100_000 || concurrency < 1 || concurrency > 1024 || maxTokens < 1 || timeout < 1) {
-            throw new IllegalArgumentException("--requests 1..100000, --concurrency 1..1024, --max-tokens and --timeout >= 1");
+        if (requests < 1 || requests > 100_000 || concurrency < 1 || concurrency > 1024 || maxTokens < 1 || timeout < 1
+                || warmup < 0 || warmup > 3600) {
+            throw new IllegalArgumentException("--requests 1..100000, --concurrency 1..1024, --max-tokens and --timeout >= 1, "
+                    + "--warmup 0..3600");
         }
         if (url != null) {
             checkLoopback(url);
@@ -133,9 +140,14 @@ final class BenchServeCommand implements Callable<Integer> {
 
     private void run(String base, String key, List<String> names, String where) throws Exception {
         HttpClient http = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1).build();
-        // warm-up, not timed: the same load once over every adapter (each loaded on first use) at the same
-        // concurrency, so the batched kernels are compiled and the adapters resident before the clock starts
-        load(http, base, key, names, Math.max(concurrency, names.size()), Long.MAX_VALUE);
+        // warm-up, not timed: rounds of the same load over every adapter (each loaded on first use) at the same
+        // concurrency until --warmup seconds have passed, so the kernels are compiled and the adapters resident
+        // before the clock starts (one round was too little: a single stream's steps took twice their steady
+        // time for its first ~10 s while C2 compiled the batched kernels)
+        long warmEnd = System.nanoTime() + TimeUnit.SECONDS.toNanos(warmup);
+        do {
+            load(http, base, key, names, Math.max(concurrency, names.size()), Long.MAX_VALUE);
+        } while (System.nanoTime() < warmEnd);
         long t0 = System.nanoTime();
         List<Sample> samples = load(http, base, key, names, requests, t0 + TimeUnit.SECONDS.toNanos(timeout));
         double wall = (System.nanoTime() - t0) / 1e9;
