@@ -148,10 +148,11 @@ public final class Matmul {
         int rows = w.rows();
         int cols = w.cols();
         if (T == 1 && fused(w)) {
+            boolean finite = w.finiteHalves(); // an F16 matrix is scanned once, here, on all threads, before its first product
             float[] in = fusedInput(w, x);
             Threads.parallelFor(rows, 2L * cols, (from, to) -> {
                 for (int r = from; r < to; r++) {
-                    out[r] = dot(w, r, in, cols);
+                    out[r] = dot(w, r, in, cols, finite);
                 }
             });
             return;
@@ -212,6 +213,10 @@ public final class Matmul {
             }
         }
         float[] deinterleaved = xd;
+        boolean[] finite = new boolean[ws.length];
+        for (int i = 0; i < ws.length; i++) {
+            finite[i] = ws[i].finiteHalves();
+        }
         Threads.parallelFor(total, 2L * cols, (from, to) -> {
             int base = 0;
             for (int i = 0; i < ws.length; i++) {
@@ -221,7 +226,7 @@ public final class Matmul {
                 float[] out = outs[i];
                 float[] in = Kbit.fourBit(w.type()) ? deinterleaved : x;
                 for (int r = lo; r < hi; r++) {
-                    out[r] = dot(w, r, in, cols);
+                    out[r] = dot(w, r, in, cols, finite[i]);
                 }
                 base += w.rows();
             }
@@ -651,7 +656,7 @@ public final class Matmul {
     /**
      * Fused decode-and-dot of row r with the {@link #fusedInput} (cols a multiple of the vector length).
      */
-    private static float dot(Weight w, int r, float[] x, int cols) {
+    private static float dot(Weight w, int r, float[] x, int cols, boolean finite) {
         if (!w.type().ggml) {
             return Kbit.dot(w, r, x);
         }
@@ -659,7 +664,7 @@ public final class Matmul {
         long base = r * w.rowBytes();
         return switch (w.type()) {
             case F32 -> dotF32(seg, base, x, cols);
-            case F16 -> dotF16(seg, base, x, cols);
+            case F16 -> finite ? dotFiniteF16(seg, base, x, cols) : dotF16(seg, base, x, cols);
             case Q8_0 -> dotQ8(seg, base, x, cols);
             case Q4_0 -> dotQ4(seg, base, x, cols);
             default -> throw new IllegalStateException();
@@ -711,6 +716,24 @@ public final class Matmul {
         return acc.lane(0);
     }
 
+    /** {@link #dotF16} for a matrix without infinities or NaNs ({@link Weight#finiteHalves}): the same bits, two operations fewer per vector. */
+    private static float dotFiniteF16(MemorySegment seg, long base, float[] x, int cols) {
+        FloatVector a0 = FloatVector.zero(F), a1 = a0;
+        int c = 0;
+        for (; c + 2 * L <= cols; c += 2 * L) {
+            a0 = finiteHalves(seg, base + 2L * c).fma(FloatVector.fromArray(F, x, c), a0);
+            a1 = finiteHalves(seg, base + 2L * (c + L)).fma(FloatVector.fromArray(F, x, c + L), a1);
+        }
+        for (; c < cols; c += L) {
+            a0 = finiteHalves(seg, base + 2L * c).fma(FloatVector.fromArray(F, x, c), a0);
+        }
+        FloatVector acc = a0.add(a1);
+        for (VectorShuffle<Float> fold : FOLDS) {
+            acc = acc.add(acc.rearrange(fold));
+        }
+        return acc.lane(0);
+    }
+
     /**
      * L fp16 values at byte {@code off} as floats, exactly as {@code Float.float16ToFloat} gives them
      * except that a signaling NaN is not quieted (an FMA quiets it, so a dot's bits are the same):
@@ -733,6 +756,20 @@ public final class Matmul {
         VectorMask<Integer> subnormal = em.compare(VectorOperators.LT, 0x400);
         FloatVector f = o.add(1 << 23, subnormal).reinterpretAsFloats().sub(0x1p-14f, subnormal.cast(F));
         return f.reinterpretAsInts().or(i.and(0x80000000)).reinterpretAsFloats(); // i is sign-extended: bit 31 is the sign
+    }
+
+    /**
+     * {@link #halves} for finite halves only (an infinity or a NaN comes out as a finite number): without
+     * the exponent's second rebias. Ten vector operations per L halves instead of twelve.
+     */
+    static FloatVector finiteHalves(MemorySegment seg, long off) {
+        IntVector i = (IntVector) ShortVector.fromMemorySegment(S, seg, off, ByteOrder.LITTLE_ENDIAN)
+                .convertShape(VectorOperators.S2I, I, 0);
+        IntVector em = i.and(0x7fff);
+        IntVector o = em.lanewise(VectorOperators.LSHL, 13).add((127 - 15) << 23);
+        VectorMask<Integer> subnormal = em.compare(VectorOperators.LT, 0x400);
+        FloatVector f = o.add(1 << 23, subnormal).reinterpretAsFloats().sub(0x1p-14f, subnormal.cast(F));
+        return f.reinterpretAsInts().or(i.and(0x80000000)).reinterpretAsFloats();
     }
 
     private static float dotQ8(MemorySegment seg, long base, float[] x, int cols) {

@@ -10,6 +10,10 @@ import java.util.SplittableRandom;
 
 
 import static io.lora4j.kernels.OpsParityTest.assertClose;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 import static io.lora4j.kernels.OpsParityTest.random;
 
 /** The fast matrix kernels against the naive oracles, for every weight type, on odd sizes. */
@@ -130,26 +134,87 @@ class MatmulParityTest {
                 wb[i + 1] &= (byte) 0x83; // some subnormal halves
             }
             Weight w = new Weight("w", GgmlType.F16, MemorySegment.ofArray(wb), rows, cols);
+            assertTrue(w.finiteHalves());
             float[] x = random(new SplittableRandom(42), cols);
             float[] got = new float[rows];
             Matmul.forward(got, x, w, 1);
-            float[] h = new float[cols];
-            for (int r = 0; r < rows; r++) {
-                Dequant.naive(GgmlType.F16, wb, r * 2 * cols, h, 0, cols);
-                jdk.incubator.vector.FloatVector a0 = jdk.incubator.vector.FloatVector.zero(jdk.incubator.vector.FloatVector.SPECIES_PREFERRED), a1 = a0;
-                int c = 0;
-                for (; c + 2 * lanes <= cols; c += 2 * lanes) {
-                    a0 = jdk.incubator.vector.FloatVector.fromArray(a0.species(), h, c).fma(jdk.incubator.vector.FloatVector.fromArray(a0.species(), x, c), a0);
-                    a1 = jdk.incubator.vector.FloatVector.fromArray(a0.species(), h, c + lanes).fma(jdk.incubator.vector.FloatVector.fromArray(a0.species(), x, c + lanes), a1);
+            assertArrayEquals(twoPassF16(wb, rows, cols, x), got, 0f, "cols " + cols);
+        }
+    }
+
+    /**
+     * A matrix with infinities and NaNs (its scan says so) takes the decode that handles them: ±∞ and NaN
+     * come out of the rows that hold them as in the two-pass form, the other rows' bits unchanged.
+     */
+    @Test
+    void f16WithInfinitiesOrNaNsTakesTheFullDecode() {
+        int lanes = jdk.incubator.vector.FloatVector.SPECIES_PREFERRED.length();
+        int rows = 9, cols = 4 * lanes;
+        byte[] wb = randomWeights(GgmlType.F16, rows, cols, 43);
+        int[][] specials = {{3, 5, 0x7c00}, {5, 1, 0x7e01}, {7, cols - 1, 0xfc00}, {8, 2, 0x7c00}, {8, 9, 0xfc00}};
+        for (int[] sp : specials) {
+            int at = 2 * (sp[0] * cols + sp[1]);
+            wb[at] = (byte) sp[2];
+            wb[at + 1] = (byte) (sp[2] >> 8);
+        }
+        Weight w = new Weight("w", GgmlType.F16, MemorySegment.ofArray(wb), rows, cols);
+        assertFalse(w.finiteHalves());
+        float[] x = random(new SplittableRandom(44), cols);
+        float[] got = new float[rows];
+        Matmul.forward(got, x, w, 1);
+        float[] want = twoPassF16(wb, rows, cols, x);
+        assertArrayEquals(want, got, 0f);
+        assertTrue(Float.isInfinite(got[3]) && Float.isInfinite(got[7]) && Float.isNaN(got[5]) && !Float.isFinite(got[8]) && Float.isFinite(got[0]));
+        float[] q = new float[rows], k = new float[3]; // the many-matrix form checks each matrix's own scan
+        Weight finite = new Weight("f", GgmlType.F16, MemorySegment.ofArray(randomWeights(GgmlType.F16, 3, cols, 45)), 3, cols);
+        Matmul.forward(new float[][]{q, k}, x, new Weight[]{w, finite}, 1);
+        assertArrayEquals(want, q, 0f);
+        assertTrue(finite.finiteHalves());
+    }
+
+    /** The two-pass F16 product: each row's halves to floats, then two accumulators over vector steps and the fold. */
+    private static float[] twoPassF16(byte[] wb, int rows, int cols, float[] x) {
+        int lanes = jdk.incubator.vector.FloatVector.SPECIES_PREFERRED.length();
+        float[] out = new float[rows];
+        float[] h = new float[cols];
+        for (int r = 0; r < rows; r++) {
+            Dequant.naive(GgmlType.F16, wb, r * 2 * cols, h, 0, cols);
+            jdk.incubator.vector.FloatVector a0 = jdk.incubator.vector.FloatVector.zero(jdk.incubator.vector.FloatVector.SPECIES_PREFERRED), a1 = a0;
+            int c = 0;
+            for (; c + 2 * lanes <= cols; c += 2 * lanes) {
+                a0 = jdk.incubator.vector.FloatVector.fromArray(a0.species(), h, c).fma(jdk.incubator.vector.FloatVector.fromArray(a0.species(), x, c), a0);
+                a1 = jdk.incubator.vector.FloatVector.fromArray(a0.species(), h, c + lanes).fma(jdk.incubator.vector.FloatVector.fromArray(a0.species(), x, c + lanes), a1);
+            }
+            for (; c < cols; c += lanes) {
+                a0 = jdk.incubator.vector.FloatVector.fromArray(a0.species(), h, c).fma(jdk.incubator.vector.FloatVector.fromArray(a0.species(), x, c), a0);
+            }
+            jdk.incubator.vector.FloatVector acc = a0.add(a1);
+            for (var fold : Matmul.FOLDS) {
+                acc = acc.add(acc.rearrange(fold));
+            }
+            out[r] = acc.lane(0);
+        }
+        return out;
+    }
+
+    /** The decode for finite matrices gives Float.float16ToFloat's bits for every half that is not ±∞ or NaN. */
+    @Test
+    void finiteHalvesDecodeEveryFiniteBitPatternExactly() {
+        int lanes = jdk.incubator.vector.FloatVector.SPECIES_PREFERRED.length();
+        byte[] b = new byte[2 * 65536];
+        for (int h = 0; h < 65536; h++) {
+            b[2 * h] = (byte) h;
+            b[2 * h + 1] = (byte) (h >> 8);
+        }
+        MemorySegment seg = MemorySegment.ofArray(b);
+        float[] got = new float[lanes];
+        for (int h0 = 0; h0 < 65536; h0 += lanes) {
+            Matmul.finiteHalves(seg, 2L * h0).intoArray(got, 0);
+            for (int i = 0; i < lanes; i++) {
+                float want = Float.float16ToFloat((short) (h0 + i));
+                if (Float.isFinite(want)) {
+                    assertEquals(Float.floatToRawIntBits(want), Float.floatToRawIntBits(got[i]), String.format("half 0x%04x", h0 + i));
                 }
-                for (; c < cols; c += lanes) {
-                    a0 = jdk.incubator.vector.FloatVector.fromArray(a0.species(), h, c).fma(jdk.incubator.vector.FloatVector.fromArray(a0.species(), x, c), a0);
-                }
-                jdk.incubator.vector.FloatVector acc = a0.add(a1);
-                for (var fold : Matmul.FOLDS) {
-                    acc = acc.add(acc.rearrange(fold));
-                }
-                org.junit.jupiter.api.Assertions.assertEquals(acc.lane(0), got[r], "row " + r + " cols " + cols);
             }
         }
     }
