@@ -1,5 +1,8 @@
 package io.lora4j.kernels;
 
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorSpecies;
+
 /**
  * The low-rank branch of a LoRA linear: {@code y += s · B diag(e) (A x)}, never forming W + s·BA.
  * For plain LoRA {@code e = 1} (multiplying by 1 changes no bit, so the results are those of
@@ -156,17 +159,86 @@ public final class Lora {
     }
 
     /**
-     * {@link #forward} on the listed rows only ({@code rows[0..n)} of x and y): one adapter's branch in a
-     * batch whose rows use different adapters. Each listed row is computed exactly as {@link #forward}
-     * computes it.
+     * An adapter's A and B laid out for {@link #forwardRows}: {@code at} = Aᵀ (IN, rp), its rank padded with
+     * zeros to whole vectors, and {@code bt} = Bᵀ (r, OUT), so that one vector holds a row's partial sums for
+     * L ranks (A x) or L outputs (B (e ⊙ ax)). Made once per adapter that is served (its values frozen).
      */
-    public static void forwardRows(float[] y, float[] ax, float[] x, int[] rows, int n, float[] p, int aOff, int eOff,
-                                   int bOff, float s, int IN, int OUT, int r) {
+    public record RowsLayout(float[] at, float[] bt, int rp) {
+    }
+
+    /** {@link RowsLayout} of the adapter at p (A at aOff, B at bOff). */
+    public static RowsLayout rowsLayout(float[] p, int aOff, int bOff, int IN, int OUT, int r) {
+        int L = FloatVector.SPECIES_PREFERRED.length();
+        int rp = (r + L - 1) / L * L;
+        float[] at = new float[IN * rp], bt = new float[r * OUT];
+        for (int j = 0; j < r; j++) {
+            for (int c = 0; c < IN; c++) {
+                at[c * rp + j] = p[aOff + j * IN + c];
+            }
+        }
+        for (int o = 0; o < OUT; o++) {
+            for (int k = 0; k < r; k++) {
+                bt[k * OUT + o] = p[bOff + o * r + k];
+            }
+        }
+        return new RowsLayout(at, bt, rp);
+    }
+
+    /**
+     * {@link #forward} on the listed rows only ({@code rows[0..n)} of x and y): one adapter's branch in a
+     * batch whose rows use different adapters. Each listed row gets {@link #forward}'s bits: every sum is
+     * {@link #row}'s, term by term in the same order (products rounded, then added; no FMA), only the
+     * independent sums run side by side in vector lanes (ranks for A x, outputs for B (e ⊙ ax)) over the
+     * adapter's {@link #rowsLayout}. {@link #row}'s dependent chains took 5 µs per row and projection of
+     * 768 (r 8), a tenth of a server's step with 8 adapters.
+     */
+    public static void forwardRows(float[] y, float[] ax, float[] x, int[] rows, int n, RowsLayout lay, float[] p, int eOff,
+                                   float s, int IN, int OUT, int r) {
         Threads.parallelFor(n, (long) r * (IN + OUT) * 2, (from, to) -> {
             for (int k = from; k < to; k++) {
-                row(y, ax, x, rows[k], p, aOff, eOff, bOff, s, IN, OUT, r);
+                rowInLanes(y, ax, x, rows[k], lay, p, eOff, s, IN, OUT, r);
             }
         });
+    }
+
+    private static void rowInLanes(float[] y, float[] ax, float[] x, int t, RowsLayout lay, float[] p, int eOff, float s,
+                                   int IN, int OUT, int r) {
+        VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
+        int L = F.length(), rp = lay.rp();
+        float[] at = lay.at(), bt = lay.bt();
+        int xo = t * IN;
+        float[] sums = new float[L];
+        for (int j0 = 0; j0 < rp; j0 += L) {
+            FloatVector acc = FloatVector.zero(F);
+            for (int c = 0; c < IN; c++) {
+                acc = acc.add(FloatVector.fromArray(F, at, c * rp + j0).mul(x[xo + c]));
+            }
+            acc.intoArray(sums, 0);
+            for (int j = j0; j < Math.min(r, j0 + L); j++) {
+                ax[t * r + j] = sums[j - j0];
+            }
+        }
+        float[] v = new float[r];
+        for (int k = 0; k < r; k++) {
+            float e = eOff < 0 ? 1f : p[eOff + k];
+            v[k] = e * ax[t * r + k];
+        }
+        int yo = t * OUT;
+        int o = 0;
+        for (; o + L <= OUT; o += L) {
+            FloatVector acc = FloatVector.zero(F);
+            for (int k = 0; k < r; k++) {
+                acc = acc.add(FloatVector.fromArray(F, bt, k * OUT + o).mul(v[k]));
+            }
+            FloatVector.fromArray(F, y, yo + o).add(acc.mul(s)).intoArray(y, yo + o);
+        }
+        for (; o < OUT; o++) {
+            float acc = 0f;
+            for (int k = 0; k < r; k++) {
+                acc += bt[k * OUT + o] * v[k];
+            }
+            y[yo + o] += s * acc;
+        }
     }
 
     /**

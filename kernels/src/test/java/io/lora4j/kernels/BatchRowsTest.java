@@ -137,20 +137,30 @@ class BatchRowsTest {
         }
     }
 
+    /**
+     * A branch on listed rows leaves the others and gives the listed ones {@link Lora#forward}'s bits: ranks
+     * under and over a vector, outputs with a scalar tail, LoRA (e = 1) and AdaLoRA (e stored).
+     */
     @Test
     void aBranchOnListedRowsLeavesTheOthersAndComputesTheListedOnesAsAlone() {
-        int T = 5, IN = 23, OUT = 11, r = 3;
-        SplittableRandom rnd = new SplittableRandom(9);
-        float[] x = random(rnd, T * IN), p = random(rnd, 2 + r * IN + r + OUT * r), y = random(rnd, T * OUT);
-        int aOff = 2, eOff = aOff + r * IN, bOff = eOff + r;
-        float[] want = y.clone(), got = y.clone();
-        Lora.forward(want, new float[T * r], x, p, aOff, eOff, bOff, 0.5f, T, IN, OUT, r);
-        int[] rows = {3, 0};
-        Lora.forwardRows(got, new float[T * r], x, rows, 2, p, aOff, eOff, bOff, 0.5f, IN, OUT, r);
-        for (int t = 0; t < T; t++) {
-            float[] expect = t == 3 || t == 0 ? want : y;
-            assertArrayEquals(Arrays.copyOfRange(expect, t * OUT, (t + 1) * OUT), Arrays.copyOfRange(got, t * OUT, (t + 1) * OUT),
-                    "row " + t);
+        int T = 5;
+        for (int[] shape : new int[][]{{23, 11, 3}, {64, 48, 8}, {40, 37, 20}}) {
+            int IN = shape[0], OUT = shape[1], r = shape[2];
+            for (boolean svd : new boolean[]{false, true}) {
+                SplittableRandom rnd = new SplittableRandom(9 + IN + (svd ? 1 : 0));
+                float[] x = random(rnd, T * IN), p = random(rnd, 2 + r * IN + r + OUT * r), y = random(rnd, T * OUT);
+                int aOff = 2, eOff = svd ? aOff + r * IN : -1, bOff = aOff + r * IN + r;
+                float[] want = y.clone(), got = y.clone();
+                Lora.forward(want, new float[T * r], x, p, aOff, eOff, bOff, 0.5f, T, IN, OUT, r);
+                int[] rows = {3, 0};
+                Lora.forwardRows(got, new float[T * r], x, rows, 2, Lora.rowsLayout(p, aOff, bOff, IN, OUT, r), p, eOff, 0.5f, IN,
+                        OUT, r);
+                for (int t = 0; t < T; t++) {
+                    float[] expect = t == 3 || t == 0 ? want : y;
+                    assertArrayEquals(Arrays.copyOfRange(expect, t * OUT, (t + 1) * OUT), Arrays.copyOfRange(got, t * OUT, (t + 1) * OUT),
+                            IN + "x" + OUT + " r " + r + (svd ? " AdaLoRA" : "") + ", row " + t);
+                }
+            }
         }
     }
 }

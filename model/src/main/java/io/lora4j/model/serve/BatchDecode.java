@@ -22,6 +22,8 @@ import io.lora4j.model.lora.LoraLayer;
 
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
+import java.util.WeakHashMap;
 
 /**
  * One decode step for R sequences at once, each at its own position with its own KV cache and its own
@@ -32,7 +34,8 @@ import java.util.List;
  * sequence's tokens do not depend on what it is batched with. Rows may also be a prompt's tokens, one
  * row per position (the logits computed only for the rows that want them). A row's adapters apply in
  * the row's own order (a DoRA branch rescales what came before it): branches are grouped by their
- * place in the rows' adapter lists first.
+ * place in the rows' adapter lists first. A served adapter's values do not change: each adapter layer's
+ * {@link Lora.RowsLayout} is made on its first step and kept while the layer is reachable.
  * <pre>
  *   X, X_MID, X_OUT → x (R, C)   XB1, XB2 → xb   Q, K, V → q, k, v → row t's cache at pos[t]
  *   ATT_OUT → attOut   ATT_PROJ, FFN_PROJ → proj   GATE, HB → hb   UP → hb2   LOGITS → logits (R, V)
@@ -55,6 +58,7 @@ final class BatchDecode extends JvmOps {
     private int branchLayer = -1;
     private LinearModule branchModule;
     private final List<Branch> branches = new ArrayList<>();
+    private final Map<LoraLayer, Lora.RowsLayout> layouts = new WeakHashMap<>();
 
     /** One adapter layer with one weight at one place in the rows' adapter lists, and the rows whose sequences use it so. */
     private record Branch(LoraLayer ll, float scale, int slot, int[] rows, int n) {
@@ -228,8 +232,9 @@ final class BatchDecode extends JvmOps {
         Branch b = branches(mod).get(i);
         LoraLayer ll = b.ll;
         float[] scratch = ll.r <= ax.length / maxRows ? ax : new float[T * ll.r];
-        Lora.forwardRows(buf(y), scratch, buf(in), b.rows, b.n, ll.values(), ll.a.off(), ll.eOff(), ll.b.off(),
-                b.scale * ll.scaling, ll.in, ll.out, ll.r);
+        Lora.RowsLayout lay = layouts.computeIfAbsent(ll, l -> Lora.rowsLayout(l.values(), l.a.off(), l.b.off(), l.in, l.out, l.r));
+        Lora.forwardRows(buf(y), scratch, buf(in), b.rows, b.n, lay, ll.values(), ll.eOff(), b.scale * ll.scaling, ll.in, ll.out,
+                ll.r);
     }
 
     @Override
