@@ -103,12 +103,7 @@ class MatmulParityTest {
     @Test
     void halvesDecodeEveryBitPatternExactly() {
         int lanes = jdk.incubator.vector.FloatVector.SPECIES_PREFERRED.length();
-        byte[] b = new byte[2 * 65536];
-        for (int h = 0; h < 65536; h++) {
-            b[2 * h] = (byte) h;
-            b[2 * h + 1] = (byte) (h >> 8);
-        }
-        MemorySegment seg = MemorySegment.ofArray(b);
+        MemorySegment seg = everyHalf();
         float[] got = new float[lanes];
         for (int h0 = 0; h0 < 65536; h0 += lanes) {
             Matmul.halves(seg, 2L * h0).intoArray(got, 0);
@@ -197,16 +192,21 @@ class MatmulParityTest {
         return out;
     }
 
-    /** The decode for finite matrices gives Float.float16ToFloat's bits for every half that is not ±∞ or NaN. */
-    @Test
-    void finiteHalvesDecodeEveryFiniteBitPatternExactly() {
-        int lanes = jdk.incubator.vector.FloatVector.SPECIES_PREFERRED.length();
+    /** The 65,536 fp16 bit patterns in order, little-endian. */
+    private static MemorySegment everyHalf() {
         byte[] b = new byte[2 * 65536];
         for (int h = 0; h < 65536; h++) {
             b[2 * h] = (byte) h;
             b[2 * h + 1] = (byte) (h >> 8);
         }
-        MemorySegment seg = MemorySegment.ofArray(b);
+        return MemorySegment.ofArray(b);
+    }
+
+    /** The decode for finite matrices gives Float.float16ToFloat's bits for every half that is not ±∞ or NaN. */
+    @Test
+    void finiteHalvesDecodeEveryFiniteBitPatternExactly() {
+        int lanes = jdk.incubator.vector.FloatVector.SPECIES_PREFERRED.length();
+        MemorySegment seg = everyHalf();
         float[] got = new float[lanes];
         for (int h0 = 0; h0 < 65536; h0 += lanes) {
             Matmul.finiteHalves(seg, 2L * h0).intoArray(got, 0);
