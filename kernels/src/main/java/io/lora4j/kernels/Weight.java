@@ -27,6 +27,9 @@ public record Weight(String name, GgmlType type, MemorySegment data, int rows, i
     }
 
     public Weight {
+        if (facts == null) {
+            facts = new Facts();
+        }
         long need = type.tensorBytes(rows, cols);
         if (data.byteSize() < need) {
             throw new IllegalArgumentException(name + ": " + data.byteSize() + " bytes, need " + need
