@@ -274,7 +274,8 @@ public final class Matmul {
             float[] out = outs[i];
             // F16 or Q8_0 with AVX-512: groups of 8 inputs straight from the weights (rows2x8); the last one or
             // two inputs likewise, a row at a time (q8Row: 4x the scratch path's speed at one input; f16Row, finite
-            // F16 in the 10-operation decode: a server's single stream 72-96 -> 110-112 tokens/s on 110M F16)
+            // F16 in the 10-operation decode, both inputs per decoded vector: JMH batchRows 1 and 2 inputs 26/19 and
+            // 65/37 -> 42/42 and 80/81 GFLOP/s on 2048x768/5632x2048; 3 to 5 inputs stay faster on the scratch path)
             boolean q8 = w.type() == GgmlType.Q8_0;
             boolean inRegisters = (w.type() == GgmlType.F16 || q8) && L == 16 && FUSED;
             int r8 = inRegisters ? R / 8 * 8 : 0;
@@ -296,11 +297,10 @@ public final class Matmul {
                     }
                 }
                 if (finiteF16 && R - t <= 2) {
-                    for (; t < R; t++) {
-                        for (int k = 0; k < RB; k++) {
-                            f16Row(out, rows, x, w.data(), w.rowBytes(), r + k, t, cols);
-                        }
+                    for (int k = 0; k < RB; k++) {
+                        f16Row(out, rows, x, w.data(), w.rowBytes(), r + k, t, R - t, cols);
                     }
+                    t = R;
                 }
                 if (t == R) {
                     continue;
@@ -484,26 +484,43 @@ public final class Matmul {
     }
 
     /**
-     * Finite F16 row r ({@link Weight#finiteHalves}) against input t alone: the scratch path's chain for one
-     * output, each vector decoded in registers ({@link #finiteHalves}), one stream of weights.
+     * Finite F16 row r ({@link Weight#finiteHalves}) against input t, or inputs t and t + 1 (n = 2): the
+     * scratch path's chain for each output, each weight vector decoded once in registers ({@link #finiteHalves})
+     * for both, one stream of weights.
      */
-    private static void f16Row(float[] out, int rows, float[] x, MemorySegment seg, long rowBytes, int r, int t, int cols) {
+    private static void f16Row(float[] out, int rows, float[] x, MemorySegment seg, long rowBytes, int r, int t, int n, int cols) {
         long b0 = r * rowBytes;
-        int x0 = t * cols;
+        int x0 = t * cols, x1 = x0 + cols;
         int upper = F.loopBound(cols);
-        FloatVector a = FloatVector.zero(F);
+        FloatVector a = FloatVector.zero(F), e = a;
         int c = 0;
-        for (; c < upper; c += L) {
-            a = finiteHalves(seg, b0 + 2L * c).fma(FloatVector.fromArray(F, x, x0 + c), a);
+        if (n == 1) {
+            for (; c < upper; c += L) {
+                a = finiteHalves(seg, b0 + 2L * c).fma(FloatVector.fromArray(F, x, x0 + c), a);
+            }
+        } else {
+            for (; c < upper; c += L) {
+                FloatVector w = finiteHalves(seg, b0 + 2L * c);
+                a = w.fma(FloatVector.fromArray(F, x, x0 + c), a);
+                e = w.fma(FloatVector.fromArray(F, x, x1 + c), e);
+            }
         }
         for (VectorShuffle<Float> fold : FOLDS) {
             a = a.add(a.rearrange(fold));
+            e = e.add(e.rearrange(fold));
         }
-        float s = a.lane(0);
+        float s0 = a.lane(0), s1 = e.lane(0);
         for (; c < cols; c++) {
-            s += Float.float16ToFloat(seg.get(SHORT, b0 + 2L * c)) * x[x0 + c];
+            float w = Float.float16ToFloat(seg.get(SHORT, b0 + 2L * c));
+            s0 += w * x[x0 + c];
+            if (n == 2) {
+                s1 += w * x[x1 + c];
+            }
         }
-        out[t * rows + r] = s;
+        out[t * rows + r] = s0;
+        if (n == 2) {
+            out[(t + 1) * rows + r] = s1;
+        }
     }
 
     /** Q8_0 row r against input t alone, {@link #rows2x8}'s chain for one output: one stream of weights (two rows interleaved stream worse from memory). */
