@@ -296,7 +296,7 @@ public final class Matmul {
                         }
                     }
                 }
-                if (finiteF16 && R - t <= 2) {
+                if (finiteF16 && t < R && R - t <= 2) {
                     for (int k = 0; k < RB; k++) {
                         f16Row(out, rows, x, w.data(), w.rowBytes(), r + k, t, R - t, cols);
                     }

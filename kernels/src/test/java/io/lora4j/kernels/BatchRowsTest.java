@@ -45,7 +45,9 @@ class BatchRowsTest {
     /**
      * F16 with 8 inputs or more runs {@code rows2x8} (AVX-512) on whole groups of 8 and the scratch path on
      * the rest and on a single input: the same bits either way, here with a scalar tail (cols not a multiple of
-     * the vector), subnormal and signed-zero halves, and 18 or 19 inputs (two groups, 2 or 3 left).
+     * the vector), subnormal and signed-zero halves, and 2 to 19 inputs (no group; one or two groups with none,
+     * 2 or 3 left: f16Row for one or two, the scratch path for more; 8 and 16 exactly, which once ran f16Row on
+     * no input past the last).
      */
     @Test
     void f16GroupsOfEightAreTheScratchPathsBits() {
@@ -61,7 +63,7 @@ class BatchRowsTest {
             };
         }
         Weight w = new Weight("w", GgmlType.F16, MemorySegment.ofArray(halves.clone()), rows, cols);
-        for (int R : new int[]{18, 19}) {
+        for (int R : new int[]{2, 5, 6, 7, 8, 16, 18, 19}) {
             assertEachInputGetsItsOwnBits(w, R, 9, (want, x) -> Matmul.forwardNaive(want, x, halves, 0, new int[]{R}, R, rows, cols));
         }
     }
@@ -72,7 +74,7 @@ class BatchRowsTest {
         int cols = 544, rows = 203;
         byte[] bytes = MatmulParityTest.randomWeights(GgmlType.Q8_0, rows, cols, 11);
         Weight w = new Weight("w", GgmlType.Q8_0, MemorySegment.ofArray(bytes), rows, cols);
-        for (int R : new int[]{18, 19}) {
+        for (int R : new int[]{8, 18, 19}) {
             assertEachInputGetsItsOwnBits(w, R, 12, (want, x) -> Matmul.forwardNaive(want, x, bytes, GgmlType.Q8_0, new float[cols], R,
                     rows, cols));
         }
