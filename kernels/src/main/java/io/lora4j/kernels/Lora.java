@@ -207,16 +207,12 @@ public final class Lora {
         int L = F.length(), rp = lay.rp();
         float[] at = lay.at(), bt = lay.bt();
         int xo = t * IN;
-        float[] sums = new float[L];
         for (int j0 = 0; j0 < rp; j0 += L) {
             FloatVector acc = FloatVector.zero(F);
             for (int c = 0; c < IN; c++) {
                 acc = acc.add(FloatVector.fromArray(F, at, c * rp + j0).mul(x[xo + c]));
             }
-            acc.intoArray(sums, 0);
-            for (int j = j0; j < Math.min(r, j0 + L); j++) {
-                ax[t * r + j] = sums[j - j0];
-            }
+            acc.intoArray(ax, t * r + j0, F.indexInRange(j0, r)); // the padding lanes (ranks r..rp) are not stored
         }
         float[] v = new float[r];
         for (int k = 0; k < r; k++) {

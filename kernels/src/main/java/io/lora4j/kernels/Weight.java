@@ -5,6 +5,7 @@ import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
 import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 
 /**
@@ -72,7 +73,7 @@ public record Weight(String name, GgmlType type, MemorySegment data, int rows, i
                 }
                 boolean found = top.reduceLanes(VectorOperators.MAX) >= 0x7c00;
                 for (; c < cols; c++) {
-                    found |= (data.get(java.lang.foreign.ValueLayout.JAVA_SHORT_UNALIGNED, base + 2L * c) & 0x7c00) == 0x7c00;
+                    found |= (data.get(ValueLayout.JAVA_SHORT_UNALIGNED, base + 2L * c) & 0x7c00) == 0x7c00;
                 }
                 if (found) {
                     special[0] = true;
